@@ -1,0 +1,68 @@
+"""One exception family, so the command line can turn any failure into one line and an exit code."""
+
+from __future__ import annotations
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TEMPFAIL = 75  # BSD sysexits EX_TEMPFAIL: cron and systemd read it as "try again later"
+
+
+class StreamcleanError(Exception):
+    """A run could not complete; the store is as it was."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+class UsageError(StreamcleanError):
+    """A bad option or environment value, found before the store is read."""
+
+    exit_code = EXIT_USAGE
+
+
+class StoreFileError(StreamcleanError):
+    """The store path is missing, not a regular file, or cannot be read or replaced."""
+
+
+class InvalidStoreError(StreamcleanError):
+    """The store is not something the service could have written."""
+
+    def __init__(self, problem: str, offset: int | None = None) -> None:
+        where = f" at byte {offset}" if offset is not None else ""
+        super().__init__(
+            f"invalid store: {problem}{where}",
+            "the store was left unchanged; repair or restore it before cleaning",
+        )
+        self.problem = problem
+        self.offset = offset
+
+
+class WriteError(StreamcleanError):
+    """Writing, syncing or swapping in the new store failed (full disk, I/O error, ...)."""
+
+
+class StoreChangedError(StreamcleanError):
+    """Someone else wrote the store while we worked; writing ours would lose their change."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
+class LockedError(StreamcleanError):
+    """Another cleanup holds the lock beside the store."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
+class InterruptedRunError(StreamcleanError):
+    """SIGINT or SIGTERM arrived; the run stopped before the swap."""
+
+    def __init__(self, signame: str) -> None:
+        super().__init__(f"interrupted by {signame}", "the store was left unchanged")
+        self.signame = signame

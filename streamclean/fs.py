@@ -1,0 +1,97 @@
+"""Every write, fsync and rename streamclean makes goes through these few functions.
+
+Keeping them in one place makes the failure paths testable: a test replaces `fs.call` with
+one that fails on its Nth call (ENOSPC, EIO, ...), which reaches every operation here, unlike
+patching `os.write`. A failed fsync is final: the kernel may have dropped the dirty pages, so
+a retry could report success for data that never reached the disk.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+from typing import Callable
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def call(op: str, func: Callable, *args):
+    """Run one file-system operation. Tests wrap this to inject failures by `op` and count."""
+    return func(*args)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = call("write", os.write, fd, view)
+        view = view[written:]
+
+
+def fsync(fd: int) -> None:
+    call("fsync", os.fsync, fd)
+
+
+def replace(src: str, dst: str) -> None:
+    call("rename", os.replace, src, dst)
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        call("fsync_dir", os.fsync, fd)
+    finally:
+        os.close(fd)
+
+
+def _load_renameat2():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        func = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+_renameat2 = _load_renameat2()
+
+
+def _exchange(a: str, b: str) -> None:
+    if _renameat2 is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available")
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), a)
+
+
+def exchange(a: str, b: str) -> None:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); OSError where unsupported."""
+    call("exchange", _exchange, a, b)
+
+
+def exchange_supported_errors() -> tuple[int, ...]:
+    """errnos meaning "this kernel or file system cannot exchange": fall back to a rename."""
+    return (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
+
+
+def copy_range(src_fd: int, dst_fd: int, nbytes: int) -> None:
+    """Copy the first `nbytes` of `src_fd` to `dst_fd`'s position, in the kernel where it can."""
+    offset = 0
+    while offset < nbytes:
+        try:
+            copied = call("write", os.copy_file_range, src_fd, dst_fd, nbytes - offset, offset)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            copied = 0
+        if copied == 0:  # no kernel copy here (or a short file): plain reads and writes
+            chunk = os.pread(src_fd, min(1 << 20, nbytes - offset), offset)
+            if not chunk:
+                raise OSError(errno.EIO, "the store ended early while copying it")
+            write_all(dst_fd, chunk)
+            copied = len(chunk)
+        offset += copied

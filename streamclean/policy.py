@@ -1,0 +1,130 @@
+"""The retention rule of SPEC §2: durations, timestamps, cutoffs and the terminal rule.
+
+Everything here is pure: no files, no clock. The stream stages ask this module two questions —
+"is this job terminal?" and "is this record expired?" — and nothing else decides them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from .errors import UsageError
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
+
+DEFAULT_RESULTS_TTL_SECONDS = 604800.0  # 7 days, as the service's script
+DEFAULT_EVENTS_TTL_SECONDS = 259200.0  # 3 days
+
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([smhd]?)", re.IGNORECASE)
+
+
+def is_terminal(job: object) -> bool:
+    """A job is terminal when it is an object whose status is exactly one of the terminal ones."""
+    return isinstance(job, dict) and job.get("status") in TERMINAL_STATUSES
+
+
+def parse_duration(text: str, what: str = "duration") -> float:
+    """Seconds from `604800`, `0.5`, `7d`, `24h`, `15m` or `30s` (unit case-insensitive).
+
+    Refuses negative, non-finite and unparseable values with a UsageError naming `what`.
+    """
+    match = _DURATION.fullmatch(str(text).strip())
+    if match is None:
+        raise UsageError(
+            f"{what}: {text!r} is not a duration",
+            "give seconds (604800, 0.5) or a number with a unit s, m, h or d (7d, 24h, 15m)",
+        )
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    if not math.isfinite(seconds):
+        raise UsageError(f"{what}: {text!r} is not a finite duration")
+    if seconds < 0:
+        raise UsageError(f"{what}: {text!r} is negative", "a TTL counts back from now")
+    return seconds + 0.0  # -0.0 is a valid zero TTL; report it as 0.0
+
+
+def parse_now(text: str) -> datetime:
+    """The `--now` clock: ISO-8601, a naive time is UTC."""
+    try:
+        moment = datetime.fromisoformat(_z_to_offset(text.strip()))
+    except ValueError:
+        raise UsageError(
+            f"--now: {text!r} is not an ISO-8601 time", "for example 2026-03-01T12:00:00+00:00"
+        ) from None
+    return as_utc(moment)
+
+
+def as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """A record's timestamp as the service reads it, or None when it is missing or unparseable."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(_z_to_offset(text))
+    except (ValueError, TypeError):
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _z_to_offset(text: str) -> str:
+    return text[:-1] + "+00:00" if text.endswith("Z") else text
+
+
+@dataclass(frozen=True)
+class KindRule:
+    """Retention of one kind of record (results or events): its TTL and its cutoff."""
+
+    ttl_seconds: float | None
+    cutoff: datetime | None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cutoff is not None
+
+    def is_expired(self, moment: datetime | None) -> bool:
+        """True when an eligible record with this timestamp is deleted (`<=`: the cutoff itself goes)."""
+        return self.cutoff is not None and moment is not None and moment <= self.cutoff
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Both kinds' rules, fixed at one `now`."""
+
+    now: datetime
+    results: KindRule
+    events: KindRule
+
+    @classmethod
+    def build(
+        cls, now: datetime, results_ttl: float | None, events_ttl: float | None
+    ) -> "RetentionPolicy":
+        now = as_utc(now)
+        return cls(
+            now=now,
+            results=_kind_rule(now, results_ttl, "results"),
+            events=_kind_rule(now, events_ttl, "events"),
+        )
+
+
+def _kind_rule(now: datetime, ttl: float | None, kind: str) -> KindRule:
+    if ttl is None:
+        return KindRule(None, None)
+    if not math.isfinite(ttl) or ttl < 0:
+        raise UsageError(f"{kind} TTL {ttl!r} must be a finite number of seconds, 0 or more")
+    try:
+        cutoff = now - timedelta(seconds=ttl)
+    except OverflowError:
+        raise UsageError(
+            f"{kind} TTL of {ttl:g} seconds reaches back before the year 1",
+            f"use --disable-{kind}-retention to keep every {kind[:-1]}",
+        ) from None
+    return KindRule(float(ttl), cutoff)

@@ -1,0 +1,79 @@
+"""The report of SPEC §3: counts per kind and the JSON that dashboards read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .policy import KindRule, RetentionPolicy
+
+
+@dataclass
+class KindTally:
+    """What pass 2 saw of one kind (results or events)."""
+
+    total: int = 0
+    eligible_terminal: int = 0
+    delete_count: int = 0
+    skipped_missing_timestamp: int = 0
+
+    @property
+    def kept_count(self) -> int:
+        return self.total - self.delete_count
+
+    def as_dict(self, rule: KindRule) -> dict:
+        return {
+            "total": self.total,
+            "eligible_terminal": self.eligible_terminal,
+            "delete_count": self.delete_count,
+            "kept_count": self.kept_count,
+            "skipped_missing_timestamp": self.skipped_missing_timestamp,
+            "cutoff": _iso(rule.cutoff),
+        }
+
+
+@dataclass
+class CleanupReport:
+    """Everything a run found and did."""
+
+    store_file: str
+    policy: RetentionPolicy
+    dry_run: bool
+    terminal_job_count: int = 0
+    active_job_count: int = 0
+    results: KindTally = field(default_factory=KindTally)
+    events: KindTally = field(default_factory=KindTally)
+    bytes_before: int = 0
+    bytes_after: int = 0
+    rewritten: bool = False
+
+    @property
+    def delete_count(self) -> int:
+        return self.results.delete_count + self.events.delete_count
+
+    def as_dict(self, runner: str = "streamclean") -> dict:
+        """The report in SPEC §3's key order; keys after `events` are streamclean's own."""
+        policy = self.policy
+        return {
+            "runner": runner,
+            "store_file": self.store_file,
+            "now": _iso(policy.now),
+            "dry_run": self.dry_run,
+            "results_ttl_seconds": policy.results.ttl_seconds,
+            "events_ttl_seconds": policy.events.ttl_seconds,
+            "ttl_seconds": {
+                "results": policy.results.ttl_seconds,
+                "events": policy.events.ttl_seconds,
+            },
+            "terminal_job_count": self.terminal_job_count,
+            "active_job_count": self.active_job_count,
+            "results": self.results.as_dict(policy.results),
+            "events": self.events.as_dict(policy.events),
+            "store_bytes_before": self.bytes_before,
+            "store_bytes_after": self.bytes_after,
+            "rewritten": self.rewritten,
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
