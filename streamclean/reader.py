@@ -37,11 +37,11 @@ class Scanner:
     def __init__(
         self,
         stream: BinaryIO,
-        chunk_size: int = CHUNK_SIZE,
+        chunk_size: int | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
         self._stream = stream
-        self._chunk_size = chunk_size
+        self._chunk_size = chunk_size or CHUNK_SIZE  # read at call time, so tests can shrink it
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self._on_progress = on_progress
         self._bytes_read = 0
