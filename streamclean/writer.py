@@ -15,7 +15,7 @@ from . import fs
 from .errors import WriteError
 from .reader import _utf8_len
 
-FLUSH_SIZE = 1 << 20
+FLUSH_SIZE = 1 << 18
 
 
 class StoreWriter:
