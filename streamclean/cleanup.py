@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import stat
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from . import fs, signals
-from .errors import StoreFileError
+from . import fast, fs, signals
+from .errors import StoreFileError, WriteError
 from .filter import filter_store
 from .index import build_index
 from .lock import StoreLock
@@ -66,33 +66,92 @@ def _run_passes(
     backup: bool,
     progress: Progress | None,
 ) -> None:
-    index = build_index(source, _pass_progress(progress, "index", snapshot.size))
-    report.terminal_job_count = index.terminal_count
-    report.active_job_count = index.active_count
+    """Both passes and the swap: on the fast path if the store is in the service's layout."""
 
+    def new_replace() -> AtomicReplace | None:
+        if dry_run:
+            return None
+        return AtomicReplace(store, snapshot, store.with_name(store.name + ".bak") if backup else None)
+
+    if FAST_PATH:
+        try:
+            _fast_passes(source, snapshot, policy, report, new_replace(), progress)
+            return
+        except fast.LayoutMismatch:
+            source.seek(0)  # not the service's layout somewhere: start over, reading any JSON
+    _general_passes(source, snapshot, policy, report, new_replace(), progress)
+
+
+FAST_PATH = True  # tests switch it off to hold both paths to the same results
+
+
+def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
+    index, jobs_span = fast.build_index(source, _pass_progress(progress, "index", snapshot.size))
     source.seek(0)
-    replace = None
-    if not dry_run:
-        backup_path = store.with_name(store.name + ".bak") if backup else None
-        replace = AtomicReplace(store, snapshot, backup_path)
+    with _rolled_back_on_error(replace):
+        results, events, out = fast.filter_store(
+            source,
+            index,
+            jobs_span,
+            policy,
+            open_target=replace.open if replace else lambda: None,
+            copy_prefix=lambda fd, nbytes: fs.copy_range(source.fileno(), fd, nbytes),
+            write=_write_new_store,
+            size=snapshot.size,
+            on_progress=_pass_progress(progress, "filter", snapshot.size),
+        )
+        _finish(replace, out.fd, report)
+    _fill(report, index, results, events, snapshot.size - out.skipped)
+
+
+def _general_passes(source, snapshot, policy, report, replace, progress) -> None:
+    index = build_index(source, _pass_progress(progress, "index", snapshot.size))
+    source.seek(0)
     writer = StoreWriter(
         open_target=replace.open if replace else lambda: None,
         copy_prefix=lambda fd, nbytes: fs.copy_range(source.fileno(), fd, nbytes),
     )
-    try:
-        report.results, report.events = filter_store(
+    with _rolled_back_on_error(replace):
+        results, events = filter_store(
             source, index, policy, writer, _pass_progress(progress, "filter", snapshot.size)
         )
-        if replace is not None and writer.fd is not None:
-            writer.flush()
-            with signals.critical_section():
-                replace.commit()
-            report.rewritten = True
+        writer.flush()
+        _finish(replace, writer.fd, report)
+    _fill(report, index, results, events, writer.size)
+
+
+def _finish(replace: AtomicReplace | None, fd: int | None, report: CleanupReport) -> None:
+    if replace is not None and fd is not None:
+        with signals.critical_section():
+            replace.commit()
+        report.rewritten = True
+
+
+def _fill(report: CleanupReport, index, results, events, size_after: int) -> None:
+    report.terminal_job_count = index.terminal_count
+    report.active_job_count = index.active_count
+    report.results, report.events = results, events
+    report.bytes_after = size_after
+
+
+@contextmanager
+def _rolled_back_on_error(replace: AtomicReplace | None):
+    try:
+        yield
     except BaseException:
         if replace is not None:
             replace.rollback()
         raise
-    report.bytes_after = writer.size
+
+
+def _write_new_store(fd: int, data: bytes) -> None:
+    try:
+        fs.write_all(fd, data)
+    except OSError as exc:
+        raise WriteError(
+            f"cannot write the new store: {exc.strerror or exc}",
+            "the store was left unchanged; free space beside it and run again",
+        ) from None
 
 
 def _open_store(store: Path, shown: str) -> BinaryIO:

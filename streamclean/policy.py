@@ -65,6 +65,16 @@ def as_utc(moment: datetime) -> datetime:
 
 def parse_timestamp(value: object) -> datetime | None:
     """A record's timestamp as the service reads it, or None when it is missing or unparseable."""
+    if type(value) is str:
+        # Most timestamps are clean isoformat() output: try them as they are. fromisoformat
+        # refuses surrounding whitespace, and reads a trailing Z as UTC, so whatever it accepts
+        # here the full procedure below reads as the same instant.
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
     text = str(value or "").strip()
     if not text:
         return None

@@ -121,6 +121,8 @@ class Scanner:
                     raise self.error(_problem(exc), exc.pos) from None
             except ValueError as exc:  # e.g. an integer beyond the interpreter's digit limit
                 raise self.error(str(exc).split(":")[0].lower(), start) from None
+            except RecursionError:  # deeper than json.dumps, and so the service, can go
+                raise self.error("values nested too deep", start) from None
             else:
                 # A number that ends with the buffer may go on in the next chunk.
                 if end < len(self.buf) or self.eof:

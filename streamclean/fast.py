@@ -1,0 +1,519 @@
+"""The fast path: stores in the service's own layout, handled as bytes.
+
+`json.dumps(indent=2)` puts every member of an object and every element of an array on a line
+of its own, indented by two spaces a level, and a string never holds a raw newline. So in a
+store the service wrote, a record at depth d ends at the first line that is the closing
+bracket indented by 2·d spaces, and `bytes.find` locates it at memory speed. Each record found
+that way is then parsed (orjson, or the stdlib where orjson refuses a value the service can
+write), and only a record that parses whole is accepted: if the layout guess was wrong, the
+parse fails. Whatever does not match the layout raises `LayoutMismatch`, and the caller starts
+over on the general path, which reads any valid JSON and words the errors.
+
+Pass 1 jumps to the `jobs` section and stops after it. Pass 2 turns each deletion into a
+byte range to skip; kept bytes are copied from the read window without being decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import BinaryIO, Callable
+
+import orjson
+
+from .filter import judge_eligible
+from .index import JobIndex
+from .policy import KindRule, RetentionPolicy, is_terminal
+from .report import KindTally
+
+BLOCK_SIZE = 1 << 20
+_MAX_LINE_START = 1 << 16  # a key line longer than this is not the service's; take the general path
+_KEY = {
+    indent: re.compile(rb" " * indent + rb'("(?:[^"\\\x00-\x1f]|\\.)*"): ')
+    for indent in (2, 4)
+}
+
+
+class LayoutMismatch(Exception):
+    """This store (or this part of it) is not in the service's layout."""
+
+
+class Window:
+    """A byte window over the stream. Offsets are absolute; bytes before `keep` may be dropped.
+
+    `on_drop(upto)` is called before bytes up to `upto` leave the window, so a writer can copy
+    what it keeps of them first.
+    """
+
+    def __init__(self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None) -> None:
+        self._stream = stream
+        self._on_progress = on_progress
+        self.buf = bytearray()
+        self.base = 0
+        self.end = 0  # base + len(buf)
+        self.eof = False
+        self.keep = 0
+        self.on_drop: Callable[[int], None] | None = None
+
+    def _more(self) -> bool:
+        if self.eof:
+            return False
+        data = self._stream.read(BLOCK_SIZE)
+        if not data:
+            self.eof = True
+            return False
+        if self.keep > self.base:
+            if self.on_drop is not None:
+                self.on_drop(self.keep)
+            del self.buf[: self.keep - self.base]
+            self.base = self.keep
+        self.buf += data
+        self.end = self.base + len(self.buf)
+        if self._on_progress is not None:
+            self._on_progress(self.end)
+        return True
+
+    def need(self, end: int) -> bool:
+        """Make bytes up to offset `end` available; False if the stream ends first."""
+        while self.end < end:
+            if not self._more():
+                return False
+        return True
+
+    def find(self, pattern: bytes, start: int, release: bool = False) -> int:
+        """Absolute offset of `pattern` at or after `start`, or -1 at the end of the stream.
+
+        With `release`, the bytes searched are not needed afterwards and may leave the window
+        as the search goes (they are still handed to `on_drop`).
+        """
+        while True:
+            found = self.buf.find(pattern, start - self.base)
+            if found >= 0:
+                return self.base + found
+            start = max(start, self.end - len(pattern) + 1)
+            if release:
+                self.keep = max(self.keep, start)
+            if not self._more():
+                return -1
+
+    def at(self, offset: int, prefix: bytes) -> bool:
+        if self.end < offset + len(prefix):
+            self.need(offset + len(prefix))
+        i = offset - self.base
+        return self.buf[i : i + len(prefix)] == prefix
+
+    def byte(self, offset: int) -> int:
+        if self.end <= offset and not self.need(offset + 1):
+            raise LayoutMismatch(f"the file ends at byte {offset}")
+        return self.buf[offset - self.base]
+
+    def slice(self, start: int, end: int) -> bytearray:
+        if self.end < end:
+            self.need(end)
+        return self.buf[start - self.base : end - self.base]
+
+
+def load(data: bytes | bytearray) -> object:
+    """Parse one record as the service would; LayoutMismatch if it does not parse whole."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass  # NaN, Infinity, a lone surrogate: values orjson refuses and the service writes
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise LayoutMismatch("a record does not parse") from None
+
+
+def load_exact(data: bytes | bytearray, record: object, field: str) -> object:
+    """Re-read a record with the stdlib when orjson may have changed the deciding field.
+
+    orjson reads an integer beyond 64 bits as a float; the service reads it as an int, and
+    `str()` of the two differ.
+    """
+    if isinstance(record, dict) and isinstance(record.get(field), float):
+        return json.loads(data)
+    return record
+
+
+# -- walking the layout ----------------------------------------------------------------------
+
+
+class Member:
+    __slots__ = ("key", "start", "value_start", "value_end")
+
+    def __init__(self, key: str | None, start: int, value_start: int, value_end: int) -> None:
+        self.key = key
+        self.start = start  # the first byte of the member's line after its indentation
+        self.value_start = value_start
+        self.value_end = value_end
+
+
+def walk(w: Window, open_at: int, indent: int, keyed: bool, span_values: bool = True):
+    """The members of the container opening at `open_at`, whose members sit at `indent`.
+
+    Yields a `Member` per member; with `span_values` its value's end is found before it is
+    yielded, otherwise the consumer walks the value and `send`s back where it ended. Returns
+    the offset of the closing bracket.
+    """
+    closing = b"}" if keyed else b"]"
+    after = w.byte(open_at + 1)
+    if after == closing[0]:
+        return open_at + 1
+    if after != 0x0A:  # "\n": a non-empty container spans lines in the service's layout
+        raise LayoutMismatch("not the service's layout")
+    line = open_at + 2
+    close_line = b"\n" + b" " * (indent - 2) + closing
+    while True:
+        # Keep from the previous value's end: a deletion may start at its comma, and a
+        # writer may copy out everything before it, which is decided.
+        w.keep = line - 2
+        if w.end < line + _MAX_LINE_START:
+            w.need(line + _MAX_LINE_START)
+        start = line + indent
+        if keyed:
+            match = _KEY[indent].match(w.buf, line - w.base)
+            if match is None:
+                raise LayoutMismatch("not a member line")
+            key = _key(match.group(1))
+            value_start = w.base + match.end()
+        else:
+            if not w.at(line, b" " * indent) or w.byte(start) == 0x20:
+                raise LayoutMismatch("not an element line")
+            key, value_start = None, start
+        member = Member(key, start, value_start, -1)
+        if span_values:
+            member.value_end = value_end(w, value_start, indent)
+            yield member
+        else:
+            member.value_end = yield member
+        end = member.value_end
+        if w.at(end, b",\n"):
+            line = end + 2
+        elif w.at(end, close_line):
+            return end + len(close_line) - 1
+        else:
+            raise LayoutMismatch("not the service's layout after a value")
+
+
+def value_end(w: Window, start: int, indent: int) -> int:
+    """Where the value starting at `start`, on a line indented by `indent`, ends."""
+    first = w.byte(start)
+    if first in (0x7B, 0x5B):  # { or [
+        second = w.byte(start + 1)
+        if second == 0x0A:
+            closer = b"\n" + b" " * indent + (b"}" if first == 0x7B else b"]")
+            found = w.find(closer, start)
+            if found < 0:
+                raise LayoutMismatch("a container does not close")
+            return found + len(closer)
+        if second == first + 2:  # {} or []
+            return start + 2
+        raise LayoutMismatch("not the service's layout inside a value")
+    newline = w.find(b"\n", start)
+    if newline < 0:
+        raise LayoutMismatch("a value runs to the end of the file")
+    return newline - 1 if w.byte(newline - 1) == 0x2C else newline  # drop the separating comma
+
+
+def _key(token: bytes | bytearray) -> str:
+    try:
+        return bytes(token[1:-1]).decode("utf-8") if b"\\" not in token else json.loads(token)
+    except ValueError:
+        raise LayoutMismatch("a key does not parse") from None
+
+
+def _top_level(w: Window):
+    """The top-level members; the store must open with `{` and a newline, as the service writes."""
+    if not w.at(0, b"{\n  \"") and not w.at(0, b"{}"):
+        raise LayoutMismatch("not the service's layout")
+    seen = set()
+    members = walk(w, 0, 2, keyed=True, span_values=False)
+    end = None
+    while True:
+        try:
+            member = members.send(end)
+        except StopIteration as stop:
+            close = stop.value
+            break
+        if member.key in seen:
+            raise LayoutMismatch("a top-level key appears twice")
+        seen.add(member.key)
+        end = yield member
+    if w.need(close + 2):
+        raise LayoutMismatch("data after the top-level object")  # trailing bytes: let the general path judge
+    return close
+
+
+# -- pass 1 ----------------------------------------------------------------------------------
+
+
+def build_index(stream: BinaryIO, on_progress=None) -> tuple[JobIndex, tuple[int, int] | None]:
+    """The index from the `jobs` section alone, and that section's (start, end) offsets.
+
+    Jumps to the first line `  "jobs": `, which in the service's layout can only be the
+    top-level member; pass 2 confirms that it found the section at the same offsets. Returns
+    (empty index, None) when there is no such line: then pass 1 must read the whole store.
+    """
+    w = Window(stream, on_progress)
+    if not w.at(0, b"{\n  \""):
+        raise LayoutMismatch("not the service's layout")
+    marker = b'\n  "jobs": '
+    found = w.find(marker, 0, release=True)
+    if found < 0:
+        raise LayoutMismatch("no jobs section where the service puts it")
+    start = found + len(marker)
+    index = JobIndex()
+    if w.byte(start) != 0x7B:
+        raise LayoutMismatch("jobs is not an object")
+    end = _index_jobs(w, start, index)
+    return index, (start, end)
+
+
+def _index_jobs(w: Window, start: int, index: JobIndex) -> int:
+    members = walk(w, start, 4, keyed=True)
+    while True:
+        try:
+            job = next(members)
+        except StopIteration as stop:
+            return stop.value + 1
+        record = load(w.slice(job.value_start, job.value_end))
+        index.add(job.key, is_terminal(record))
+
+
+# -- pass 2 ----------------------------------------------------------------------------------
+
+
+class RangeWriter:
+    """The new store as the old one minus skipped byte ranges.
+
+    Kept bytes are copied out of the window before it drops them. Nothing is written before
+    the first skip: then `open_target` gives the file and `copy_prefix` copies the unchanged
+    start in the kernel. In a dry run `open_target` returns None and only sizes are counted.
+    """
+
+    def __init__(self, w: Window, open_target, copy_prefix, write) -> None:
+        self._w = w
+        self._open_target = open_target
+        self._copy_prefix = copy_prefix
+        self._write = write
+        self.fd: int | None = None
+        self.diverged = False
+        self.cursor = 0  # input offset up to which the output is decided
+        self.skipping = False
+        self.skipped = 0
+        self._out = bytearray()
+        w.on_drop = self._emit_upto
+
+    def skip_from(self, offset: int) -> None:
+        if not self.diverged:
+            self.diverged = True
+            self.fd = self._open_target()
+            if self.fd is not None:
+                self._copy_prefix(self.fd, offset)
+        else:
+            self._emit_upto(offset)
+        self.cursor = offset
+        self.skipping = True
+
+    def resume_at(self, offset: int) -> None:
+        self.skipped += offset - self.cursor
+        self.cursor = offset
+        self.skipping = False
+
+    def _emit_upto(self, offset: int) -> None:
+        if self.skipping or self.fd is None or offset <= self.cursor:
+            return
+        w = self._w
+        self._out += w.buf[self.cursor - w.base : offset - w.base]
+        self.cursor = offset
+        if len(self._out) >= 1 << 20:
+            self.flush()
+
+    def finish(self, size: int) -> None:
+        self._emit_upto(size)
+        self.flush()
+
+    def flush(self) -> None:
+        if self._out and self.fd is not None:
+            self._write(self.fd, self._out)
+            self._out.clear()
+
+
+class _Splice:
+    """Deletions inside one container, as byte ranges that keep the separators right.
+
+    A run of deleted members is skipped from the end of the last kept value (taking the comma
+    before the run) or, at the start of the container, from just after the opening bracket
+    (then the comma after the run goes too). A container left empty becomes `{}` or `[]`.
+    """
+
+    def __init__(self, out: RangeWriter, open_at: int) -> None:
+        self._out = out
+        self._open_at = open_at
+        self._last_kept_end: int | None = None
+        self._run_end: int | None = None
+
+    def drop(self, member: Member) -> None:
+        if self._run_end is None:
+            self._out.skip_from(self._open_at + 1 if self._last_kept_end is None else self._last_kept_end)
+        self._run_end = member.value_end
+
+    def keep(self, member: Member) -> None:
+        if self._run_end is not None:
+            self._out.resume_at(self._run_end + 1 if self._last_kept_end is None else self._run_end)
+            self._run_end = None
+        self._last_kept_end = member.value_end
+
+    def close(self, close_at: int) -> None:
+        if self._run_end is not None:
+            self._out.resume_at(close_at if self._last_kept_end is None else self._run_end)
+
+
+def filter_store(
+    stream: BinaryIO,
+    index: JobIndex,
+    jobs_span: tuple[int, int] | None,
+    policy: RetentionPolicy,
+    open_target,
+    copy_prefix,
+    write,
+    size: int,
+    on_progress=None,
+) -> tuple[KindTally, KindTally, RangeWriter]:
+    """Pass 2 on the service's layout: the same tallies and bytes as `filter.filter_store`."""
+    results, events = KindTally(), KindTally()
+    w = Window(stream, on_progress)
+    out = RangeWriter(w, open_target, copy_prefix, write)
+    sections = _top_level(w)
+    end, jobs_confirmed = None, jobs_span is None
+    while True:
+        try:
+            section = sections.send(end)
+        except StopIteration:
+            break
+        start = section.value_start
+        first = w.byte(start)
+        if section.key == "results" and first == 0x7B:
+            end = _filter_results(w, start, index, policy.results, results, out)
+        elif section.key == "events" and first == 0x7B:
+            end = _filter_events(w, start, index, policy.events, events, out)
+        elif section.key == "jobs" and jobs_span is not None:
+            end = _skip_jobs(w, start, jobs_span)
+            jobs_confirmed = True
+        elif first in (0x7B, 0x5B):
+            end = _check_section(w, start)
+        else:
+            end = value_end(w, start, 2)
+            load(w.slice(start, end))
+    if not jobs_confirmed:
+        raise LayoutMismatch("the jobs section pass 1 read is not the top-level one")
+    out.finish(size)
+    return results, events, out
+
+
+def _skip_jobs(w: Window, start: int, jobs_span: tuple[int, int]) -> int:
+    """Pass 1 parsed this section already: confirm it is the same one and move past it."""
+    if start != jobs_span[0]:
+        raise LayoutMismatch("the jobs section is not where pass 1 read it")
+    if w.byte(start + 1) != 0x0A:
+        end = value_end(w, start, 2)
+    else:
+        end = w.find(b"\n  }", start, release=True) + 4
+    if end != jobs_span[1]:
+        raise LayoutMismatch("the jobs section does not end where pass 1 found its end")
+    return end
+
+
+def _check_section(w: Window, start: int) -> int:
+    """Validate a section that is copied unchanged, one record at a time."""
+    keyed = w.byte(start) == 0x7B
+    members = walk(w, start, 4, keyed=keyed)
+    while True:
+        try:
+            member = next(members)
+        except StopIteration as stop:
+            return stop.value + 1
+        load(w.slice(member.value_start, member.value_end))
+
+
+def _filter_results(w, start, index, rule: KindRule, tally: KindTally, out: RangeWriter) -> int:
+    splice = _Splice(out, start)
+    members = walk(w, start, 4, keyed=True)
+    while True:
+        try:
+            member = next(members)
+        except StopIteration as stop:
+            splice.close(stop.value)
+            return stop.value + 1
+        text = w.slice(member.value_start, member.value_end)
+        record = load_exact(text, load(text), "job_id")
+        if isinstance(record, dict):
+            tally.total += 1
+            if str(record.get("job_id") or "") in index and judge_eligible(record, "created_at", rule, tally):
+                splice.drop(member)
+                continue
+        splice.keep(member)
+
+
+def _filter_events(w, start, index, rule: KindRule, tally: KindTally, out: RangeWriter) -> int:
+    members = walk(w, start, 4, keyed=True, span_values=False)
+    try:
+        member = next(members)
+    except StopIteration as stop:
+        return stop.value + 1
+    while True:
+        value_start = member.value_start
+        if member.key in index and w.byte(value_start) == 0x5B:
+            end = _filter_job_events(w, value_start, rule, tally, out)
+        else:
+            end = value_end(w, value_start, 4)
+            value = load(w.slice(value_start, end))
+            if isinstance(value, list):
+                tally.total += len(value)
+        try:
+            member = members.send(end)
+        except StopIteration as stop:
+            return stop.value + 1
+
+
+def _filter_job_events(w, start, rule: KindRule, tally: KindTally, out: RangeWriter) -> int:
+    """A terminal job's events. A job's events lie close in time, so usually all of them or
+    none expire; only a mixed array is split into its elements."""
+    end = value_end(w, start, 4)
+    events = load(w.slice(start, end))
+    expired = [judge_eligible(event, "occurred_at", rule, tally) for event in events]
+    tally.total += len(events)
+    if not any(expired):
+        return end
+    if all(expired):
+        out.skip_from(start + 1)
+        out.resume_at(end - 1)  # leaves "[]", as json.dumps writes an empty list
+        return end
+    _splice_elements(w, start, expired, out)
+    return end
+
+
+def _splice_elements(w, start, expired: list[bool], out: RangeWriter) -> None:
+    """Drop the expired elements of an array. Each piece the layout finds must parse on its
+    own and their count must match, which proves the pieces are the elements."""
+    splice = _Splice(out, start)
+    elements = walk(w, start, 6, keyed=False)
+    count = 0
+    while True:
+        try:
+            element = next(elements)
+        except StopIteration as stop:
+            close_at = stop.value
+            break
+        load(w.slice(element.value_start, element.value_end))
+        if count >= len(expired):
+            raise LayoutMismatch("more pieces than elements")
+        if expired[count]:
+            splice.drop(element)
+        else:
+            splice.keep(element)
+        count += 1
+    if count != len(expired):
+        raise LayoutMismatch("fewer pieces than elements")
+    splice.close(close_at)

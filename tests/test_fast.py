@@ -1,0 +1,207 @@
+"""The fast path must give exactly what the general path gives, or step aside for it."""
+
+import io
+import json
+import shutil
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import NOW, ROOT, service_bytes, small_state
+from streamclean import cleanup, fast
+from streamclean.filter import filter_store
+from streamclean.index import build_index
+from streamclean.policy import RetentionPolicy
+
+POLICY = RetentionPolicy.build(NOW, 604800.0, 259200.0)
+
+
+class Text:
+    def __init__(self):
+        self.parts = []
+
+    def write(self, text):
+        self.parts.append(text)
+
+    def diverge(self):
+        pass
+
+
+def general(data: bytes, policy=POLICY):
+    out = Text()
+    index = build_index(io.BytesIO(data))
+    results, events = filter_store(io.BytesIO(data), index, policy, out)
+    return "".join(out.parts).encode(), index, results, events
+
+
+def fast_path(data: bytes, policy=POLICY):
+    """Run both fast passes in memory; returns the new bytes the range writer would write."""
+    index, span = fast.build_index(io.BytesIO(data))
+    chunks = []
+    results, events, out = fast.filter_store(
+        io.BytesIO(data), index, span, policy,
+        open_target=lambda: 1,
+        copy_prefix=lambda fd, n: chunks.append(data[:n]),
+        write=lambda fd, buf: chunks.append(bytes(buf)),
+        size=len(data),
+    )
+    new = b"".join(chunks) if out.diverged else data
+    assert len(new) == len(data) - out.skipped
+    return new, index, results, events
+
+
+def assert_same(data: bytes, policy=POLICY):
+    expected = general(data, policy)
+    actual = fast_path(data, policy)
+    assert actual[0] == expected[0]
+    assert (actual[1].terminal_count, actual[1].active_count) == (expected[1].terminal_count, expected[1].active_count)
+    assert actual[2:] == expected[2:]
+    return actual
+
+
+def test_small_store_same_on_both_paths():
+    new, _, results, events = assert_same(service_bytes(small_state()))
+    assert results.delete_count == 1 and events.delete_count == 2
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 4096])
+def test_window_refills_do_not_change_the_result(monkeypatch, block):
+    monkeypatch.setattr(fast, "BLOCK_SIZE", block)
+    assert_same(service_bytes(small_state()))
+
+
+def _generate(tmp_path, size):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate_store", ROOT / "scripts" / "generate_store.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = tmp_path / "generated.json"
+    module.generate_store(path, size, seed=7, now=NOW, workers=1)
+    return path.read_bytes()
+
+
+def test_generated_store_same_on_both_paths(tmp_path, monkeypatch):
+    data = _generate(tmp_path, 1_500_000)
+    new, _, results, events = assert_same(data)
+    assert results.delete_count > 0 and events.delete_count > 0
+    monkeypatch.setattr(fast, "BLOCK_SIZE", 1000)  # records straddle every block edge
+    assert fast_path(data)[0] == new
+
+
+MIXED = {
+    "events": {
+        "a": [{"occurred_at": t} for t in ["2026-01-01", "2026-03-10", "2026-01-02", "x", "2026-03-10"]],
+        "b": [{"occurred_at": "2026-01-01"}, {"occurred_at": "2026-01-01"}],
+        "c": [],
+        "d": [1, "two", None, {"occurred_at": "2026-01-01"}],
+        "e": "not an array",
+        "f": [{"occurred_at": "2026-01-01"}],
+    },
+    "jobs": {k: {"status": "completed"} for k in "abcdef"},
+    "notifications": {"n": [1, {"x": 2}]},
+    "results": {"r": {"job_id": "a", "created_at": "2026-01-01"}, "s": "x", "t": {"job_id": "a"}},
+    "schema_version": 5,
+    "unknown": {"deep": {"er": [[[]]]}, "v": float("nan")},
+    "zz": [1, 2],
+}
+
+
+@pytest.mark.parametrize("block", [3, 1 << 20])
+def test_mixed_arrays_and_odd_rows_same_on_both_paths(monkeypatch, block):
+    monkeypatch.setattr(fast, "BLOCK_SIZE", block)
+    new, *_ = assert_same(service_bytes(MIXED))
+    assert json.loads(new)["events"]["a"] == [{"occurred_at": "2026-03-10"}, {"occurred_at": "x"}, {"occurred_at": "2026-03-10"}]
+    assert json.loads(new)["events"]["b"] == []
+
+
+def test_values_orjson_misreads_are_read_exactly():
+    """orjson reads integers beyond 64 bits as floats: a job_id like that must still match."""
+    big = 2**70
+    state = {
+        "jobs": {str(big): {"status": "completed"}},
+        "results": {"r": {"job_id": big, "created_at": "2026-01-01", "v": float("inf")}},
+    }
+    _, _, results, _ = assert_same(service_bytes(state))
+    assert results.delete_count == 1
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda s: json.dumps(s, separators=(",", ":")).encode(),
+        lambda s: json.dumps(s, indent=4).encode(),
+        lambda s: json.dumps(s, indent=2).encode() + b"\n",
+        lambda s: service_bytes(s).replace(b'"j1": [\n      {', b'"j1": [{', 1),
+        lambda s: service_bytes(s).replace(b'},\n    "r2"', b'} ,\n    "r2"', 1),
+        lambda s: service_bytes(s).replace(b'\n  "jobs"', b'\n   "jobs"', 1),
+    ],
+)
+def test_other_layouts_step_aside(layout):
+    data = layout(small_state())
+    with pytest.raises(fast.LayoutMismatch):
+        fast_path(data)
+
+
+def test_inside_a_record_any_valid_layout_is_copied_exactly():
+    data = service_bytes(small_state()).replace(b'"status": "completed"\n', b'"status":"completed"  \n', 1)
+    assert_same(data)
+
+
+def test_unsorted_sections_in_the_service_layout_stay_on_the_fast_path():
+    state = small_state()
+    unsorted = {"zzz": 1, "results": state["results"], "jobs": state["jobs"], "events": state["events"]}
+    new, _, results, events = assert_same(json.dumps(unsorted, indent=2, ensure_ascii=False).encode())
+    assert list(json.loads(new)) == ["zzz", "results", "jobs", "events"]
+    assert (results.delete_count, events.delete_count) == (1, 2)
+
+
+def test_a_whole_run_on_another_layout_still_cleans(tmp_path):
+    path = tmp_path / "store.json"
+    path.write_bytes(json.dumps(small_state(), separators=(",", ":")).encode())
+    report = cleanup.clean(path, POLICY)
+    assert report.delete_count == 3 and json.loads(path.read_bytes())["results"].keys() == {"r2", "r3"}
+
+
+def test_service_stores_take_the_fast_path(tmp_path, monkeypatch):
+    def general_path_is_not_expected(*args):
+        raise AssertionError("the general path ran")
+
+    monkeypatch.setattr(cleanup, "_general_passes", general_path_is_not_expected)
+    path = tmp_path / "store.json"
+    path.write_bytes(service_bytes(small_state()))
+    assert cleanup.clean(path, POLICY).delete_count == 3
+
+
+def test_duplicate_job_ids_last_one_wins_on_both_paths():
+    data = service_bytes(small_state()).replace(
+        b'  "jobs": {\n', b'  "jobs": {\n    "j2": {\n      "status": "completed"\n    },\n', 1
+    )
+    _, index, results, _ = assert_same(data)
+    assert index.terminal_count == 2 and index.active_count == 1  # the later "running" wins
+
+
+records = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats(allow_nan=True) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+stamps = st.sampled_from(["2026-01-01T00:00:00+00:00", "2026-03-10T00:00:00Z", "2026-03-03T12:00:00", "bad", "", None, 5])
+ids = st.sampled_from(["j1", "j2", "j3", "7"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    jobs=st.dictionaries(ids, st.fixed_dictionaries({"status": st.sampled_from(["completed", "failed", "running", "Completed"])}) | records),
+    events=st.dictionaries(ids, st.lists(st.fixed_dictionaries({"occurred_at": stamps, "p": records}) | records, max_size=4) | records),
+    results=st.dictionaries(st.text(max_size=4), st.fixed_dictionaries({"job_id": ids | st.just(7), "created_at": stamps}) | records, max_size=5),
+    block=st.sampled_from([5, 1 << 20]),
+)
+def test_both_paths_agree_on_generated_states(jobs, events, results, block):
+    original = fast.BLOCK_SIZE
+    fast.BLOCK_SIZE = block
+    try:
+        assert_same(service_bytes({"events": events, "jobs": jobs, "results": results, "schema_version": 5}))
+    finally:
+        fast.BLOCK_SIZE = original
