@@ -205,3 +205,25 @@ def test_both_paths_agree_on_generated_states(jobs, events, results, block):
         assert_same(service_bytes({"events": events, "jobs": jobs, "results": results, "schema_version": 5}))
     finally:
         fast.BLOCK_SIZE = original
+
+
+uuids = st.integers(0, 2**128 - 1).map(lambda n: "%08x-%04x-%04x-%04x-%012x" % (n >> 96, (n >> 80) & 0xFFFF, (n >> 64) & 0xFFFF, (n >> 48) & 0xFFFF, n & (2**48 - 1)))
+job_ids = uuids | st.sampled_from(["j1", "7", "", "ABCDEF01-0000-0000-0000-000000000000", "00000000-0000-0000-0000-000000000001"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(job_ids, st.booleans()), max_size=40), st.booleans(), st.lists(job_ids, max_size=10))
+def test_job_index_is_exact_in_any_order(entries, ascending, probes):
+    """The compact index answers exactly as a dict with last-wins would."""
+    from streamclean.index import JobIndex
+
+    if ascending:
+        entries = sorted(entries, key=lambda e: e[0])
+    index, reference = JobIndex(), {}
+    for job_id, terminal in entries:
+        index.add(job_id, terminal)
+        reference[job_id] = terminal
+    for job_id in [e[0] for e in entries] + probes:
+        assert (job_id in index) == reference.get(job_id, False)
+    assert index.terminal_count == sum(reference.values())
+    assert index.active_count == len(reference) - sum(reference.values())
