@@ -149,51 +149,60 @@ class Member:
         self.value_end = value_end
 
 
-def walk(w: Window, open_at: int, indent: int, keyed: bool, span_values: bool = True):
+class walk:
     """The members of the container opening at `open_at`, whose members sit at `indent`.
 
-    Yields a `Member` per member; with `span_values` its value's end is found before it is
-    yielded, otherwise the consumer walks the value and `send`s back where it ended. Returns
-    the offset of the closing bracket.
+    Iterate it for a `Member` per member. With `span_values` each value's end is found before
+    the member is handed out; otherwise the consumer reads the value and sets
+    `member.value_end`. Afterwards `close` is the offset of the closing bracket.
     """
-    closing = b"}" if keyed else b"]"
-    after = w.byte(open_at + 1)
-    if after == closing[0]:
-        return open_at + 1
-    if after != 0x0A:  # "\n": a non-empty container spans lines in the service's layout
-        raise LayoutMismatch("not the service's layout")
-    line = open_at + 2
-    close_line = b"\n" + b" " * (indent - 2) + closing
-    while True:
-        # Keep from the previous value's end: a deletion may start at its comma, and a
-        # writer may copy out everything before it, which is decided.
-        w.keep = line - 2
-        if w.end < line + _MAX_LINE_START:
-            w.need(line + _MAX_LINE_START)
-        start = line + indent
-        if keyed:
-            match = _KEY[indent].match(w.buf, line - w.base)
-            if match is None:
-                raise LayoutMismatch("not a member line")
-            key = _key(match.group(1))
-            value_start = w.base + match.end()
-        else:
-            if not w.at(line, b" " * indent) or w.byte(start) == 0x20:
-                raise LayoutMismatch("not an element line")
-            key, value_start = None, start
-        member = Member(key, start, value_start, -1)
-        if span_values:
-            member.value_end = value_end(w, value_start, indent)
+
+    def __init__(self, w: Window, open_at: int, indent: int, keyed: bool, span_values: bool = True) -> None:
+        self.close: int | None = None
+        self._steps = self._walk(w, open_at, indent, keyed, span_values)
+
+    def __iter__(self):
+        return self._steps
+
+    def _walk(self, w: Window, open_at: int, indent: int, keyed: bool, span_values: bool):
+        closing = b"}" if keyed else b"]"
+        after = w.byte(open_at + 1)
+        if after == closing[0]:
+            self.close = open_at + 1
+            return
+        if after != 0x0A:  # "\n": a non-empty container spans lines in the service's layout
+            raise LayoutMismatch("not the service's layout")
+        line = open_at + 2
+        close_line = b"\n" + b" " * (indent - 2) + closing
+        while True:
+            # Keep from the previous value's end: a deletion may start at its comma, and a
+            # writer may copy out everything before it, which is decided.
+            w.keep = line - 2
+            if w.end < line + _MAX_LINE_START:
+                w.need(line + _MAX_LINE_START)
+            start = line + indent
+            if keyed:
+                match = _KEY[indent].match(w.buf, line - w.base)
+                if match is None:
+                    raise LayoutMismatch("not a member line")
+                key = _key(match.group(1))
+                value_start = w.base + match.end()
+            else:
+                if not w.at(line, b" " * indent) or w.byte(start) == 0x20:
+                    raise LayoutMismatch("not an element line")
+                key, value_start = None, start
+            member = Member(key, start, value_start, -1)
+            if span_values:
+                member.value_end = value_end(w, value_start, indent)
             yield member
-        else:
-            member.value_end = yield member
-        end = member.value_end
-        if w.at(end, b",\n"):
-            line = end + 2
-        elif w.at(end, close_line):
-            return end + len(close_line) - 1
-        else:
-            raise LayoutMismatch("not the service's layout after a value")
+            end = member.value_end
+            if w.at(end, b",\n"):
+                line = end + 2
+            elif w.at(end, close_line):
+                self.close = end + len(close_line) - 1
+                return
+            else:
+                raise LayoutMismatch("not the service's layout after a value")
 
 
 def value_end(w: Window, start: int, indent: int) -> int:
@@ -224,25 +233,19 @@ def _key(token: bytes | bytearray) -> str:
 
 
 def _top_level(w: Window):
-    """The top-level members; the store must open with `{` and a newline, as the service writes."""
+    """The top-level members; the store must open with `{` and a newline, as the service
+    writes it, and end with the closing brace. The consumer sets each `value_end`."""
     if not w.at(0, b"{\n  \"") and not w.at(0, b"{}"):
         raise LayoutMismatch("not the service's layout")
     seen = set()
     members = walk(w, 0, 2, keyed=True, span_values=False)
-    end = None
-    while True:
-        try:
-            member = members.send(end)
-        except StopIteration as stop:
-            close = stop.value
-            break
+    for member in members:
         if member.key in seen:
             raise LayoutMismatch("a top-level key appears twice")
         seen.add(member.key)
-        end = yield member
-    if w.need(close + 2):
+        yield member
+    if w.need(members.close + 2):
         raise LayoutMismatch("data after the top-level object")  # trailing bytes: let the general path judge
-    return close
 
 
 # -- pass 1 ----------------------------------------------------------------------------------
@@ -271,14 +274,10 @@ def build_index(stream: BinaryIO, on_progress=None) -> tuple[JobIndex, tuple[int
 
 
 def _index_jobs(w: Window, start: int, index: JobIndex) -> int:
-    members = walk(w, start, 4, keyed=True)
-    while True:
-        try:
-            job = next(members)
-        except StopIteration as stop:
-            return stop.value + 1
-        record = load(w.slice(job.value_start, job.value_end))
-        index.add(job.key, is_terminal(record))
+    jobs = walk(w, start, 4, keyed=True)
+    for job in jobs:
+        index.add(job.key, is_terminal(load(w.slice(job.value_start, job.value_end))))
+    return jobs.close + 1
 
 
 # -- pass 2 ----------------------------------------------------------------------------------
@@ -385,13 +384,8 @@ def filter_store(
     results, events = KindTally(), KindTally()
     w = Window(stream, on_progress)
     out = RangeWriter(w, open_target, copy_prefix, write)
-    sections = _top_level(w)
-    end, jobs_confirmed = None, jobs_span is None
-    while True:
-        try:
-            section = sections.send(end)
-        except StopIteration:
-            break
+    jobs_confirmed = jobs_span is None
+    for section in _top_level(w):
         start = section.value_start
         first = w.byte(start)
         if section.key == "results" and first == 0x7B:
@@ -406,6 +400,7 @@ def filter_store(
         else:
             end = value_end(w, start, 2)
             load(w.slice(start, end))
+        section.value_end = end
     if not jobs_confirmed:
         raise LayoutMismatch("the jobs section pass 1 read is not the top-level one")
     out.finish(size)
@@ -427,25 +422,16 @@ def _skip_jobs(w: Window, start: int, jobs_span: tuple[int, int]) -> int:
 
 def _check_section(w: Window, start: int) -> int:
     """Validate a section that is copied unchanged, one record at a time."""
-    keyed = w.byte(start) == 0x7B
-    members = walk(w, start, 4, keyed=keyed)
-    while True:
-        try:
-            member = next(members)
-        except StopIteration as stop:
-            return stop.value + 1
+    members = walk(w, start, 4, keyed=w.byte(start) == 0x7B)
+    for member in members:
         load(w.slice(member.value_start, member.value_end))
+    return members.close + 1
 
 
 def _filter_results(w, start, index, rule: KindRule, tally: KindTally, out: RangeWriter) -> int:
     splice = _Splice(out, start)
     members = walk(w, start, 4, keyed=True)
-    while True:
-        try:
-            member = next(members)
-        except StopIteration as stop:
-            splice.close(stop.value)
-            return stop.value + 1
+    for member in members:
         text = w.slice(member.value_start, member.value_end)
         record = load_exact(text, load(text), "job_id")
         if isinstance(record, dict):
@@ -454,15 +440,13 @@ def _filter_results(w, start, index, rule: KindRule, tally: KindTally, out: Rang
                 splice.drop(member)
                 continue
         splice.keep(member)
+    splice.close(members.close)
+    return members.close + 1
 
 
 def _filter_events(w, start, index, rule: KindRule, tally: KindTally, out: RangeWriter) -> int:
     members = walk(w, start, 4, keyed=True, span_values=False)
-    try:
-        member = next(members)
-    except StopIteration as stop:
-        return stop.value + 1
-    while True:
+    for member in members:
         value_start = member.value_start
         if member.key in index and w.byte(value_start) == 0x5B:
             end = _filter_job_events(w, value_start, rule, tally, out)
@@ -471,10 +455,8 @@ def _filter_events(w, start, index, rule: KindRule, tally: KindTally, out: Range
             value = load(w.slice(value_start, end))
             if isinstance(value, list):
                 tally.total += len(value)
-        try:
-            member = members.send(end)
-        except StopIteration as stop:
-            return stop.value + 1
+        member.value_end = end
+    return members.close + 1
 
 
 def _filter_job_events(w, start, rule: KindRule, tally: KindTally, out: RangeWriter) -> int:
@@ -500,12 +482,7 @@ def _splice_elements(w, start, expired: list[bool], out: RangeWriter) -> None:
     splice = _Splice(out, start)
     elements = walk(w, start, 6, keyed=False)
     count = 0
-    while True:
-        try:
-            element = next(elements)
-        except StopIteration as stop:
-            close_at = stop.value
-            break
+    for element in elements:
         load(w.slice(element.value_start, element.value_end))
         if count >= len(expired):
             raise LayoutMismatch("more pieces than elements")
@@ -516,4 +493,4 @@ def _splice_elements(w, start, expired: list[bool], out: RangeWriter) -> None:
         count += 1
     if count != len(expired):
         raise LayoutMismatch("fewer pieces than elements")
-    splice.close(close_at)
+    splice.close(elements.close)

@@ -66,13 +66,8 @@ def filter_store(
     sc = Scanner(stream, on_progress=on_progress)
     out.write(sc.whitespace())
     out.write("{")
-    sections = iter_top_level(sc)
-    while True:
-        try:
-            section = next(sections)
-        except StopIteration as end:
-            out.write(end.value)
-            break
+    sections = iter_top_level(sc, "the top level")
+    for section in sections:
         out.write(section.head)
         if section.key == "results" and sc.peek() == "{":
             _filter_results(sc, index, policy.results, results, out)
@@ -80,7 +75,7 @@ def filter_store(
             _filter_events(sc, index, policy.events, events, out)
         else:
             copy_section(sc, section.key, out)
-    out.write("}")
+    out.write(sections.tail + "}")
     out.write(sc.expect_end())
     return results, events
 
@@ -88,12 +83,7 @@ def filter_store(
 def _filter_results(sc: Scanner, index: JobIndex, rule: KindRule, tally: KindTally, out: Sink) -> None:
     splice = _Splice(out, "{")
     members = iter_members(sc, "results")
-    while True:
-        try:
-            member = next(members)
-        except StopIteration as end:
-            splice.close(end.value, "}")
-            return
+    for member in members:
         record, text = sc.value()
         if isinstance(record, dict):
             tally.total += 1
@@ -101,45 +91,34 @@ def _filter_results(sc: Scanner, index: JobIndex, rule: KindRule, tally: KindTal
                 splice.drop()
                 continue
         splice.keep(member.head, text)
+    splice.close(members.tail, "}")
 
 
 def _filter_events(sc: Scanner, index: JobIndex, rule: KindRule, tally: KindTally, out: Sink) -> None:
     out.write("{")
     members = iter_members(sc, "events")
-    while True:
-        try:
-            member = next(members)
-        except StopIteration as end:
-            out.write(end.value)
-            out.write("}")
-            return
+    for member in members:
         out.write(member.head)
         if sc.peek() != "[":
             out.write(sc.value()[1])  # not an array: kept and not counted
         elif member.key in index:
             _filter_job_events(sc, member.key, rule, tally, out)
         else:
-            for lead in _copy_array(sc, f"events of job {member.key_text}", out):
-                out.write(lead)
-                out.write(sc.value()[1])
-                tally.total += 1
+            tally.total += _copy_container(sc, f"events of job {member.key_text}", out)
+    out.write(members.tail + "}")
 
 
 def _filter_job_events(sc: Scanner, job_id: str, rule: KindRule, tally: KindTally, out: Sink) -> None:
     splice = _Splice(out, "[")
     elements = iter_elements(sc, f"events of job {job_id!r}")
-    while True:
-        try:
-            lead = next(elements)
-        except StopIteration as end:
-            splice.close(end.value, "]")
-            return
+    for lead in elements:
         event, text = sc.value()
         tally.total += 1
         if judge_eligible(event, "occurred_at", rule, tally):
             splice.drop()
         else:
             splice.keep(lead, text)
+    splice.close(elements.tail, "]")
 
 
 def judge_eligible(record: object, field: str, rule: KindRule, tally: KindTally) -> bool:
@@ -158,32 +137,23 @@ def judge_eligible(record: object, field: str, rule: KindRule, tally: KindTally)
     return False
 
 
-def _copy_array(sc: Scanner, where: str, out: Sink):
-    """Walk an array that is copied whole, yielding each element's lead for the caller to copy."""
-    out.write("[")
-    tail = yield from iter_elements(sc, where)
-    out.write(tail)
-    out.write("]")
-
-
 def copy_section(sc: Scanner, where: str, out: Sink) -> None:
     """Copy a section verbatim, one record at a time, so a huge section never sits in memory."""
-    char = sc.peek()
-    if char == "{":
-        out.write("{")
-        members = iter_members(sc, where)
-        while True:
-            try:
-                member = next(members)
-            except StopIteration as end:
-                out.write(end.value)
-                out.write("}")
-                return
-            out.write(member.head)
-            out.write(sc.value()[1])
-    elif char == "[":
-        for lead in _copy_array(sc, where, out):
-            out.write(lead)
-            out.write(sc.value()[1])
+    if sc.peek() in "{[":
+        _copy_container(sc, where, out)
     else:
         out.write(sc.value()[1])
+
+
+def _copy_container(sc: Scanner, where: str, out: Sink) -> int:
+    """Copy the object or array at the cursor record by record; return how many it held."""
+    opening = sc.peek()
+    walk = iter_members(sc, where) if opening == "{" else iter_elements(sc, where)
+    out.write(opening)
+    count = 0
+    for step in walk:
+        out.write(step.head if opening == "{" else step)
+        out.write(sc.value()[1])
+        count += 1
+    out.write(walk.tail + ("}" if opening == "{" else "]"))
+    return count

@@ -90,7 +90,7 @@ def build_index(stream: BinaryIO, on_progress: Callable[[int], None] | None = No
     index = JobIndex()
     sc = Scanner(stream, on_progress=on_progress)
     sc.whitespace()
-    for section in iter_top_level(sc):
+    for section in iter_top_level(sc, "the top level"):
         if section.key == "jobs" and sc.peek() == "{":
             for job in iter_members(sc, "jobs"):
                 record, _ = sc.value()
@@ -101,23 +101,19 @@ def build_index(stream: BinaryIO, on_progress: Callable[[int], None] | None = No
     return index
 
 
-def iter_top_level(sc: Scanner):
-    """The top-level members; refuses a repeated section name, which would shadow an earlier one.
+class iter_top_level(iter_members):
+    """The top-level members; refuses a repeated section name, which would shadow an earlier one."""
 
-    Returns, like `iter_members`, the whitespace before the closing brace.
-    """
-    seen: set[str] = set()
-    members = iter_members(sc, "the top level")
-    while True:
-        try:
-            member = next(members)
-        except StopIteration as end:
-            return end.value
-        if member.key in seen:
-            key_start = sc.pos - len(member.colon) - len(member.key_text)
-            raise sc.error(f"duplicate top-level key {member.key_text}", key_start)
-        seen.add(member.key)
-        yield member
+    def _walk(self, sc: Scanner, where: str):
+        seen: set[str] = set()
+        members = super()._walk(sc, where)
+        for member in members:
+            if member.key in seen:
+                key_start = sc.pos - len(member.colon) - len(member.key_text)
+                raise sc.error(f"duplicate top-level key {member.key_text}", key_start)
+            seen.add(member.key)
+            yield member
+        return self.tail
 
 
 def skip_section(sc: Scanner, where: str) -> None:

@@ -188,54 +188,73 @@ class Member:
         return self.lead + self.key_text + self.colon
 
 
-def iter_members(sc: Scanner, where: str):
-    """Walk the object at the cursor, yielding a `Member` with the cursor at each value.
+class _Walk:
+    """Steps through a container at the cursor: iterate it, consuming each value as it comes;
+    afterwards `tail` holds the whitespace before the closing bracket (also returned, as a
+    generator would, when the iteration stops)."""
 
-    The consumer must consume the value (by `sc.value()` or by walking it) before resuming.
-    After the last member, the generator's return value is the whitespace before the closing
-    brace, which it has consumed.
-    """
-    sc.expect("{", f"an object for {where}")
-    lead = sc.whitespace()
-    if sc.peek() == "}":
-        sc.pos += 1
-        return lead
-    while True:
-        key, key_text = sc.key()
-        before = sc.whitespace()
-        sc.expect(":", f"':' after key {key_text} in {where}")
-        colon = before + ":" + sc.whitespace()
-        yield Member(key, lead, key_text, colon)
-        tail = sc.whitespace()
-        char = sc.peek()
-        sc.pos += 1
-        if char == "}":
-            return tail
-        if char != ",":
-            sc.pos -= 1
-            raise sc.error(sc._found(f"expected ',' or '}}' in {where}"))
-        lead = tail + "," + sc.whitespace()
+    def __init__(self, sc: Scanner, where: str) -> None:
+        self.tail: str | None = None
+        self._steps = self._walk(sc, where)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._steps)
+
+    def _walk(self, sc: Scanner, where: str):
+        raise NotImplementedError
+
+    def _finish(self, tail: str) -> str:
+        self.tail = tail
+        return tail
 
 
-def iter_elements(sc: Scanner, where: str):
-    """Walk the array at the cursor, yielding the whitespace before each element.
+class iter_members(_Walk):
+    """The members of the object at the cursor, as `Member`s with the cursor at each value."""
 
-    Like `iter_members`: the consumer consumes each element; the return value is the whitespace
-    before the closing bracket.
-    """
-    sc.expect("[", f"an array for {where}")
-    lead = sc.whitespace()
-    if sc.peek() == "]":
-        sc.pos += 1
-        return lead
-    while True:
-        yield lead
-        tail = sc.whitespace()
-        char = sc.peek()
-        sc.pos += 1
-        if char == "]":
-            return tail
-        if char != ",":
-            sc.pos -= 1
-            raise sc.error(sc._found(f"expected ',' or ']' in {where}"))
-        lead = tail + "," + sc.whitespace()
+    def _walk(self, sc: Scanner, where: str):
+        sc.expect("{", f"an object for {where}")
+        lead = sc.whitespace()
+        if sc.peek() == "}":
+            sc.pos += 1
+            return self._finish(lead)
+        while True:
+            key, key_text = sc.key()
+            before = sc.whitespace()
+            sc.expect(":", f"':' after key {key_text} in {where}")
+            colon = before + ":" + sc.whitespace()
+            yield Member(key, lead, key_text, colon)
+            tail = sc.whitespace()
+            char = sc.peek()
+            if char == "}":
+                sc.pos += 1
+                return self._finish(tail)
+            if char != ",":
+                raise sc.error(sc._found(f"expected ',' or '}}' in {where}"))
+            sc.pos += 1
+            lead = tail + "," + sc.whitespace()
+
+
+class iter_elements(_Walk):
+    """The elements of the array at the cursor: yields the text before each (whitespace, and
+    for all but the first the comma), with the cursor at the element."""
+
+    def _walk(self, sc: Scanner, where: str):
+        sc.expect("[", f"an array for {where}")
+        lead = sc.whitespace()
+        if sc.peek() == "]":
+            sc.pos += 1
+            return self._finish(lead)
+        while True:
+            yield lead
+            tail = sc.whitespace()
+            char = sc.peek()
+            if char == "]":
+                sc.pos += 1
+                return self._finish(tail)
+            if char != ",":
+                raise sc.error(sc._found(f"expected ',' or ']' in {where}"))
+            sc.pos += 1
+            lead = tail + "," + sc.whitespace()
