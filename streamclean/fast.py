@@ -80,16 +80,20 @@ class Window:
                 return False
         return True
 
-    def find(self, pattern: bytes, start: int, release: bool = False) -> int:
-        """Absolute offset of `pattern` at or after `start`, or -1 at the end of the stream.
+    def find(self, pattern: bytes, start: int, release: bool = False, limit: int | None = None) -> int:
+        """Absolute offset of `pattern` at or after `start` (and before `limit`, if given), or
+        -1 if the stream or the limit comes first.
 
         With `release`, the bytes searched are not needed afterwards and may leave the window
         as the search goes (they are still handed to `on_drop`).
         """
         while True:
-            found = self.buf.find(pattern, start - self.base)
+            stop = len(self.buf) if limit is None else min(len(self.buf), limit - self.base)
+            found = self.buf.find(pattern, start - self.base, stop)
             if found >= 0:
                 return self.base + found
+            if limit is not None and self.end >= limit:
+                return -1
             start = max(start, self.end - len(pattern) + 1)
             if release:
                 self.keep = max(self.keep, start)
@@ -448,49 +452,68 @@ def _filter_events(w, start, index, rule: KindRule, tally: KindTally, out: Range
     members = walk(w, start, 4, keyed=True, span_values=False)
     for member in members:
         value_start = member.value_start
-        if member.key in index and w.byte(value_start) == 0x5B:
-            end = _filter_job_events(w, value_start, rule, tally, out)
+        terminal = member.key in index
+        end = _array_end_within(w, value_start, WHOLE_ARRAY_LIMIT)
+        if end is None:  # a huge array: element by element, so memory stays flat
+            end = _filter_elements(w, value_start, out, rule if terminal else None, tally)
         else:
-            end = value_end(w, value_start, 4)
-            value = load(w.slice(value_start, end))
-            if isinstance(value, list):
-                tally.total += len(value)
+            if end < 0:
+                end = value_end(w, value_start, 4)
+            if terminal and w.byte(value_start) == 0x5B:
+                _filter_job_events(w, value_start, end, rule, tally, out)
+            else:
+                value = load(w.slice(value_start, end))
+                if isinstance(value, list):
+                    tally.total += len(value)
         member.value_end = end
     return members.close + 1
 
 
-def _filter_job_events(w, start, rule: KindRule, tally: KindTally, out: RangeWriter) -> int:
+WHOLE_ARRAY_LIMIT = 1 << 20  # a job's events array larger than this is not parsed at once
+
+
+def _array_end_within(w: Window, start: int, limit: int) -> int | None:
+    """The end of the multi-line array at `start` if it closes within `limit` bytes, None if
+    it does not; -1 if the value is not a multi-line array."""
+    if w.byte(start) != 0x5B or w.byte(start + 1) != 0x0A:
+        return -1
+    found = w.find(b"\n    ]", start, limit=start + limit)
+    return None if found < 0 else found + 6
+
+
+def _filter_job_events(w, start, end, rule: KindRule, tally: KindTally, out: RangeWriter) -> None:
     """A terminal job's events. A job's events lie close in time, so usually all of them or
-    none expire; only a mixed array is split into its elements."""
-    end = value_end(w, start, 4)
+    none expire and the array is handled whole; a mixed one is split into its elements."""
     events = load(w.slice(start, end))
     expired = [judge_eligible(event, "occurred_at", rule, tally) for event in events]
     tally.total += len(events)
     if not any(expired):
-        return end
+        return
     if all(expired):
         out.skip_from(start + 1)
         out.resume_at(end - 1)  # leaves "[]", as json.dumps writes an empty list
-        return end
-    _splice_elements(w, start, expired, out)
-    return end
+        return
+    # Judged again one by one (the same verdicts), counted aside: the tally has them already.
+    _filter_elements(w, start, out, rule, KindTally(), expect=len(events))
 
 
-def _splice_elements(w, start, expired: list[bool], out: RangeWriter) -> None:
-    """Drop the expired elements of an array. Each piece the layout finds must parse on its
-    own and their count must match, which proves the pieces are the elements."""
+def _filter_elements(w, start, out: RangeWriter, rule: KindRule | None, tally: KindTally, expect=None) -> int:
+    """Walk an events array element by element; with a rule, drop the expired ones.
+
+    Each piece the layout finds must parse on its own, which proves it is an element; with
+    `expect`, their count must match what the whole array held."""
     splice = _Splice(out, start)
     elements = walk(w, start, 6, keyed=False)
     count = 0
     for element in elements:
-        load(w.slice(element.value_start, element.value_end))
-        if count >= len(expired):
-            raise LayoutMismatch("more pieces than elements")
-        if expired[count]:
+        event = load(w.slice(element.value_start, element.value_end))
+        count += 1
+        tally.total += 1
+        if rule is not None and judge_eligible(event, "occurred_at", rule, tally):
             splice.drop(element)
         else:
             splice.keep(element)
-        count += 1
-    if count != len(expired):
-        raise LayoutMismatch("fewer pieces than elements")
+    if expect is not None and count != expect:
+        raise LayoutMismatch("pieces and elements do not match")
     splice.close(elements.close)
+    return elements.close + 1

@@ -109,8 +109,10 @@ MIXED = {
 
 
 @pytest.mark.parametrize("block", [3, 1 << 20])
-def test_mixed_arrays_and_odd_rows_same_on_both_paths(monkeypatch, block):
+@pytest.mark.parametrize("whole_array_limit", [8, 1 << 22])
+def test_mixed_arrays_and_odd_rows_same_on_both_paths(monkeypatch, block, whole_array_limit):
     monkeypatch.setattr(fast, "BLOCK_SIZE", block)
+    monkeypatch.setattr(fast, "WHOLE_ARRAY_LIMIT", whole_array_limit)  # huge arrays go element-wise
     new, *_ = assert_same(service_bytes(MIXED))
     assert json.loads(new)["events"]["a"] == [{"occurred_at": "2026-03-10"}, {"occurred_at": "x"}, {"occurred_at": "2026-03-10"}]
     assert json.loads(new)["events"]["b"] == []
