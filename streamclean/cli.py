@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
+import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import click
 
 from . import __version__, signals
 from .cleanup import clean
-from .errors import EXIT_FAILED, StreamcleanError, UsageError
+from .errors import InterruptedRunError, StreamcleanError
+from .inspect import inspect_store, render_text
+from .metrics import RunOutcome, write_textfile
 from .policy import (
     DEFAULT_EVENTS_TTL_SECONDS,
     DEFAULT_RESULTS_TTL_SECONDS,
@@ -21,70 +24,165 @@ from .policy import (
     parse_duration,
     parse_now,
 )
+from .progress import progress_on_stderr
+from .report import CleanupReport
+from .units import megabytes
 
 DEFAULT_STORE_FILE = "runtime/async_jobs/store.v1.json"
 ENV_STORE_FILE = "ASYNC_JOBS_STORE_FILE"
 ENV_RESULTS_TTL = "ASYNC_JOB_RESULTS_RETENTION_SECONDS"
 ENV_EVENTS_TTL = "ASYNC_JOB_EVENTS_RETENTION_SECONDS"
 
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-def clean_options(command):
-    """The options of `streamclean clean`, shared with the drop-in script."""
-    options = [
+# The clocks, as attributes so tests can fix them: one for durations, one for timestamps.
+_elapsed_clock = time.monotonic
+_wall_clock = time.time
+
+
+# -- options -------------------------------------------------------------------------------------
+# The environment is read by `_settings`, not by click's `envvar=`: a bad value must be refused
+# with the variable's name, and an option must win over it. The help shows both, as click would.
+
+
+def _with(command, options):
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def store_options(command):
+    """Which store and which rule: the options `clean` and `inspect` share."""
+    return _with(command, [
         click.option(
             "--store-file",
             metavar="PATH",
-            help=f"The store to clean. [env {ENV_STORE_FILE}; default {DEFAULT_STORE_FILE}]",
+            help=f"The store. [env var: {ENV_STORE_FILE}; default: {DEFAULT_STORE_FILE}]",
         ),
         click.option(
             "--results-ttl-seconds",
             metavar="DUR",
-            help=f"Keep results of terminal jobs this long: seconds or 7d/24h/15m/30s. "
-            f"[env {ENV_RESULTS_TTL}; default {DEFAULT_RESULTS_TTL_SECONDS:g}]",
+            help="Keep results of terminal jobs this long: seconds or 7d/24h/15m/30s. "
+            f"[env var: {ENV_RESULTS_TTL}; default: {DEFAULT_RESULTS_TTL_SECONDS:g} (7d)]",
         ),
         click.option(
             "--events-ttl-seconds",
             metavar="DUR",
-            help=f"Keep events of terminal jobs this long. [env {ENV_EVENTS_TTL}; "
-            f"default {DEFAULT_EVENTS_TTL_SECONDS:g}]",
+            help="Keep events of terminal jobs this long. "
+            f"[env var: {ENV_EVENTS_TTL}; default: {DEFAULT_EVENTS_TTL_SECONDS:g} (3d)]",
         ),
         click.option("--disable-results-retention", is_flag=True, help="Delete no results."),
         click.option("--disable-events-retention", is_flag=True, help="Delete no events."),
+        click.option(
+            "--now",
+            metavar="ISO-8601",
+            help="Fix the clock (a naive time is UTC). [default: the current time]",
+        ),
+    ])
+
+
+def quiet_option(what: str):
+    return click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        help=f"{what}: stderr stays empty unless the run fails. "
+        "(Progress is only ever shown when stderr is a terminal.)",
+    )
+
+
+def clean_options(command):
+    """The options of `streamclean clean`, shared with the drop-in script."""
+    return _with(command, [
+        store_options,
         click.option("--dry-run", is_flag=True, help="Report what would be deleted; write nothing."),
         click.option("--output-json", metavar="PATH", help="Also write the report to PATH."),
-        click.option("--now", metavar="ISO-8601", help="Fix the clock (a naive time is UTC)."),
         click.option(
             "--lock-file",
             metavar="PATH",
             help="The lock that keeps cleanups apart. [default: <store>.lock]",
         ),
         click.option("--backup", is_flag=True, help="Keep the replaced store as <store>.bak."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+        click.option(
+            "--metrics-textfile",
+            metavar="PATH",
+            help="Write the run's Prometheus metrics to PATH (a *.prom file in node_exporter's "
+            "textfile folder), atomically, also when the run fails.",
+        ),
+        quiet_option("No progress display and no summary line"),
+    ])
 
 
-def run_clean(runner: str, **options) -> None:
-    """Parse what the options and environment say, clean, print the report; exit on failure."""
+# -- running clean -------------------------------------------------------------------------------
+
+
+def run_clean(runner: str, *, summary: bool = True, **options) -> None:
+    """Clean as the options and environment say: the report on stdout, a summary on stderr.
+
+    On failure: one line on stderr and the error's exit status. The metrics file, if asked
+    for, is written either way; the run counts as a success exactly when it exits 0.
+    """
+    quiet = options.pop("quiet")
+    metrics_file = options.pop("metrics_textfile")
+    started = _elapsed_clock()
     try:
-        policy, store_file = _settings(**options)
-        signals.install()
+        with _stopped_by_signals():
+            report, document = _clean(runner, quiet, **options)
+    except StreamcleanError as exc:
+        _say_error(runner, str(exc))
+        if metrics_file:
+            _write_metrics(runner, metrics_file, None, started)
+        sys.exit(exc.exit_code)
+    click.echo(document, nl=False)
+    if metrics_file and not _write_metrics(runner, metrics_file, report, started):
+        sys.exit(StreamcleanError.exit_code)
+    if summary and not quiet:
+        click.echo(summary_line(runner, report, _elapsed_clock() - started), err=True)
+
+
+def _clean(runner: str, quiet: bool, **options) -> tuple[CleanupReport, str]:
+    policy, store_file = _settings(**options)
+    with progress_on_stderr(quiet) as progress:
         report = clean(
             store_file,
             policy,
             dry_run=options["dry_run"],
             lock_file=options["lock_file"],
             backup=options["backup"],
+            progress=progress,
         )
-        document = json.dumps(report.as_dict(runner), indent=2, ensure_ascii=False) + "\n"
-        if options["output_json"]:
-            _write_report(Path(options["output_json"]), document)
+    document = json.dumps(report.as_dict(runner), indent=2, ensure_ascii=False) + "\n"
+    if options["output_json"]:
+        _write_report(Path(options["output_json"]), document)
+    return report, document
+
+
+def summary_line(runner: str, report: CleanupReport, seconds: float) -> str:
+    """One line for a person: what went, what stayed, how much space, how long."""
+    deleted = f"{_count(report.results.delete_count, 'result')} and {_count(report.events.delete_count, 'event')}"
+    kept = f"{_count(report.results.kept_count, 'result')} and {_count(report.events.kept_count, 'event')}"
+    freed = megabytes(report.bytes_before - report.bytes_after)
+    if report.dry_run:
+        return f"{runner}: dry run: would delete {deleted}, keep {kept}; would free {freed}; {seconds:.1f} s"
+    return f"{runner}: deleted {deleted}, kept {kept}; {freed} freed in {seconds:.1f} s"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
+def _write_metrics(runner: str, path: str, report: CleanupReport | None, started: float) -> bool:
+    """Write the metrics file; on failure say so in one line and return False."""
+    outcome = RunOutcome(_wall_clock(), _elapsed_clock() - started, report)
+    try:
+        write_textfile(path, outcome)
     except StreamcleanError as exc:
-        _fail(runner, str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        _fail(runner, "interrupted by SIGINT; the store was left unchanged", EXIT_FAILED)
-    click.echo(document, nl=False)
+        _say_error(runner, str(exc))
+        return False
+    return True
+
+
+# -- settings, shared by every command ---------------------------------------------------------
 
 
 def _settings(**options) -> tuple[RetentionPolicy, str]:
@@ -122,45 +220,135 @@ def _write_report(path: Path, document: str) -> None:
         raise StreamcleanError(f"cannot write the report to {path}: {exc.strerror}") from None
 
 
-def _fail(runner: str, message: str, code: int) -> None:
+@contextmanager
+def _stopped_by_signals():
+    """SIGINT and SIGTERM (from `timeout`, systemd, a Ctrl-C) end the run as a StreamcleanError,
+    and so does anything unforeseen."""
+    try:
+        signals.install()
+        yield
+    except KeyboardInterrupt:  # a Ctrl-C before the handlers were in place
+        raise InterruptedRunError("SIGINT") from None
+    except StreamcleanError:
+        raise
+    except Exception as exc:  # a bug: still one line for the operator, and the store is safe
+        raise StreamcleanError(
+            f"internal error: {type(exc).__name__}: {exc}",
+            "the store was left unchanged; please report this with the command line",
+        ) from None
+
+
+def _say_error(runner: str, message: str) -> None:
     click.echo(f"{runner}: error: {message}", err=True)
-    sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="streamclean")
+@contextmanager
+def _errors_as_one_line(runner: str):
+    try:
+        with _stopped_by_signals():
+            yield
+    except StreamcleanError as exc:
+        _say_error(runner, str(exc))
+        sys.exit(exc.exit_code)
+
+
+# -- the commands ----------------------------------------------------------------------------------
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="streamclean")
 def main() -> None:
     """Streaming retention cleanup for the async-job store (store.v1.json).
 
     Deletes the expired results and events of terminal jobs without ever holding the store
-    in memory, and swaps the new store in atomically.
+    in memory, and swaps the new store in atomically. `inspect` shows what is in a store and
+    what a cleanup would free; `clean` does it. See `streamclean COMMAND --help`.
+
+    \b
+    Examples:
+      streamclean inspect --store-file runtime/async_jobs/store.v1.json
+      streamclean clean --dry-run
+      streamclean clean --quiet --metrics-textfile /var/lib/node_exporter/textfile/streamclean.prom
+
+    \b
+    Shell completion (bash; zsh and fish likewise with zsh_source, fish_source):
+      eval "$(_STREAMCLEAN_COMPLETE=bash_source streamclean)"
     """
 
 
-@main.command("clean")
+@main.command("clean", context_settings=CONTEXT_SETTINGS)
 @clean_options
 def clean_command(**options) -> None:
     """Delete expired results and events of terminal jobs from the store.
 
-    Prints the report as JSON on stdout. Exit status: 0 done, 1 failed (store unchanged),
-    2 usage error, 75 the store changed during the run or another cleanup holds the lock.
+    Prints the report as JSON on stdout and a one-line summary on stderr; shows progress on
+    stderr while it works if stderr is a terminal. Exit status: 0 done, 1 failed (store
+    unchanged), 2 usage error, 75 the store changed during the run or another cleanup holds
+    the lock (try again later).
 
     \b
     Examples:
       streamclean clean --store-file runtime/async_jobs/store.v1.json --dry-run
       streamclean clean --results-ttl-seconds 7d --events-ttl-seconds 3d \\
           --output-json artifacts/async/retention-latest.json
+      streamclean clean --quiet --metrics-textfile /var/lib/node_exporter/textfile/streamclean.prom
     """
     run_clean("streamclean", **options)
 
 
-def drop_in_command(runner: str) -> click.Command:
-    """The old script's command line, for `scripts/run_async_retention_cleanup.py`."""
+@main.command("inspect", context_settings=CONTEXT_SETTINGS)
+@store_options
+@click.option("--json", "as_json", is_flag=True, help="Print the inspection as JSON instead of a table.")
+@quiet_option("No progress display")
+def inspect_command(as_json: bool, quiet: bool, **options) -> None:
+    """Show what is in the store and what `clean` with the same TTLs would delete.
 
-    @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+    Read-only and streamed like `clean`: section sizes and entries, jobs by status, results
+    and events by age in days, and the records and bytes a cleanup would free (the counts of
+    `clean --dry-run`). Takes no lock and writes nothing. Exit status as for `clean`.
+
+    \b
+    Examples:
+      streamclean inspect --store-file runtime/async_jobs/store.v1.json
+      streamclean inspect --results-ttl-seconds 3d --events-ttl-seconds 1d
+      streamclean inspect --json | jq .reclaimable
+    """
+    with _errors_as_one_line("streamclean"):
+        policy, store_file = _settings(**options)
+        with progress_on_stderr(quiet) as progress:
+            inspection = inspect_store(store_file, policy, progress=progress)
+    if as_json:
+        click.echo(json.dumps(inspection.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_text(inspection), nl=False)
+
+
+def drop_in_command(runner: str) -> click.Command:
+    """The old script's command line, for `scripts/run_async_retention_cleanup.py`.
+
+    Its stderr stays empty on success, as the old script's did (no summary line): callers that
+    treat any stderr output as a failure keep working. Progress still shows on a terminal.
+    """
+
+    @click.command(context_settings=CONTEXT_SETTINGS, help=_DROP_IN_HELP.format(runner=runner))
+    @click.version_option(__version__, "-V", "--version", prog_name=runner)
     @clean_options
-    @functools.wraps(clean_command.callback)
     def command(**options) -> None:
-        run_clean(runner, **options)
+        run_clean(runner, summary=False, **options)
 
     return command
+
+
+_DROP_IN_HELP = """Delete expired results and events of terminal jobs from the async-job store.
+
+A drop-in replacement for the service's retention script, backed by streamclean: the same
+options, environment and JSON report on stdout (with "runner": "{runner}"). Unlike `streamclean
+clean` it prints no summary line: stderr stays empty on success. Exit status: 0 done, 1 failed
+(store unchanged), 2 usage error, 75 try again later.
+
+\b
+Examples:
+  {runner} --dry-run
+  {runner} --results-ttl-seconds 604800 --events-ttl-seconds 259200 \\
+      --output-json artifacts/async/retention-latest.json
+"""

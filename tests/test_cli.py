@@ -1,20 +1,29 @@
 """The command line: options, environment, the report, exit codes and one-line errors."""
 
 import fcntl
+import itertools
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
 
 from conftest import NOW_ISO, ROOT, service_bytes, small_state
-from streamclean.cli import main
+from streamclean import __version__, cli
+from streamclean.cli import drop_in_command, main
 
 SCRIPT = ROOT / "scripts" / "run_async_retention_cleanup.py"
 
 
-def test_clean_prints_the_report_with_every_dashboard_key(store, invoke):
+@pytest.fixture
+def seconds(monkeypatch):
+    """Every run takes 3.5 seconds."""
+    monkeypatch.setattr(cli, "_elapsed_clock", itertools.count(100.0, 3.5).__next__)
+
+
+def test_clean_prints_the_report_with_every_dashboard_key(store, invoke, seconds):
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO)
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
@@ -31,7 +40,30 @@ def test_clean_prints_the_report_with_every_dashboard_key(store, invoke):
         "total": 3, "eligible_terminal": 2, "delete_count": 1, "kept_count": 2,
         "skipped_missing_timestamp": 0, "cutoff": "2026-03-03T12:00:00+00:00",
     }
-    assert result.stderr == ""
+    assert result.stderr == (
+        "streamclean: deleted 1 result and 2 events, kept 2 results and 2 events; 0.0 MB freed in 3.5 s\n"
+    )
+
+
+def test_dry_run_summary_says_would(store, invoke, seconds):
+    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--dry-run")
+    assert result.stderr == (
+        "streamclean: dry run: would delete 1 result and 2 events, keep 2 results and 2 events; "
+        "would free 0.0 MB; 3.5 s\n"
+    )
+
+
+def test_quiet_leaves_stderr_empty_and_the_report_unchanged(store, invoke):
+    quiet = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--dry-run", "-q")
+    loud = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--dry-run")
+    assert (quiet.exit_code, quiet.stderr) == (0, "") and quiet.stdout == loud.stdout
+
+
+def test_drop_in_prints_no_summary(store):
+    command = drop_in_command("run_async_retention_cleanup.py")
+    result = CliRunner().invoke(command, ["--store-file", str(store), "--now", NOW_ISO], catch_exceptions=False)
+    assert result.exit_code == 0 and result.stderr == ""
+    assert json.loads(result.stdout)["runner"] == "run_async_retention_cleanup.py"
 
 
 def test_durations_with_units_and_disabled_kinds(store, invoke):
@@ -87,8 +119,15 @@ def test_bad_values_exit_2_before_the_store_is_read(tmp_path, invoke, args, env,
     assert (result.exit_code, result.stderr, result.stdout) == (2, message, "")
 
 
-def test_unknown_option_is_a_usage_error(invoke):
-    assert invoke("clean", "--frobnicate").exit_code == 2
+@pytest.mark.parametrize("command", [[], ["clean"], ["inspect"]])
+def test_unknown_option_is_a_usage_error(invoke, command):
+    result = invoke(*command, "--frobnicate")
+    assert result.exit_code == 2 and "Error: No such option '--frobnicate'" in result.stderr
+
+
+def test_unknown_option_of_the_drop_in_is_a_usage_error():
+    result = CliRunner().invoke(drop_in_command("run_async_retention_cleanup.py"), ["--frobnicate"])
+    assert result.exit_code == 2
 
 
 def test_missing_store_exits_1_with_one_line(tmp_path, invoke):
@@ -119,11 +158,51 @@ def test_held_lock_exits_75(store, invoke):
     assert result.exit_code == 75 and "holds the lock" in result.stderr
 
 
-def test_every_command_has_help_with_an_example(invoke):
-    assert "Examples:" in invoke("clean", "--help").stdout
-    assert "ASYNC_JOB_RESULTS_RETENTION_SECONDS" in invoke("clean", "--help").stdout
-    assert invoke("--help").exit_code == 0
-    assert invoke("--version").stdout.strip().endswith("1.0.0")
+COMMANDS = {
+    "streamclean": (main, []),
+    "streamclean clean": (main, ["clean"]),
+    "streamclean inspect": (main, ["inspect"]),
+    "run_async_retention_cleanup.py": (drop_in_command("run_async_retention_cleanup.py"), []),
+}
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_help_with_examples(name):
+    command, args = COMMANDS[name]
+    for flag in ("--help", "-h"):
+        result = CliRunner().invoke(command, [*args, flag], prog_name=name.split()[0], terminal_width=200)
+        assert result.exit_code == 0 and "Examples:" in result.stdout
+    if name != "streamclean":  # the commands that read a store show its environment and defaults
+        for shown in (
+            "[env var: ASYNC_JOBS_STORE_FILE; default: runtime/async_jobs/store.v1.json]",
+            "[env var: ASYNC_JOB_RESULTS_RETENTION_SECONDS; default: 604800 (7d)]",
+            "[env var: ASYNC_JOB_EVENTS_RETENTION_SECONDS; default: 259200 (3d)]",
+        ):
+            assert shown in result.stdout
+
+
+def test_main_help_lists_every_command_and_how_to_complete():
+    result = CliRunner().invoke(main, ["--help"], prog_name="streamclean")
+    assert "clean " in result.stdout and "inspect " in result.stdout
+    assert 'eval "$(_STREAMCLEAN_COMPLETE=bash_source streamclean)"' in result.stdout
+
+
+@pytest.mark.parametrize("name", ["streamclean", "run_async_retention_cleanup.py"])
+def test_version(name):
+    command, _ = COMMANDS[name]
+    for flag in ("--version", "-V"):
+        result = CliRunner().invoke(command, [flag], prog_name=name)
+        assert (result.exit_code, result.stdout) == (0, f"{name}, version {__version__}\n")
+
+
+def test_shell_completion_script_and_completions():
+    env = {"_STREAMCLEAN_COMPLETE": "bash_source"}
+    script = CliRunner().invoke(main, [], prog_name="streamclean", env=env).stdout
+    assert "_streamclean_completion()" in script and "complete -o nosort -F _streamclean_completion streamclean" in script
+    env = {"_STREAMCLEAN_COMPLETE": "bash_complete", "COMP_WORDS": "streamclean ins", "COMP_CWORD": "1"}
+    assert CliRunner().invoke(main, [], prog_name="streamclean", env=env).stdout == "plain,inspect\n"
+    env = {"_STREAMCLEAN_COMPLETE": "bash_complete", "COMP_WORDS": "streamclean clean --metr", "COMP_CWORD": "2"}
+    assert CliRunner().invoke(main, [], prog_name="streamclean", env=env).stdout == "plain,--metrics-textfile\n"
 
 
 @pytest.mark.slow
@@ -134,7 +213,7 @@ def test_drop_in_script_runs_from_a_checkout_with_the_old_runner_name(store, tmp
          "--output-json", str(tmp_path / "out" / "r.json")],
         capture_output=True, text=True, cwd=tmp_path, env=env,
     )
-    assert result.returncode == 0, result.stderr
+    assert (result.returncode, result.stderr) == (0, "")  # as the old script: nothing on stderr
     report = json.loads(result.stdout)
     assert report["runner"] == "run_async_retention_cleanup.py"
     assert report["results"]["delete_count"] == 1
@@ -156,3 +235,20 @@ def test_python_dash_m_runs_the_cli(store):
         capture_output=True, text=True,
     )
     assert result.returncode == 0 and json.loads(result.stdout)["dry_run"] is True
+
+
+def test_an_unforeseen_error_is_one_line_and_leaves_the_store(store, invoke, monkeypatch):
+    from streamclean import fast
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(fast, "filter_store", broken)
+    data = store.read_bytes()
+    result = invoke("clean", "--store-file", store, "--now", NOW_ISO)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr == (
+        "streamclean: error: internal error: ZeroDivisionError: boom; "
+        "the store was left unchanged; please report this with the command line\n"
+    )
+    assert store.read_bytes() == data

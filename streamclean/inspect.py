@@ -1,0 +1,416 @@
+"""`streamclean inspect`: what is in a store and what a cleanup would free, read-only and streamed.
+
+Two questions, answered by two independent means:
+
+* "What would `clean` delete?" is answered by `clean` itself, as a dry run. So `inspect`'s
+  counts are the dry run's counts by construction, not a second implementation of the rule
+  that could drift from the first.
+* "What is in the store?" — each section's size and entry count, jobs by status, and how old
+  the results and events are — comes from one more streaming pass of its own (`survey_store`),
+  which walks the store record by record like the cleanup does, so memory stays flat.
+
+Both read the store at the same path at different times. The service replaces the whole file
+when it writes, so if the path still names the same, unchanged file at the end, every figure
+describes one and the same store; otherwise inspect says so and exits 75, like `clean`.
+
+    >>> inspection = inspect_store("runtime/async_jobs/store.v1.json", policy)
+    >>> inspection.reclaimable_bytes, inspection.survey.jobs_by_status
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import BinaryIO, Callable, NamedTuple
+
+from .cleanup import clean
+from .errors import StoreChangedError, StoreFileError
+from .policy import KindRule, RetentionPolicy, parse_timestamp
+from .reader import Scanner, iter_elements, iter_members
+from .report import CleanupReport
+from .units import percent, size
+
+Progress = Callable[[str, int, int], None]  # as cleanup.clean takes it
+
+ONE_DAY = timedelta(days=1)
+KNOWN_STATUSES = ("queued", "running", "partial", "completed", "failed", "canceled")  # lifecycle order
+NOT_AN_OBJECT = "(not an object)"
+NO_STATUS = "(no status)"
+STATUS_NOT_A_STRING = "(status not a string)"
+OTHER_STATUSES = "(other)"
+_MAX_STATUSES = 64  # distinct status strings kept apart; a store of random statuses must not grow memory
+
+
+# -- what the survey pass counts ---------------------------------------------------------------
+
+
+@dataclass
+class SectionSize:
+    """One top-level section: its share of the file in bytes (its key included) and its entries.
+
+    Entries are an object's members, an array's elements, or 1 for a single value such as
+    `schema_version`. For `events` an entry is one job's list of events.
+    """
+
+    bytes: int = 0
+    count: int = 0
+
+    def as_dict(self) -> dict:
+        return {"bytes": self.bytes, "count": self.count}
+
+
+@dataclass
+class AgeHistogram:
+    """Records by age in whole days before `now`: day 0 is the last 24 hours.
+
+    Counts every record that `clean` counts in its `total`; a record without a parseable
+    timestamp is counted in `no_timestamp`, one dated after `now` in `future`.
+    """
+
+    per_day: Counter = field(default_factory=Counter)
+    future: int = 0
+    no_timestamp: int = 0
+
+    def add(self, moment: datetime | None, now: datetime) -> None:
+        if moment is None:
+            self.no_timestamp += 1
+            return
+        age = now - moment
+        if age < timedelta(0):
+            self.future += 1
+        else:
+            self.per_day[age // ONE_DAY] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_day.values()) + self.future + self.no_timestamp
+
+    def as_dict(self) -> dict:
+        return {
+            "per_day": {str(day): self.per_day[day] for day in sorted(self.per_day)},
+            "future": self.future,
+            "no_timestamp": self.no_timestamp,
+        }
+
+
+@dataclass
+class StoreSurvey:
+    """What the survey pass found, section by section."""
+
+    sections: dict[str, SectionSize] = field(default_factory=dict)
+    jobs_by_status: Counter = field(default_factory=Counter)
+    result_ages: AgeHistogram = field(default_factory=AgeHistogram)
+    event_ages: AgeHistogram = field(default_factory=AgeHistogram)
+    schema_version: object = None
+
+    def count_job(self, job: object) -> None:
+        status = job_status(job)
+        if status not in self.jobs_by_status and len(self.jobs_by_status) >= _MAX_STATUSES:
+            status = OTHER_STATUSES
+        self.jobs_by_status[status] += 1
+
+
+def job_status(job: object) -> str:
+    """The status a job is counted under; the parenthesised names cannot be a real status."""
+    if not isinstance(job, dict):
+        return NOT_AN_OBJECT
+    if "status" not in job:
+        return NO_STATUS
+    status = job["status"]
+    return status if isinstance(status, str) else STATUS_NOT_A_STRING
+
+
+# -- the survey pass ---------------------------------------------------------------------------
+
+
+def survey_store(
+    stream: BinaryIO, now: datetime, on_progress: Callable[[int], None] | None = None
+) -> StoreSurvey:
+    """Walk a (non-empty) store once, record by record; raises InvalidStoreError like `clean`."""
+    survey = StoreSurvey()
+    sc = Scanner(stream, on_progress=on_progress)
+    sc.whitespace()
+    # Plain members: the dry run that ran first has already refused a repeated section name.
+    for section in iter_members(sc, "the top level"):
+        sizes = survey.sections[section.key] = SectionSize(bytes=_nbytes(section.head))
+        if section.key == "jobs" and sc.peek() == "{":
+            _walk_object(sc, "jobs", sizes, lambda: _count_job(sc, survey))
+        elif section.key == "results" and sc.peek() == "{":
+            _walk_object(sc, "results", sizes, lambda: _count_result(sc, survey, now))
+        elif section.key == "events" and sc.peek() == "{":
+            _walk_object(sc, "events", sizes, lambda: _count_job_events(sc, survey, now))
+        else:
+            _walk_section(sc, section.key, sizes, survey)
+    return survey
+
+
+def _count_job(sc: Scanner, survey: StoreSurvey) -> int:
+    job, text = sc.value()
+    survey.count_job(job)
+    return _nbytes(text)
+
+
+def _count_result(sc: Scanner, survey: StoreSurvey, now: datetime) -> int:
+    result, text = sc.value()
+    if isinstance(result, dict):  # as `clean`: only objects are results
+        survey.result_ages.add(parse_timestamp(result.get("created_at")), now)
+    return _nbytes(text)
+
+
+def _count_job_events(sc: Scanner, survey: StoreSurvey, now: datetime) -> int:
+    """One job's events; returns the bytes of its value, whatever it is."""
+    if sc.peek() != "[":
+        return _nbytes(sc.value()[1])  # not a list of events: `clean` keeps it and counts nothing
+    nbytes = 2  # the brackets
+    elements = iter_elements(sc, "events")
+    for lead in elements:
+        event, text = sc.value()
+        moment = parse_timestamp(event.get("occurred_at")) if isinstance(event, dict) else None
+        survey.event_ages.add(moment, now)
+        nbytes += _nbytes(lead) + _nbytes(text)
+    return nbytes + _nbytes(elements.tail)
+
+
+def _walk_section(sc: Scanner, where: str, sizes: SectionSize, survey: StoreSurvey) -> None:
+    """Any other section, one entry at a time, so a huge unknown section never sits in memory."""
+    char = sc.peek()
+    if char == "{":
+        _walk_object(sc, where, sizes, lambda: _nbytes(sc.value()[1]))
+    elif char == "[":
+        sizes.bytes += 2  # the brackets
+        elements = iter_elements(sc, where)
+        for lead in elements:
+            sizes.count += 1
+            sizes.bytes += _nbytes(lead) + _nbytes(sc.value()[1])
+        sizes.bytes += _nbytes(elements.tail)
+    else:
+        value, text = sc.value()
+        sizes.count += 1
+        sizes.bytes += _nbytes(text)
+        if where == "schema_version":
+            survey.schema_version = value
+
+
+def _walk_object(sc: Scanner, where: str, sizes: SectionSize, consume_value: Callable[[], int]) -> None:
+    """Walk the object at the cursor; `consume_value` reads each member's value, returning its bytes."""
+    sizes.bytes += 2  # the braces
+    members = iter_members(sc, where)
+    for member in members:
+        sizes.count += 1
+        sizes.bytes += _nbytes(member.head) + consume_value()
+    sizes.bytes += _nbytes(members.tail)
+
+
+def _nbytes(text: str) -> int:
+    """The UTF-8 size of source text as the store holds it (lone surrogates only come escaped)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+# -- one inspection: the dry run and the survey of the same file --------------------------------
+
+
+@dataclass
+class Inspection:
+    bytes_total: int
+    survey: StoreSurvey
+    dry_run: CleanupReport  # what `clean --dry-run` reports for the same store and policy
+
+    @property
+    def reclaimable_bytes(self) -> int:
+        return self.dry_run.bytes_before - self.dry_run.bytes_after
+
+    def as_dict(self) -> dict:
+        report = self.dry_run
+        dry = report.as_dict()
+        return {
+            "store_file": report.store_file,
+            "now": dry["now"],
+            "ttl_seconds": dry["ttl_seconds"],
+            "bytes_total": self.bytes_total,
+            "bytes_after_cleanup": report.bytes_after,
+            "sections": {name: sizes.as_dict() for name, sizes in self.survey.sections.items()},
+            "schema_version": self.survey.schema_version,
+            "jobs_by_status": dict(_statuses_in_order(self.survey.jobs_by_status)),
+            "terminal_job_count": report.terminal_job_count,
+            "active_job_count": report.active_job_count,
+            "results": dry["results"],
+            "events": dry["events"],
+            "reclaimable": {
+                "results": report.results.delete_count,
+                "events": report.events.delete_count,
+                "bytes": self.reclaimable_bytes,
+            },
+            "age_days": {
+                "results": self.survey.result_ages.as_dict(),
+                "events": self.survey.event_ages.as_dict(),
+            },
+        }
+
+
+def inspect_store(
+    store_file: str | os.PathLike, policy: RetentionPolicy, progress: Progress | None = None
+) -> Inspection:
+    """Inspect the store at `store_file` under `policy`; writes nothing, takes no lock.
+
+    Raises what `clean` raises for a missing or invalid store, and StoreChangedError when the
+    store was replaced or written during the inspection (the figures would not add up).
+    """
+    before = _version_at(store_file)
+    report = clean(store_file, policy, dry_run=True, progress=progress)  # its errors name the problem
+    try:
+        stream = open(store_file, "rb", buffering=0)
+    except OSError as exc:
+        raise StoreFileError(f"cannot open the store {store_file}: {exc.strerror}") from None
+    with stream:
+        surveyed = FileVersion.of(os.fstat(stream.fileno()))
+        survey = StoreSurvey()
+        if surveyed.size:  # an empty file is an empty store, as for `clean`
+            on_progress = None if progress is None else (lambda done: progress("survey", done, surveyed.size))
+            survey = survey_store(stream, policy.now, on_progress)
+    if not before == surveyed == _version_at(store_file) or report.bytes_before != surveyed.size:
+        raise StoreChangedError(
+            f"the store {store_file} changed while it was inspected",
+            "the figures would not add up; run again",
+        )
+    return Inspection(surveyed.size, survey, report)
+
+
+class FileVersion(NamedTuple):
+    """Which file, and which version of it: the service replaces the file, so a write shows here."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> "FileVersion":
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _version_at(path: str | os.PathLike) -> FileVersion | None:
+    try:
+        return FileVersion.of(os.stat(path))
+    except OSError:
+        return None  # `clean` will say what is wrong with the path
+
+
+# -- the human table ---------------------------------------------------------------------------
+
+HISTOGRAM_DAYS = 30  # rows of one day each; older records share one row
+BAR_WIDTH = 40
+
+
+def render_text(inspection: Inspection) -> str:
+    """The human-readable inspection: sections, jobs, ages, and what `clean` would do."""
+    report, survey = inspection.dry_run, inspection.survey
+    policy = report.policy
+    blocks = [
+        _store_block(inspection),
+        _sections_block(survey.sections, inspection.bytes_total),
+        _jobs_block(survey.jobs_by_status, report),
+        _ages_block("results", survey.result_ages, policy.results),
+        _ages_block("events", survey.event_ages, policy.events),
+        _cleanup_block(inspection),
+    ]
+    return "\n\n".join(blocks) + "\n"
+
+
+def _store_block(inspection: Inspection) -> str:
+    report, survey = inspection.dry_run, inspection.survey
+    schema = f", schema_version {survey.schema_version}" if survey.schema_version is not None else ""
+    return "\n".join([
+        f"store    {report.store_file}",
+        f"size     {size(inspection.bytes_total)} ({inspection.bytes_total:,} bytes){schema}",
+        f"now      {report.policy.now.isoformat()}",
+    ])
+
+
+def _sections_block(sections: dict[str, SectionSize], total: int) -> str:
+    width = max([len("section")] + [len(name) for name in sections])
+    lines = [f"{'section':<{width}}  {'size':>10}  {'share':>7}  {'entries':>11}"]
+    for name, sizes in sections.items():
+        lines.append(
+            f"{name:<{width}}  {size(sizes.bytes):>10}  {percent(sizes.bytes, total):>7}  {sizes.count:>11,}"
+        )
+    if not sections:
+        lines.append("(an empty store)")
+    return "\n".join(lines)
+
+
+def _jobs_block(statuses: Counter, report: CleanupReport) -> str:
+    jobs = sum(statuses.values())
+    lines = [f"jobs by status ({jobs:,}; terminal {report.terminal_job_count:,}, active {report.active_job_count:,})"]
+    ordered = list(_statuses_in_order(statuses))
+    width = max([0] + [len(status) for status, _ in ordered])
+    for status, count in ordered:
+        lines.append(f"  {status:<{width}}  {count:>11,}  {percent(count, jobs):>7}")
+    return "\n".join(lines)
+
+
+def _statuses_in_order(statuses: Counter):
+    """The service's statuses in lifecycle order, then any others by name."""
+    for status in KNOWN_STATUSES:
+        if status in statuses:
+            yield status, statuses[status]
+    for status in sorted(set(statuses) - set(KNOWN_STATUSES)):
+        yield status, statuses[status]
+
+
+def _ages_block(kind: str, ages: AgeHistogram, rule: KindRule) -> str:
+    retention = (
+        f"TTL {rule.ttl_seconds / 86400:g} d: below the line, records of terminal jobs are deleted"
+        if rule.enabled
+        else "retention disabled"
+    )
+    lines = [f"{kind} by age in days before now ({ages.total:,}; {retention})"]
+    rows = _age_rows(ages, rule)
+    peak = max([1] + [count for label, count in rows if label is not None])
+    for label, count in rows:
+        if label is None:
+            lines.append("  " + "-" * (BAR_WIDTH + 21) + " cutoff")
+        else:
+            lines.append(f"  {label:>7}  {count:>10,}  {'#' * round(BAR_WIDTH * count / peak)}".rstrip())
+    return "\n".join(lines)
+
+
+def _age_rows(ages: AgeHistogram, rule: KindRule) -> list[tuple[str | None, int]]:
+    """(label, count) rows, one a day up to HISTOGRAM_DAYS; None as the label marks the cutoff."""
+    rows: list[tuple[str | None, int]] = []
+    if ages.future:
+        rows.append(("future", ages.future))
+    last_day = max(ages.per_day, default=-1)
+    cutoff_day = None if rule.ttl_seconds is None else -(-rule.ttl_seconds // 86400)  # first day wholly past it
+    for day in range(min(last_day, HISTOGRAM_DAYS - 1) + 1):
+        if day == cutoff_day:
+            rows.append((None, 0))
+        rows.append((f"{day} d", ages.per_day[day]))
+    if last_day >= HISTOGRAM_DAYS:
+        older = sum(count for day, count in ages.per_day.items() if day >= HISTOGRAM_DAYS)
+        if cutoff_day == HISTOGRAM_DAYS:
+            rows.append((None, 0))
+        rows.append((f">={HISTOGRAM_DAYS} d", older))
+    if ages.no_timestamp:
+        rows.append(("no time", ages.no_timestamp))
+    return rows
+
+
+def _cleanup_block(inspection: Inspection) -> str:
+    report = inspection.dry_run
+    freed = inspection.reclaimable_bytes
+    lines = ["streamclean clean with these TTLs would delete (the counts of clean --dry-run)"]
+    for kind, tally, rule in (
+        ("results", report.results, report.policy.results),
+        ("events", report.events, report.policy.events),
+    ):
+        cutoff = f"cutoff {rule.cutoff.isoformat()}" if rule.cutoff else "retention disabled"
+        lines.append(
+            f"  {kind:<7}  {tally.delete_count:>11,} of {tally.total:>11,}  {percent(tally.delete_count, tally.total):>7}  {cutoff}"
+        )
+    lines.append(
+        f"  {'bytes':<7}  {size(freed):>11} of {size(report.bytes_before):>11}  "
+        f"{percent(freed, report.bytes_before):>7}  the store would shrink to {size(report.bytes_after)}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""The progress line on a terminal: which pass, bytes done of total, %, rate and ETA.
+
+    filter   412.3 of 1,000.0 MB  41.2 %  85.3 MB/s  ETA 0:07
+
+It is redrawn in place with a carriage return, at most a few times a second, and only when
+someone is watching: when stderr is not a terminal (cron, a pipe, a log file) nothing of it is
+written, so captured stderr holds errors and nothing else. `cleanup.clean` calls it after every
+chunk it reads, tens of thousands of times a gigabyte; a call that does not draw costs a clock
+read and a comparison.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator, TextIO
+
+from .units import MB, clock, megabytes
+
+DRAW_INTERVAL = 0.2  # seconds: at most ~5 redraws a second, calm to read, cheap to write
+DEFAULT_COLUMNS = 80
+_RATE_AFTER = 0.5  # seconds into a pass before a rate (and so an ETA) means anything
+
+Progress = Callable[[str, int, int], None]  # (pass name, bytes done, bytes total), as cleanup.clean calls it
+
+
+class ProgressLine:
+    """A `progress` callable for `cleanup.clean` that draws one line on `stream`."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        interval: float = DRAW_INTERVAL,
+    ) -> None:
+        self._stream = stream
+        self._now = now
+        self._interval = interval
+        self._pass: str | None = None
+        self._pass_started = self._last_call = now()
+        self._last_draw = float("-inf")
+        self._drawn = 0  # length of the line on screen, to blank out what a shorter one leaves
+
+    def __call__(self, pass_name: str, done: int, total: int) -> None:
+        moment = self._now()
+        previous_call, self._last_call = self._last_call, moment
+        if pass_name != self._pass:
+            # A new pass restarts the rate: the passes read the same bytes at different speeds.
+            # It began when the previous pass last reported, so its first chunk's time counts.
+            if self._pass is not None:
+                self._pass_started = previous_call
+            self._pass = pass_name
+        elif done < total and moment - self._last_draw < self._interval:
+            return
+        self._last_draw = moment
+        self._draw(render(pass_name, done, total, moment - self._pass_started))
+
+    def clear(self) -> None:
+        """Blank the line, so whatever is written next starts at column 0 on a clean line."""
+        if self._drawn:
+            self._write("\r" + " " * self._drawn + "\r")
+            self._drawn = 0
+
+    def _draw(self, line: str) -> None:
+        # A line wider than the terminal would wrap, and the carriage return would then
+        # redraw only its last row: cut it to fit.
+        line = line[: self._columns() - 1]
+        self._write("\r" + line.ljust(self._drawn))
+        self._drawn = len(line)
+
+    def _columns(self) -> int:
+        try:
+            return os.get_terminal_size(self._stream.fileno()).columns or DEFAULT_COLUMNS
+        except (AttributeError, OSError, ValueError):  # not a real terminal (as in tests)
+            return DEFAULT_COLUMNS
+
+    def _write(self, text: str) -> None:
+        self._stream.write(text)
+        self._stream.flush()
+
+
+def render(pass_name: str, done: int, total: int, elapsed: float) -> str:
+    """One progress line (no carriage return): pass, done of total, %, MB/s, ETA."""
+    share = f"{min(100.0, 100 * done / total):5.1f} %" if total else "    - %"
+    of_total = megabytes(total)
+    width = len(of_total) - len(" MB")  # done stands right-aligned under total: the line keeps still
+    line = f"{pass_name:<7} {done / MB:>{width},.1f} of {of_total}  {share}"
+    if elapsed >= _RATE_AFTER and done:
+        rate = done / elapsed
+        eta = max(0, total - done) / rate
+        line += f"  {rate / MB:,.1f} MB/s  ETA {clock(eta)}"
+    return line
+
+
+def is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+@contextmanager
+def progress_on_stderr(quiet: bool = False) -> Iterator[Progress | None]:
+    """A progress callable drawing on stderr, or None when stderr is no terminal or `quiet`.
+
+    The line is blanked on the way out, also on an error, so the error message or the summary
+    that follows stands on a line of its own.
+    """
+    stream = sys.stderr
+    if quiet or not is_terminal(stream):
+        yield None
+        return
+    line = ProgressLine(stream)
+    try:
+        yield line
+    finally:
+        line.clear()
