@@ -16,7 +16,9 @@ byte range to skip; kept bytes are copied from the read window without being dec
 from __future__ import annotations
 
 import json
+import queue
 import re
+import threading
 from typing import BinaryIO, Callable
 
 import orjson
@@ -294,6 +296,8 @@ class RangeWriter:
     Kept bytes are copied out of the window before it drops them. Nothing is written before
     the first skip: then `open_target` gives the file and `copy_prefix` copies the unchanged
     start in the kernel. In a dry run `open_target` returns None and only sizes are counted.
+    Full chunks are written by a `_DiskWriter` thread while parsing goes on; `close()` must
+    follow, also on failure, before the file is closed or removed.
     """
 
     def __init__(self, w: Window, open_target, copy_prefix, write) -> None:
@@ -301,6 +305,7 @@ class RangeWriter:
         self._open_target = open_target
         self._copy_prefix = copy_prefix
         self._write = write
+        self._disk: _DiskWriter | None = None
         self.fd: int | None = None
         self.diverged = False
         self.cursor = 0  # input offset up to which the output is decided
@@ -315,6 +320,7 @@ class RangeWriter:
             self.fd = self._open_target()
             if self.fd is not None:
                 self._copy_prefix(self.fd, offset)
+                self._disk = _DiskWriter(self._write, self.fd)
         else:
             self._emit_upto(offset)
         self.cursor = offset
@@ -332,16 +338,61 @@ class RangeWriter:
         self._out += w.buf[self.cursor - w.base : offset - w.base]
         self.cursor = offset
         if len(self._out) >= 1 << 20:
-            self.flush()
+            self._disk.put(self._out)
+            self._out = bytearray()
 
     def finish(self, size: int) -> None:
+        """Write the rest and wait until every byte is handed to the kernel."""
         self._emit_upto(size)
-        self.flush()
+        if self._disk is not None:
+            if self._out:
+                self._disk.put(self._out)
+                self._out = bytearray()
+            self._disk.close()
 
-    def flush(self) -> None:
-        if self._out and self.fd is not None:
-            self._write(self.fd, self._out)
-            self._out.clear()
+    def close(self) -> None:
+        """Stop the writer thread, whatever happened; raises nothing."""
+        if self._disk is not None:
+            self._disk.abandon()
+
+
+class _DiskWriter:
+    """Writes chunks on a thread of its own: `os.write` releases the GIL, so the disk works
+    while the next records are parsed. A write error is raised in the caller's thread at its
+    next `put` or at `close`; a few chunks in flight bound the memory."""
+
+    def __init__(self, write, fd: int) -> None:
+        self._write = write
+        self._fd = fd
+        self._chunks: queue.Queue = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="streamclean-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._error is None:
+                try:
+                    self._write(self._fd, chunk)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+
+    def put(self, chunk: bytearray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._chunks.put(chunk)
+
+    def close(self) -> None:
+        self._chunks.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abandon(self) -> None:
+        if self._thread.is_alive():
+            self._error = self._error or RuntimeError("abandoned")  # skip what is still queued
+            self._chunks.put(None)
+            self._thread.join()
 
 
 class _Splice:
@@ -386,9 +437,16 @@ def filter_store(
     on_progress=None,
 ) -> tuple[KindTally, KindTally, RangeWriter]:
     """Pass 2 on the service's layout: the same tallies and bytes as `filter.filter_store`."""
-    results, events = KindTally(), KindTally()
     w = Window(stream, on_progress)
     out = RangeWriter(w, open_target, copy_prefix, write)
+    try:
+        return _filter_sections(w, out, index, jobs_span, policy, size)
+    finally:
+        out.close()  # before anyone closes or removes the file it writes to
+
+
+def _filter_sections(w, out, index, jobs_span, policy, size):
+    results, events = KindTally(), KindTally()
     jobs_confirmed = jobs_span is None
     for section in _top_level(w):
         start = section.value_start
