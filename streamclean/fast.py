@@ -172,6 +172,8 @@ class walk:
         return self._steps
 
     def _walk(self, w: Window, open_at: int, indent: int, keyed: bool, span_values: bool):
+        # The innermost loop of both passes, run once a record: the usual case is handled on
+        # the buffer directly, and anything unusual goes through the Window's careful methods.
         closing = b"}" if keyed else b"]"
         after = w.byte(open_at + 1)
         if after == closing[0]:
@@ -181,31 +183,45 @@ class walk:
             raise LayoutMismatch("not the service's layout")
         line = open_at + 2
         close_line = b"\n" + b" " * (indent - 2) + closing
+        value_closers = {0x7B: b"\n" + b" " * indent + b"}", 0x5B: b"\n" + b" " * indent + b"]"}
+        key_line = _KEY.get(indent)
+        element_line = b" " * indent
         while True:
             # Keep from the previous value's end: a deletion may start at its comma, and a
             # writer may copy out everything before it, which is decided.
             w.keep = line - 2
             if w.end < line + _MAX_LINE_START:
                 w.need(line + _MAX_LINE_START)
-            start = line + indent
+            buf, base = w.buf, w.base
             if keyed:
-                match = _KEY[indent].match(w.buf, line - w.base)
+                match = key_line.match(buf, line - base)
                 if match is None:
                     raise LayoutMismatch("not a member line")
                 key = _key(match.group(1))
-                value_start = w.base + match.end()
+                value_start = base + match.end()
             else:
-                if not w.at(line, b" " * indent) or w.byte(start) == 0x20:
+                i = line - base
+                if buf[i : i + indent] != element_line or buf[i + indent : i + indent + 1] in (b" ", b""):
                     raise LayoutMismatch("not an element line")
-                key, value_start = None, start
-            member = Member(key, start, value_start, -1)
+                key, value_start = None, line + indent
+            member = Member(key, line + indent, value_start, -1)
             if span_values:
-                member.value_end = value_end(w, value_start, indent)
+                i = value_start - base
+                closer = value_closers.get(buf[i]) if buf[i + 1 : i + 2] == b"\n" else None
+                found = buf.find(closer, i) if closer is not None else -1
+                if found >= 0:
+                    member.value_end = base + found + len(closer)
+                else:
+                    member.value_end = value_end(w, value_start, indent)
             yield member
             end = member.value_end
-            if w.at(end, b",\n"):
+            if w.end < end + len(close_line):
+                w.need(end + len(close_line))
+            i = end - w.base
+            following = w.buf[i : i + len(close_line)]
+            if following[:2] == b",\n":
                 line = end + 2
-            elif w.at(end, close_line):
+            elif following == close_line:
                 self.close = end + len(close_line) - 1
                 return
             else:

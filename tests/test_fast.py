@@ -229,3 +229,14 @@ def test_job_index_is_exact_in_any_order(entries, ascending, probes):
         assert (job_id in index) == reference.get(job_id, False)
     assert index.terminal_count == sum(reference.values())
     assert index.active_count == len(reference) - sum(reference.values())
+
+
+def test_a_key_with_invalid_utf8_sends_the_run_to_the_general_path(tmp_path):
+    path = tmp_path / "store.json"
+    path.write_bytes(service_bytes(small_state()).replace(b'"r2": {', b'"r\xff2": {', 1))
+    with pytest.raises(fast.LayoutMismatch):
+        fast_path(path.read_bytes())
+    from streamclean.errors import InvalidStoreError
+
+    with pytest.raises(InvalidStoreError, match="invalid UTF-8 at byte"):
+        cleanup.clean(path, POLICY)
