@@ -21,6 +21,7 @@ from .lock import StoreLock
 from .policy import RetentionPolicy
 from .report import CleanupReport
 from .swap import AtomicReplace, Snapshot, remove_leftovers
+from .units import megabytes
 from .writer import StoreWriter
 
 Progress = Callable[[str, int, int], None]  # (pass name, bytes done, bytes total)
@@ -42,6 +43,7 @@ def clean(
     """
     # A symlinked store is cleaned where it lives; the link itself stays a link.
     store = Path(os.path.realpath(store_file))
+    signals.run_started()
     report = CleanupReport(store_file=str(store_file), policy=policy, dry_run=dry_run)
     with _open_store(store, str(store_file)) as source:
         snapshot = Snapshot.of(os.fstat(source.fileno()))
@@ -87,37 +89,86 @@ FAST_PATH = True  # tests switch it off to hold both paths to the same results
 
 def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
     index, jobs_span = fast.build_index(source, _pass_progress(progress, "index", snapshot.size))
-    source.seek(0)
-    with _rolled_back_on_error(replace):
-        results, events, out = fast.filter_store(
+
+    def filter_into(replace, name):
+        source.seek(0)
+        return fast.filter_store(
             source,
             index,
             jobs_span,
             policy,
             open_target=replace.open if replace else lambda: None,
-            copy_prefix=lambda fd, nbytes: fs.copy_range(source.fileno(), fd, nbytes),
+            copy_prefix=_copy_prefix(source),
             write=_write_new_store,
             size=snapshot.size,
-            on_progress=_pass_progress(progress, "filter", snapshot.size),
+            on_progress=_pass_progress(progress, name, snapshot.size),
         )
+
+    def counted_size() -> int:
+        out = filter_into(None, "space")[2]
+        return snapshot.size - out.skipped if out.diverged else 0
+
+    if replace is not None:
+        _ensure_space(replace.store, snapshot, counted_size)
+    with _rolled_back_on_error(replace):
+        results, events, out = filter_into(replace, "filter")
         _finish(replace, out.fd, report)
     _fill(report, index, results, events, snapshot.size - out.skipped)
 
 
 def _general_passes(source, snapshot, policy, report, replace, progress) -> None:
     index = build_index(source, _pass_progress(progress, "index", snapshot.size))
-    source.seek(0)
-    writer = StoreWriter(
-        open_target=replace.open if replace else lambda: None,
-        copy_prefix=lambda fd, nbytes: fs.copy_range(source.fileno(), fd, nbytes),
-    )
-    with _rolled_back_on_error(replace):
+
+    def filter_into(replace, name):
+        source.seek(0)
+        writer = StoreWriter(
+            open_target=replace.open if replace else lambda: None,
+            copy_prefix=_copy_prefix(source),
+        )
         results, events = filter_store(
-            source, index, policy, writer, _pass_progress(progress, "filter", snapshot.size)
+            source, index, policy, writer, _pass_progress(progress, name, snapshot.size)
         )
         writer.flush()
+        return results, events, writer
+
+    def counted_size() -> int:
+        writer = filter_into(None, "space")[2]
+        return writer.size if writer.diverged else 0
+
+    if replace is not None:
+        _ensure_space(replace.store, snapshot, counted_size)
+    with _rolled_back_on_error(replace):
+        results, events, writer = filter_into(replace, "filter")
         _finish(replace, writer.fd, report)
     _fill(report, index, results, events, writer.size)
+
+
+def _ensure_space(store: Path, snapshot: Snapshot, counted_size: Callable[[], int]) -> None:
+    """Refuse before writing anything when the new store cannot fit beside the old one.
+
+    The new store is never larger than the old one, so when the old store's size is free
+    there is nothing to decide. Requiring that much always would refuse legitimate cleanups
+    on a nearly full disk, exactly when they matter most; so on a tighter disk the new
+    store's exact size is counted first, by pass 2 writing nothing (one more read of the
+    store, paid only then), and the run goes ahead whenever that fits. Refusing before
+    writing also spares the service a disk filled to the last block by a run that could not
+    finish. Free space is what an unprivileged writer may use (`f_bavail`). A write that still
+    fails (the disk filled up meanwhile) is rolled back like any other.
+    """
+    try:
+        vfs = os.statvfs(store.parent)
+    except OSError:
+        return  # no answer: the writes themselves will tell
+    free = vfs.f_bavail * vfs.f_frsize
+    if free >= snapshot.size:
+        return
+    needed = counted_size()
+    if needed > free:
+        raise WriteError(
+            f"not enough free space for the new store in {store.parent}: "
+            f"{megabytes(free)} free, {megabytes(needed)} needed",
+            "the store was left unchanged; free space there and run again",
+        )
 
 
 def _finish(replace: AtomicReplace | None, fd: int | None, report: CleanupReport) -> None:
@@ -142,6 +193,21 @@ def _rolled_back_on_error(replace: AtomicReplace | None):
         if replace is not None:
             replace.rollback()
         raise
+
+
+def _copy_prefix(source: BinaryIO) -> Callable[[int, int], None]:
+    """Copies the unchanged start of the old store into the new one, errors worded."""
+
+    def copy(fd: int, nbytes: int) -> None:
+        try:
+            fs.copy_range(source.fileno(), fd, nbytes)
+        except OSError as exc:
+            raise WriteError(
+                f"cannot write the new store: {exc.strerror or exc}",
+                "the store was left unchanged; free space beside it and run again",
+            ) from None
+
+    return copy
 
 
 def _write_new_store(fd: int, data: bytes) -> None:

@@ -61,8 +61,15 @@ class LockedError(StreamcleanError):
 
 
 class InterruptedRunError(StreamcleanError):
-    """SIGINT or SIGTERM arrived; the run stopped before the swap."""
+    """SIGINT or SIGTERM arrived; the run stopped (before the swap, unless `after_swap`)."""
 
-    def __init__(self, signame: str) -> None:
-        super().__init__(f"interrupted by {signame}", "the store was left unchanged")
+    def __init__(self, signame: str, after_swap: bool = False) -> None:
+        if after_swap:
+            super().__init__(
+                f"interrupted by {signame} after the cleaned store was swapped in",
+                "the store is cleaned; only the report is missing",
+            )
+        else:
+            super().__init__(f"interrupted by {signame}", "the store was left unchanged")
         self.signame = signame
+        self.after_swap = after_swap

@@ -23,6 +23,7 @@ from typing import BinaryIO, Callable
 
 import orjson
 
+from . import signals
 from .filter import judge_all, judge_eligible
 from .index import JobIndex
 from .policy import KindRule, RetentionPolicy, is_terminal
@@ -127,7 +128,8 @@ def load(data: bytes | bytearray) -> object:
     except orjson.JSONDecodeError:
         pass  # NaN, Infinity, a lone surrogate: values orjson refuses and the service writes
     try:
-        return json.loads(data)
+        # Decoded strictly first: json.loads(bytes) would let encoded surrogates through.
+        return json.loads(bytes(data).decode("utf-8"))
     except (ValueError, RecursionError):
         raise LayoutMismatch("a record does not parse") from None
 
@@ -336,7 +338,8 @@ class RangeWriter:
             self.fd = self._open_target()
             if self.fd is not None:
                 self._copy_prefix(self.fd, offset)
-                self._disk = _DiskWriter(self._write, self.fd)
+                with signals.critical_section(deliver=True):  # the thread must be known to close()
+                    self._disk = _DiskWriter(self._write, self.fd)
         else:
             self._emit_upto(offset)
         self.cursor = offset
@@ -369,7 +372,8 @@ class RangeWriter:
     def close(self) -> None:
         """Stop the writer thread, whatever happened; raises nothing."""
         if self._disk is not None:
-            self._disk.abandon()
+            with signals.critical_section():  # a stray thread could write into a reused fd
+                self._disk.abandon()
 
 
 class _DiskWriter:

@@ -38,6 +38,11 @@ def replace(src: str, dst: str) -> None:
     call("rename", os.replace, src, dst)
 
 
+def link(src: str, dst: str) -> None:
+    """A second name for a file (the old store, kept while the new one is renamed in)."""
+    call("link", os.link, src, dst)
+
+
 def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

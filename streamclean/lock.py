@@ -36,9 +36,12 @@ class StoreLock:
                 f"another cleanup{holder} holds the lock {self.path}",
                 "it is still running; try again later",
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # the pid only names the holder in a message; a full disk must not stop the run
 
     def release(self) -> None:
         if self._fd is not None:

@@ -24,7 +24,8 @@ _DURATION = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([smhd]?)
 
 def is_terminal(job: object) -> bool:
     """A job is terminal when it is an object whose status is exactly one of the terminal ones."""
-    return isinstance(job, dict) and job.get("status") in TERMINAL_STATUSES
+    status = job.get("status") if isinstance(job, dict) else None
+    return isinstance(status, str) and status in TERMINAL_STATUSES
 
 
 def parse_duration(text: str, what: str = "duration") -> float:

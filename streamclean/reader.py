@@ -160,9 +160,10 @@ def _utf8_len(text: str) -> int:
 
 
 def _problem(exc: json.JSONDecodeError) -> str:
+    message = exc.msg.lower().removesuffix(" at")  # "starting at" + our own " at byte N"
     if exc.pos >= len(exc.doc):
-        return f"{exc.msg.lower()}, found the end of the file (truncated?)"
-    return exc.msg.lower()
+        return f"{message}, found the end of the file (truncated?)"
+    return message
 
 
 # -- walking containers ----------------------------------------------------------------------

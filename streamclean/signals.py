@@ -3,7 +3,12 @@
 A signal raised as an exception between the swap and its verification could make the rollback
 delete the file we had just swapped out — possibly someone else's newer store. So the swap runs
 as a critical section: a signal arriving there is remembered and the run completes; it was
-already past the point where stopping would have saved anything.
+already past the point where stopping would have saved anything. Creating the temporary file
+and removing it again are critical sections too (a signal between creating the file and noting
+that it exists would leave it behind); there the remembered signal is delivered on the way out.
+
+A signal after the swap still ends the run with status 1, but its message says that the new
+store is in place: "the store was left unchanged" would no longer be true.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from .errors import InterruptedRunError
 
 _critical = False
 _deferred: int | None = None
+_swapped = False  # the new store of the current run is in place
 
 
 def _handle(signum: int, frame) -> None:
@@ -22,21 +28,41 @@ def _handle(signum: int, frame) -> None:
     if _critical:
         _deferred = signum
         return
-    raise InterruptedRunError(signal.Signals(signum).name)
+    raise InterruptedRunError(signal.Signals(signum).name, after_swap=_swapped)
 
 
 def install() -> None:
     """Turn SIGINT and SIGTERM into InterruptedRunError (call from the main thread)."""
+    run_started()
     signal.signal(signal.SIGINT, _handle)
     signal.signal(signal.SIGTERM, _handle)
 
 
+def run_started() -> None:
+    global _swapped, _deferred
+    _swapped = False
+    _deferred = None
+
+
+def swapped() -> None:
+    """The new store is in place: from here on an interruption must not claim otherwise."""
+    global _swapped
+    _swapped = True
+
+
 @contextmanager
-def critical_section():
-    global _critical
+def critical_section(deliver: bool = False):
+    """Signals wait until the block ends. With `deliver`, one that arrived is raised then
+    (unless an outer critical section is still running); otherwise it is dropped, because the
+    block completed what the run set out to do (the swap) or is already failing (a rollback)."""
+    global _critical, _deferred
     previous = _critical
     _critical = True
     try:
         yield
     finally:
         _critical = previous
+    if not previous:
+        signum, _deferred = _deferred, None
+        if deliver and signum is not None:
+            raise InterruptedRunError(signal.Signals(signum).name, after_swap=_swapped)

@@ -8,6 +8,11 @@ is not the file we read, someone replaced the store after our last check: we swa
 their write stands. Elsewhere a plain rename follows a final check, with a window of a few
 system calls in which a concurrent replace would be lost (the README says so).
 
+Until the run is complete — swapped, verified, the folder synced, the backup named — any
+failure undoes the swap, so a failed run leaves the store as it was. Only if undoing fails as
+well (a disk that fails every operation) does the run end with the new store in place, and its
+message then says so and names the file holding the one it replaced.
+
 Our temporary files are named `<store>.streamclean-<pid>-<hex>.partial`, a pattern nothing
 else uses, so a later run can remove those a killed run left behind without touching the
 service's own `*.tmp` files.
@@ -15,17 +20,22 @@ service's own `*.tmp` files.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
-from . import fs
-from .errors import StoreChangedError, StoreFileError, WriteError
+from . import fs, signals
+from .errors import StoreChangedError, StoreFileError, StreamcleanError, WriteError
 
 _SUFFIX = ".partial"
+_UNCHANGED = "the store was left unchanged"
+_NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK)  # vfat, some FUSE
+_MAX_SWAPS_BACK = 8  # each one means yet another write landed within microseconds of the last
 
 
 @dataclass(frozen=True)
@@ -58,15 +68,23 @@ def leftover_pattern(store: Path) -> re.Pattern[str]:
     return re.compile(re.escape(store.name) + r"\.streamclean-\d+-[0-9a-f]{8}" + re.escape(_SUFFIX))
 
 
+def _leftover_name(store: Path) -> Path:
+    return store.with_name(f"{store.name}.streamclean-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}")
+
+
 def remove_leftovers(store: Path) -> list[Path]:
-    """Remove temporary files killed runs left beside `store`; call only while holding the lock."""
+    """Remove temporary files killed runs left beside `store`; call only while holding the lock.
+
+    One that cannot be removed (a read-only folder) stays; the run then fails clearly where
+    it first needs to write.
+    """
     pattern = leftover_pattern(store)
     removed = []
     for entry in os.scandir(store.parent):
         if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
             try:
                 os.unlink(entry.path)
-            except FileNotFoundError:
+            except OSError:
                 continue
             removed.append(Path(entry.path))
     return removed
@@ -83,45 +101,50 @@ class AtomicReplace:
         self.store = store
         self.snapshot = snapshot
         self.backup = backup
-        self.temp = store.with_name(
-            f"{store.name}.streamclean-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
-        )
+        self.temp = _leftover_name(store)
         self.fd: int | None = None
-        self._temp_exists = False
-        self._temp_ino: int | None = None
+        self._temp_exists = False  # the temporary name holds our file, which rollback removes
+        self._ours: os.stat_result | None = None  # our file as it was swapped in
 
     def open(self) -> int:
-        try:
-            self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise StoreFileError(
-                f"cannot create the new store beside the old one: {exc.strerror}: {self.temp}",
-                "the store's folder must be writable by this user",
-            ) from None
-        self._temp_exists = True
-        self._temp_ino = os.fstat(self.fd).st_ino
-        return self.fd
+        # A signal between creating the file and noting that it exists would leave it behind.
+        with signals.critical_section(deliver=True):
+            try:
+                fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise StoreFileError(
+                    f"cannot create the new store beside the old one: {exc.strerror}: {self.temp}",
+                    "the store's folder must be writable by this user",
+                ) from None
+            self.fd = fd
+            self._temp_exists = True
+        return fd
 
     def commit(self) -> None:
         """Sync the new store and swap it in; on any failure the old store stays in place."""
         assert self.fd is not None
+        fd, self.fd = self.fd, None
         try:
-            fs.fsync(self.fd)
-            os.fchmod(self.fd, stat.S_IMODE(self.snapshot.mode))
-            self._keep_owner()
-            os.close(self.fd)
+            try:
+                fs.fsync(fd)  # once: after a failed fsync the data may be gone, a retry proves nothing
+                os.fchmod(fd, stat.S_IMODE(self.snapshot.mode))
+                self._keep_owner(fd)
+                self._ours = os.fstat(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
-            raise WriteError(f"cannot finish writing the new store {self.temp}: {exc.strerror}") from None
-        finally:
-            self.fd = None
+            raise WriteError(
+                f"cannot finish writing the new store {self.temp}: {exc.strerror}",
+                f"{_UNCHANGED}; check the disk and run again",
+            ) from None
         self._check_unchanged()
         self._swap()
 
-    def _keep_owner(self) -> None:
+    def _keep_owner(self, fd: int) -> None:
         if (self.snapshot.uid, self.snapshot.gid) == (os.geteuid(), os.getegid()):
             return
         try:
-            os.fchown(self.fd, self.snapshot.uid, self.snapshot.gid)
+            os.fchown(fd, self.snapshot.uid, self.snapshot.gid)
         except PermissionError:
             pass  # only root may give files away; the store keeps our owner then
 
@@ -135,79 +158,188 @@ class AtomicReplace:
         if not self.snapshot.matches(current):
             raise _changed(self.store)
 
+    # -- with renameat2(RENAME_EXCHANGE) ---------------------------------------------------------
+
     def _swap(self) -> None:
         try:
             fs.exchange(str(self.temp), str(self.store))
         except OSError as exc:
             if exc.errno not in fs.exchange_supported_errors():
-                raise WriteError(f"cannot swap in the new store: {exc.strerror}: {self.store}") from None
+                raise WriteError(
+                    f"cannot swap in the new store: {exc.strerror}: {self.store}", _UNCHANGED
+                ) from None
             self._replace()
             return
-        # The old store now sits at the temporary name. Make sure it is the one we read.
-        if not self.snapshot.matches(os.stat(self.temp)):
-            self._swap_back()
-            raise _changed(self.store)
+        # The store path holds ours now, the temporary name what it replaced: not ours to
+        # delete until we know it is the store we read.
+        self._temp_exists = False
+        try:
+            verified = self.snapshot.matches(os.stat(self.temp))
+        except OSError:
+            verified = False
+        if not verified:
+            self._undo(_changed(self.store))
         try:
             fs.fsync_dir(str(self.store.parent))
         except OSError as exc:
+            self._undo(
+                WriteError(
+                    f"cannot sync the store's folder {self.store.parent}: {exc.strerror}",
+                    f"{_UNCHANGED}; check the disk",
+                )
+            )
+        if self.backup is not None:
+            try:
+                fs.replace(str(self.temp), str(self.backup))
+            except OSError as exc:
+                self._undo(
+                    WriteError(f"cannot keep the old store as {self.backup}: {exc.strerror}", _UNCHANGED)
+                )
+        else:
+            # The store we read, replaced: if it cannot go now, the next run removes it.
+            _unlink_quietly(self.temp)
+        signals.swapped()
+
+    def _undo(self, error: StreamcleanError) -> NoReturn:
+        """Swap back what we swapped out, then raise `error`; if that fails, say where things are."""
+        try:
             self._swap_back()
-            raise WriteError(f"cannot sync the store's folder: {exc.strerror}: {self.store.parent}") from None
-        self._retire_old_store()
+        except _KeptChanging:
+            kept = self._move_aside(self.temp)
+            raise WriteError(
+                f"{error.message}, and it kept being replaced while the swap was undone: "
+                f"{self.store} holds one of the versions written meanwhile and {kept} another",
+                "keep the newer of the two",
+            ) from None
+        except OSError as exc:
+            kept = self._move_aside(self.temp)
+            raise WriteError(
+                f"{error.message}, and undoing the swap failed: {exc.strerror}: {self.store} now "
+                f"holds the cleaned store and {kept} the file it replaced",
+                f"check the disk; to restore the old store: mv {kept} {self.store}",
+            ) from None
+        raise error
 
     def _swap_back(self) -> None:
-        """Put the file we swapped out back at the store path; ours goes to the temp name.
+        """Put the file we swapped out back at the store path; ours returns to the temp name.
 
-        If yet another write replaced ours at the store path in the meantime, the temp name
-        now holds that newest store: swap once more so the path has it, and keep the older one
-        under a `displaced` name rather than delete anything that is not ours.
+        If someone replaced ours at the store path in the meantime, what comes back is their
+        newer store: swap again so the path has it, until what comes back is the file we had
+        put there. A store that comes back and is not ours is kept under a `displaced` name,
+        never deleted.
         """
-        fs.exchange(str(self.temp), str(self.store))
-        if os.stat(self.temp).st_ino == self._temp_ino:
-            return
-        fs.exchange(str(self.temp), str(self.store))
-        displaced = self.store.with_name(f"{self.store.name}.streamclean-displaced-{secrets.token_hex(4)}")
-        os.replace(self.temp, displaced)
-        self._temp_exists = False
-
-    def _retire_old_store(self) -> None:
-        if self.backup is not None:
-            os.replace(self.temp, self.backup)
+        expected = self._ours  # what the store path should hold: ours
+        for _ in range(_MAX_SWAPS_BACK):
+            put = os.stat(self.temp)
+            fs.exchange(str(self.temp), str(self.store))
+            pulled = os.stat(self.temp)
+            if _same_file(pulled, expected):
+                break
+            expected = put  # a newer store had replaced it: that one is at the path now
         else:
-            os.unlink(self.temp)
-        self._temp_exists = False
+            raise _KeptChanging()
+        if _same_file(pulled, self._ours):
+            self._temp_exists = True  # ours again: the rollback removes it
+        else:
+            self._move_aside(self.temp)
+
+    def _move_aside(self, path: Path) -> Path:
+        """Rename a file that may be someone's store out of the leftover pattern; the new name."""
+        displaced = self.store.with_name(f"{self.store.name}.streamclean-displaced-{secrets.token_hex(4)}")
+        try:
+            fs.replace(str(path), str(displaced))
+        except OSError:
+            return path
+        return displaced
+
+    # -- without it ----------------------------------------------------------------------------
 
     def _replace(self) -> None:
-        """The swap where renameat2 is missing: link the backup, re-check, rename."""
-        if self.backup is not None:
-            staged = self.backup.with_name(self.backup.name + _SUFFIX)
-            _unlink_quietly(staged)
-            os.link(self.store, staged)
-        self._check_unchanged()
+        """The swap where renameat2 cannot exchange: keep the old store under a second name (a
+        hard link: no space, no time), check once more, rename. Between that last check and
+        the rename a concurrent replace would be lost; the README says so."""
+        keep: Path | None = _leftover_name(self.store)
         try:
-            fs.replace(str(self.temp), str(self.store))
+            fs.link(str(self.store), str(keep))
         except OSError as exc:
-            raise WriteError(f"cannot rename the new store into place: {exc.strerror}: {self.store}") from None
+            if self.backup is not None or exc.errno not in _NO_HARD_LINKS:
+                raise WriteError(
+                    f"cannot keep the old store under a second name: {exc.strerror}: {keep}", _UNCHANGED
+                ) from None
+            keep = None  # no hard links here: a failed folder sync cannot be undone then
+        try:
+            if keep is not None and not self.snapshot.matches(os.stat(keep)):
+                raise _changed(self.store)
+            self._check_unchanged()
+            try:
+                fs.replace(str(self.temp), str(self.store))
+            except OSError as exc:
+                raise WriteError(
+                    f"cannot rename the new store into place: {exc.strerror}: {self.store}", _UNCHANGED
+                ) from None
+        except BaseException:
+            if keep is not None:
+                _unlink_quietly(keep)
+            raise
         self._temp_exists = False
-        if self.backup is not None:
-            os.replace(staged, self.backup)
         try:
             fs.fsync_dir(str(self.store.parent))
         except OSError as exc:
+            self._restore(keep, f"cannot sync the store's folder {self.store.parent}: {exc.strerror}")
+        if self.backup is not None:
+            try:
+                fs.replace(str(keep), str(self.backup))
+            except OSError as exc:
+                self._restore(keep, f"cannot keep the old store as {self.backup}: {exc.strerror}")
+        elif keep is not None:
+            _unlink_quietly(keep)  # the old store's last name; if it stays, the next run removes it
+        signals.swapped()
+
+    def _restore(self, keep: Path | None, problem: str) -> NoReturn:
+        """Put the old store back after a failure that followed the rename; raise."""
+        if keep is None:
             raise WriteError(
-                f"the new store is in place but its folder could not be synced: {exc.strerror}",
-                "check the disk; after a crash the old store may reappear",
+                f"{problem}; the cleaned store is in place, but after a crash the old one may return",
+                "check the disk",
+            )
+        try:
+            if not _same_file(os.stat(self.store), self._ours):
+                _unlink_quietly(keep)  # someone replaced ours meanwhile: their write stands
+                raise _changed(self.store)
+            fs.replace(str(keep), str(self.store))
+        except OSError as exc:
+            raise WriteError(
+                f"{problem}, and restoring the old store failed: {exc.strerror}: {self.store} now "
+                f"holds the cleaned store and {keep} the old one",
+                f"check the disk; to restore the old store: mv {keep} {self.store}",
             ) from None
+        raise WriteError(problem, f"{_UNCHANGED}; check the disk")
 
     def rollback(self) -> None:
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
-        if self._temp_exists:
-            _unlink_quietly(self.temp)
-            self._temp_exists = False
+        with signals.critical_section():  # a second signal must not stop the cleanup half-way
+            if self.fd is not None:
+                try:
+                    os.close(self.fd)
+                except OSError:
+                    pass
+                self.fd = None
+            if self._temp_exists:
+                _unlink_quietly(self.temp)
+                self._temp_exists = False
+
+
+class _KeptChanging(Exception):
+    """Swapping back met a new write every time: the path and the temp name hold two of them."""
+
+
+def _same_file(a: os.stat_result, b: os.stat_result | None) -> bool:
+    # Not the inode number alone: a file the service unlinked may lend its number to a new one.
+    return b is not None and (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns) == (
+        b.st_dev,
+        b.st_ino,
+        b.st_size,
+        b.st_mtime_ns,
+    )
 
 
 def _changed(store: Path) -> StoreChangedError:
