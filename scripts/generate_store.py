@@ -752,7 +752,8 @@ def generate_store(path, size_bytes: int, seed: int = 0, now: datetime = DEFAULT
 
     per_section = len(ranges)
     try:
-        with open(path, "wb", buffering=_WRITE_BUFFER) as fh:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. runtime/async_jobs/ in a fresh clone
+    with open(path, "wb", buffering=_WRITE_BUFFER) as fh:
             fh.write(b"{\n")
             _, events = _write_section(fh, "events", islice(chunks, per_section))
             _write_section(fh, "jobs", islice(chunks, per_section))
