@@ -751,9 +751,9 @@ def generate_store(path, size_bytes: int, seed: int = 0, now: datetime = DEFAULT
         chunks = _chunks_serial(tasks, seed, now_us)
 
     per_section = len(ranges)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. runtime/async_jobs/ in a fresh clone
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. runtime/async_jobs/ in a fresh clone
-    with open(path, "wb", buffering=_WRITE_BUFFER) as fh:
+        with open(path, "wb", buffering=_WRITE_BUFFER) as fh:
             fh.write(b"{\n")
             _, events = _write_section(fh, "events", islice(chunks, per_section))
             _write_section(fh, "jobs", islice(chunks, per_section))
