@@ -22,7 +22,7 @@ from .policy import RetentionPolicy
 from .report import CleanupReport
 from .swap import AtomicReplace, Snapshot, remove_leftovers
 from .units import megabytes
-from .writer import StoreWriter
+from .writer import StoreWriter, write_errors
 
 Progress = Callable[[str, int, int], None]  # (pass name, bytes done, bytes total)
 
@@ -199,25 +199,15 @@ def _copy_prefix(source: BinaryIO) -> Callable[[int, int], None]:
     """Copies the unchanged start of the old store into the new one, errors worded."""
 
     def copy(fd: int, nbytes: int) -> None:
-        try:
+        with write_errors():
             fs.copy_range(source.fileno(), fd, nbytes)
-        except OSError as exc:
-            raise WriteError(
-                f"cannot write the new store: {exc.strerror or exc}",
-                "the store was left unchanged; free space beside it and run again",
-            ) from None
 
     return copy
 
 
 def _write_new_store(fd: int, data: bytes) -> None:
-    try:
+    with write_errors():
         fs.write_all(fd, data)
-    except OSError as exc:
-        raise WriteError(
-            f"cannot write the new store: {exc.strerror or exc}",
-            "the store was left unchanged; free space beside it and run again",
-        ) from None
 
 
 def _open_store(store: Path, shown: str) -> BinaryIO:

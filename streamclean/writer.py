@@ -53,7 +53,7 @@ class StoreWriter:
         self.diverged = True
         self.fd = self._open_target()
         if self.fd is not None:
-            with _write_errors():
+            with write_errors():
                 self._copy_prefix(self.fd, self.size)
 
     def flush(self) -> None:
@@ -62,12 +62,13 @@ class StoreWriter:
         data = "".join(self._parts).encode("utf-8")
         self._parts.clear()
         self._pending = 0
-        with _write_errors():
+        with write_errors():
             fs.write_all(self.fd, data)
 
 
 @contextmanager
-def _write_errors():
+def write_errors():
+    """An OSError while writing the new store, as the one-line error every writer gives."""
     try:
         yield
     except OSError as exc:
