@@ -13,7 +13,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from . import fast, fs, signals
+from . import fast, fs, signals, worker
 from .errors import StoreFileError, WriteError
 from .filter import filter_store
 from .index import build_index
@@ -90,8 +90,14 @@ FAST_PATH = True  # tests switch it off to hold both paths to the same results
 def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
     index, jobs_span = fast.build_index(source, _pass_progress(progress, "index", snapshot.size))
 
-    def filter_into(replace, name):
+    def filter_into(replace, name, tail=None):
         source.seek(0)
+        on_progress = _pass_progress(progress, name, snapshot.size)
+        if tail is not None and on_progress is not None:
+            # Both processes' bytes: ours up to where the tail begins, and the worker's.
+            report_own = on_progress
+            on_progress = lambda done: report_own(min(done, tail.start) + tail.done)  # noqa: E731
+            tail.on_wait = lambda: report_own(tail.start + tail.done)
         return fast.filter_store(
             source,
             index,
@@ -101,7 +107,8 @@ def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
             copy_prefix=_copy_prefix(source),
             write=_write_new_store,
             size=snapshot.size,
-            on_progress=_pass_progress(progress, name, snapshot.size),
+            on_progress=on_progress,
+            tail=tail,
         )
 
     def counted_size() -> int:
@@ -111,9 +118,38 @@ def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
     if replace is not None:
         _ensure_space(replace.store, snapshot, counted_size)
     with _rolled_back_on_error(replace):
-        results, events, out = filter_into(replace, "filter")
+        tail = _start_tail(source, snapshot, index, jobs_span[1], policy, replace)
+        try:
+            results, events, out = filter_into(replace, "filter", tail)
+        finally:
+            if tail is not None:
+                tail.stop()
         _finish(replace, out.fd, report)
     _fill(report, index, results, events, snapshot.size - out.skipped)
+
+
+SPLIT = True  # tests switch it off, or force it on small stores through worker.MIN_STORE_BYTES
+
+
+def _start_tail(source, snapshot, index, start, policy, replace) -> worker.TailWorker | None:
+    """The store's tail filtered on the second core, when there is one and room for the
+    worker's output beside the old store and the new one (worst case: nothing deleted)."""
+    if not SPLIT or snapshot.size < worker.MIN_STORE_BYTES or worker.usable_cpus() < 2:
+        return None
+    segment = None
+    if replace is not None:
+        try:
+            vfs = os.statvfs(replace.store.parent)
+        except OSError:
+            return None
+        if vfs.f_bavail * vfs.f_frsize < snapshot.size + (snapshot.size - start):
+            return None
+        segment = worker.unnamed_file(str(replace.store.parent))
+        if segment is None:
+            return None
+    return worker.TailWorker(
+        source.fileno(), start, snapshot.size, index, policy, segment, _copy_range, _write_new_store
+    )
 
 
 def _general_passes(source, snapshot, policy, report, replace, progress) -> None:
@@ -203,6 +239,11 @@ def _copy_prefix(source: BinaryIO) -> Callable[[int, int], None]:
             fs.copy_range(source.fileno(), fd, nbytes)
 
     return copy
+
+
+def _copy_range(src_fd: int, dst_fd: int, nbytes: int, start: int) -> None:
+    with write_errors():
+        fs.copy_range(src_fd, dst_fd, nbytes, start)
 
 
 def _write_new_store(fd: int, data: bytes) -> None:

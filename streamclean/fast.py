@@ -49,14 +49,14 @@ class Window:
     what it keeps of them first.
     """
 
-    def __init__(self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None) -> None:
-        self._stream = stream
+    def __init__(self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None, start: int = 0) -> None:
+        self._stream = stream  # positioned at `start`
         self._on_progress = on_progress
         self.buf = bytearray()
-        self.base = 0
-        self.end = 0  # base + len(buf)
+        self.base = start
+        self.end = start  # base + len(buf)
         self.eof = False
-        self.keep = 0
+        self.keep = start
         self.on_drop: Callable[[int], None] | None = None
 
     def _more(self) -> bool:
@@ -166,28 +166,43 @@ class walk:
     `member.value_end`. Afterwards `close` is the offset of the closing bracket.
     """
 
-    def __init__(self, w: Window, open_at: int, indent: int, keyed: bool, span_values: bool = True) -> None:
+    def __init__(
+        self,
+        w: Window,
+        open_at: int,
+        indent: int,
+        keyed: bool,
+        span_values: bool = True,
+        resume_after: int | None = None,
+    ) -> None:
         self.close: int | None = None
-        self._steps = self._walk(w, open_at, indent, keyed, span_values)
+        self._steps = self._walk(w, open_at, indent, keyed, span_values, resume_after)
 
     def __iter__(self):
         return self._steps
 
-    def _walk(self, w: Window, open_at: int, indent: int, keyed: bool, span_values: bool):
+    def _walk(self, w: Window, open_at: int, indent: int, keyed: bool, span_values: bool, resume_after):
         # The innermost loop of both passes, run once a record: the usual case is handled on
         # the buffer directly, and anything unusual goes through the Window's careful methods.
+        # With `resume_after`, the walk starts behind a member value ending there, which
+        # somebody else has read (`open_at` is then unused).
         closing = b"}" if keyed else b"]"
-        after = w.byte(open_at + 1)
-        if after == closing[0]:
-            self.close = open_at + 1
-            return
-        if after != 0x0A:  # "\n": a non-empty container spans lines in the service's layout
-            raise LayoutMismatch("not the service's layout")
-        line = open_at + 2
         close_line = b"\n" + b" " * (indent - 2) + closing
         value_closers = {0x7B: b"\n" + b" " * indent + b"}", 0x5B: b"\n" + b" " * indent + b"]"}
         key_line = _KEY.get(indent)
         element_line = b" " * indent
+        if resume_after is None:
+            after = w.byte(open_at + 1)
+            if after == closing[0]:
+                self.close = open_at + 1
+                return
+            if after != 0x0A:  # "\n": a non-empty container spans lines in the service's layout
+                raise LayoutMismatch("not the service's layout")
+            line = open_at + 2
+        else:
+            line = self._next_line(w, resume_after, close_line)
+            if line is None:
+                return
         while True:
             # Keep from the previous value's end: a deletion may start at its comma, and a
             # writer may copy out everything before it, which is decided.
@@ -223,11 +238,20 @@ class walk:
             following = w.buf[i : i + len(close_line)]
             if following[:2] == b",\n":
                 line = end + 2
-            elif following == close_line:
-                self.close = end + len(close_line) - 1
-                return
             else:
-                raise LayoutMismatch("not the service's layout after a value")
+                line = self._next_line(w, end, close_line)
+                if line is None:
+                    return
+
+    def _next_line(self, w: Window, end: int, close_line: bytes) -> int | None:
+        """After a value ending at `end`: the next member's line, or None at the closing line."""
+        following = w.slice(end, end + len(close_line))
+        if following[:2] == b",\n":
+            return end + 2
+        if following == close_line:
+            self.close = end + len(close_line) - 1
+            return None
+        raise LayoutMismatch("not the service's layout after a value")
 
 
 def value_end(w: Window, start: int, indent: int) -> int:
@@ -257,13 +281,13 @@ def _key(token: bytes | bytearray) -> str:
         raise LayoutMismatch("a key does not parse") from None
 
 
-def _top_level(w: Window):
+def _top_level(w: Window, seen: set[str], resume_after: int | None = None):
     """The top-level members; the store must open with `{` and a newline, as the service
-    writes it, and end with the closing brace. The consumer sets each `value_end`."""
-    if not w.at(0, b"{\n  \"") and not w.at(0, b"{}"):
+    writes it, and end with the closing brace. The consumer sets each `value_end`. Keys go
+    into `seen`; with `resume_after`, the walk starts behind the member value ending there."""
+    if resume_after is None and not w.at(0, b"{\n  \"") and not w.at(0, b"{}"):
         raise LayoutMismatch("not the service's layout")
-    seen = set()
-    members = walk(w, 0, 2, keyed=True, span_values=False)
+    members = walk(w, 0, 2, keyed=True, span_values=False, resume_after=resume_after)
     for member in members:
         if member.key in seen:
             raise LayoutMismatch("a top-level key appears twice")
@@ -326,7 +350,7 @@ class RangeWriter:
         self._disk: _DiskWriter | None = None
         self.fd: int | None = None
         self.diverged = False
-        self.cursor = 0  # input offset up to which the output is decided
+        self.cursor = w.base  # input offset up to which the output is decided
         self.skipping = False
         self.skipped = 0
         self._out = bytearray()
@@ -368,6 +392,17 @@ class RangeWriter:
                 self._disk.put(self._out)
                 self._out = bytearray()
             self._disk.close()
+
+    def finish_with_tail(self, start: int, tail: "Tail", copy_tail) -> None:
+        """Finish when the bytes from `start` on were filtered elsewhere: `copy_tail(fd, tail)`
+        appends their output (the tail's own if it diverged, else the old store's bytes)."""
+        if tail.diverged and not self.diverged:
+            self.skip_from(start)  # opens the file and copies everything before `start`
+            self.resume_at(start)
+        self.finish(start)
+        if self.fd is not None:
+            copy_tail(self.fd, tail)
+        self.skipped += tail.skipped
 
     def close(self) -> None:
         """Stop the writer thread, whatever happened; raises nothing."""
@@ -455,39 +490,104 @@ def filter_store(
     write,
     size: int,
     on_progress=None,
+    tail=None,
 ) -> tuple[KindTally, KindTally, RangeWriter]:
-    """Pass 2 on the service's layout: the same tallies and bytes as `filter.filter_store`."""
+    """Pass 2 on the service's layout: the same tallies and bytes as `filter.filter_store`.
+
+    With `tail` (a `worker.TailWorker`, already started), everything after the `jobs` section
+    is filtered by the tail's process while this one filters what comes before; the tail's
+    output is spliced in behind ours.
+    """
     w = Window(stream, on_progress)
     out = RangeWriter(w, open_target, copy_prefix, write)
     try:
-        return _filter_sections(w, out, index, jobs_span, policy, size)
+        return _filter_sections(w, out, index, jobs_span, policy, size, tail)
     finally:
         out.close()  # before anyone closes or removes the file it writes to
 
 
-def _filter_sections(w, out, index, jobs_span, policy, size):
+def _filter_sections(w, out, index, jobs_span, policy, size, tail):
     results, events = KindTally(), KindTally()
+    seen: set[str] = set()
     jobs_confirmed = jobs_span is None
-    for section in _top_level(w):
-        start = section.value_start
-        first = w.byte(start)
-        if section.key == "results" and first == 0x7B:
-            end = _filter_results(w, start, index, policy.results, results, out)
-        elif section.key == "events" and first == 0x7B:
-            end = _filter_events(w, start, index, policy.events, events, out)
-        elif section.key == "jobs" and jobs_span is not None:
-            end = _skip_jobs(w, start, jobs_span)
+    for section in _top_level(w, seen):
+        section.value_end = _filter_section(w, section, index, jobs_span, policy, results, events, out)
+        if section.key == "jobs" and jobs_span is not None:
             jobs_confirmed = True
-        elif first in (0x7B, 0x5B):
-            end = _check_section(w, start)
-        else:
-            end = value_end(w, start, 2)
-            load(w.slice(start, end))
-        section.value_end = end
+            if tail is not None:
+                break
     if not jobs_confirmed:
         raise LayoutMismatch("the jobs section pass 1 read is not the top-level one")
-    out.finish(size)
+    if tail is None:
+        out.finish(size)
+    else:
+        done = tail.result()
+        if done.keys & seen:
+            raise LayoutMismatch("a top-level key appears twice")
+        results.add(done.results)
+        events.add(done.events)
+        out.finish_with_tail(jobs_span[1], done, tail.copy_output)
     return results, events, out
+
+
+def filter_tail(
+    stream: BinaryIO,
+    start: int,
+    index: JobIndex,
+    policy: RetentionPolicy,
+    open_target,
+    copy_prefix,
+    write,
+    size: int,
+    on_progress=None,
+) -> "Tail":
+    """Pass 2 over the store's tail: every byte from `start`, where the top-level `jobs`
+    value ends, as `filter_store` would filter it. `stream` is positioned at `start`, and
+    `copy_prefix(fd, offset)` copies the unchanged bytes from `start` to `offset`.
+
+    Whether `start` really is the end of the top-level `jobs` value is for the caller to
+    confirm: this walk only checks that what follows is the rest of a top-level object.
+    """
+    w = Window(stream, on_progress, start)
+    out = RangeWriter(w, open_target, copy_prefix, write)
+    try:
+        results, events = KindTally(), KindTally()
+        seen: set[str] = set()
+        for section in _top_level(w, seen, resume_after=start):
+            section.value_end = _filter_section(w, section, index, None, policy, results, events, out)
+        out.finish(size)
+        return Tail(results, events, seen, out.diverged, out.skipped)
+    finally:
+        out.close()
+
+
+class Tail:
+    """What filtering the store's tail found: tallies, top-level keys, and whether (and by how
+    many bytes) its output differs from the old store's tail."""
+
+    def __init__(self, results: KindTally, events: KindTally, keys: set[str], diverged: bool, skipped: int):
+        self.results = results
+        self.events = events
+        self.keys = keys
+        self.diverged = diverged
+        self.skipped = skipped
+
+
+def _filter_section(w, section, index, jobs_span, policy, results, events, out) -> int:
+    """Filter (or check) one top-level section; returns the offset where its value ends."""
+    start = section.value_start
+    first = w.byte(start)
+    if section.key == "results" and first == 0x7B:
+        return _filter_results(w, start, index, policy.results, results, out)
+    if section.key == "events" and first == 0x7B:
+        return _filter_events(w, start, index, policy.events, events, out)
+    if section.key == "jobs" and jobs_span is not None:
+        return _skip_jobs(w, start, jobs_span)
+    if first in (0x7B, 0x5B):
+        return _check_section(w, start)
+    end = value_end(w, start, 2)
+    load(w.slice(start, end))
+    return end
 
 
 def _skip_jobs(w: Window, start: int, jobs_span: tuple[int, int]) -> int:

@@ -83,20 +83,21 @@ def exchange_supported_errors() -> tuple[int, ...]:
     return (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
 
 
-def copy_range(src_fd: int, dst_fd: int, nbytes: int) -> None:
-    """Copy the first `nbytes` of `src_fd` to `dst_fd`'s position, in the kernel where it can."""
-    offset = 0
-    while offset < nbytes:
+def copy_range(src_fd: int, dst_fd: int, nbytes: int, start: int = 0) -> None:
+    """Copy `nbytes` of `src_fd` from offset `start` to `dst_fd`'s position, in the kernel
+    where it can."""
+    offset, end = start, start + nbytes
+    while offset < end:
         try:
-            copied = call("write", os.copy_file_range, src_fd, dst_fd, nbytes - offset, offset)
+            copied = call("write", os.copy_file_range, src_fd, dst_fd, end - offset, offset)
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
                 raise
             copied = 0
         if copied == 0:  # no kernel copy here (or a short file): plain reads and writes
-            chunk = os.pread(src_fd, min(1 << 20, nbytes - offset), offset)
+            chunk = os.pread(src_fd, min(1 << 20, end - offset), offset)
             if not chunk:
-                raise OSError(errno.EIO, "the store ended early while copying it")
+                raise OSError(errno.EIO, "the file ended early while copying it")
             write_all(dst_fd, chunk)
             copied = len(chunk)
         offset += copied

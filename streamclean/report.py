@@ -21,6 +21,13 @@ class KindTally:
     def kept_count(self) -> int:
         return self.total - self.delete_count
 
+    def add(self, other: "KindTally") -> None:
+        """Count in what another part of the same pass saw."""
+        self.total += other.total
+        self.eligible_terminal += other.eligible_terminal
+        self.delete_count += other.delete_count
+        self.skipped_missing_timestamp += other.skipped_missing_timestamp
+
     def as_dict(self, rule: KindRule) -> dict:
         return {
             "total": self.total,

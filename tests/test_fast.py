@@ -35,8 +35,11 @@ def general(data: bytes, policy=POLICY):
     return "".join(out.parts).encode(), index, results, events
 
 
-def fast_path(data: bytes, policy=POLICY):
-    """Run both fast passes in memory; returns the new bytes the range writer would write."""
+def fast_path(data: bytes, policy=POLICY, split=False):
+    """Run both fast passes in memory; returns the new bytes the range writer would write.
+
+    With `split`, the store's tail (after `jobs`) is filtered as a worker process would
+    filter it, here in this process, and spliced in behind the rest."""
     index, span = fast.build_index(io.BytesIO(data))
     chunks = []
     results, events, out = fast.filter_store(
@@ -45,18 +48,49 @@ def fast_path(data: bytes, policy=POLICY):
         copy_prefix=lambda fd, n: chunks.append(data[:n]),
         write=lambda fd, buf: chunks.append(bytes(buf)),
         size=len(data),
+        tail=InProcessTail(data, span[1], index, policy, chunks) if split else None,
     )
     new = b"".join(chunks) if out.diverged else data
     assert len(new) == len(data) - out.skipped
     return new, index, results, events
 
 
+class InProcessTail:
+    """`worker.TailWorker`'s part in `fast.filter_store`, without the process."""
+
+    def __init__(self, data: bytes, start: int, index, policy, out: list):
+        self.start, self.done = start, 0
+        self._data, self._index, self._policy, self._out = data, index, policy, out
+        self._segment = []
+
+    def result(self):
+        data, start = self._data, self.start
+        stream = io.BytesIO(data)
+        stream.seek(start)
+        tail = fast.filter_tail(
+            stream, start, self._index, self._policy,
+            open_target=lambda: 2,
+            copy_prefix=lambda fd, offset: self._segment.append(data[start:offset]),
+            write=lambda fd, buf: self._segment.append(bytes(buf)),
+            size=len(data),
+        )
+        if tail.diverged:
+            assert len(b"".join(self._segment)) == len(data) - start - tail.skipped
+        else:
+            assert self._segment == []
+        return tail
+
+    def copy_output(self, fd, tail):
+        self._out.append(b"".join(self._segment) if tail.diverged else self._data[self.start :])
+
+
 def assert_same(data: bytes, policy=POLICY):
     expected = general(data, policy)
-    actual = fast_path(data, policy)
-    assert actual[0] == expected[0]
-    assert (actual[1].terminal_count, actual[1].active_count) == (expected[1].terminal_count, expected[1].active_count)
-    assert actual[2:] == expected[2:]
+    for split in (False, True):
+        actual = fast_path(data, policy, split)
+        assert actual[0] == expected[0], f"split={split}"
+        assert (actual[1].terminal_count, actual[1].active_count) == (expected[1].terminal_count, expected[1].active_count)
+        assert actual[2:] == expected[2:], f"split={split}"
     return actual
 
 
@@ -140,10 +174,11 @@ def test_values_orjson_misreads_are_read_exactly():
         lambda s: service_bytes(s).replace(b'\n  "jobs"', b'\n   "jobs"', 1),
     ],
 )
-def test_other_layouts_step_aside(layout):
+@pytest.mark.parametrize("split", [False, True])
+def test_other_layouts_step_aside(layout, split):
     data = layout(small_state())
     with pytest.raises(fast.LayoutMismatch):
-        fast_path(data)
+        fast_path(data, split=split)
 
 
 def test_inside_a_record_any_valid_layout_is_copied_exactly():
@@ -240,3 +275,28 @@ def test_a_key_with_invalid_utf8_sends_the_run_to_the_general_path(tmp_path):
 
     with pytest.raises(InvalidStoreError, match="invalid UTF-8 at byte"):
         cleanup.clean(path, POLICY)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # a section before `jobs` repeated after it: each part alone has no duplicate
+        lambda data: data.replace(b'\n  "schema_version"', b'\n  "events": {},\n  "schema_version"', 1),
+        lambda data: data + b"\n{}",
+        lambda data: data[:-1] + b"  }",
+    ],
+)
+def test_the_split_tail_is_judged_with_the_rest_of_the_store(change):
+    data = change(service_bytes(small_state()))
+    for split in (False, True):
+        with pytest.raises(fast.LayoutMismatch):
+            fast_path(data, split=split)
+
+
+def test_a_tail_with_nothing_to_delete_is_copied_from_the_old_store():
+    state = small_state()
+    state["results"] = {"r2": state["results"]["r2"]}  # j2's: not terminal
+    data = service_bytes(state)
+    new, _, results, events = assert_same(data)
+    assert results.delete_count == 0 and events.delete_count == 2
+    assert new.endswith(data[data.index(b'\n  "notifications"') :])

@@ -1,0 +1,241 @@
+"""The second core: the store's tail filtered by a forked process while this one does the rest.
+
+Pass 2 costs Python time per record, and a store's sections after `jobs` (in the service's
+layout: `results` and any others) hold roughly a third of its records. Pass 1 already knows
+where `jobs` ends, so once the index is built a forked worker, which inherits the index
+without copying it, filters from there to the end of the store while this process filters
+the sections before it. Neither waits for the other until the end.
+
+The worker writes its output into an unnamed file (`O_TMPFILE`) in the store's folder, which
+this process appends to the new store in the kernel. Nothing about it can outlive the run: the
+file has no name, and the worker dies with its parent (`PR_SET_PDEATHSIG`) and ignores the
+signals that end a run, which this process handles by killing it. Its answer — tallies, its
+top-level keys, how many bytes it left out — or its exception comes back pickled over a pipe.
+
+Where any of this is unavailable (one CPU, no `O_TMPFILE`, too little free space for the extra
+file, a small store), the caller filters the whole store in one process, with the same result.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import mmap
+import os
+import pickle
+import select
+import signal
+import struct
+from typing import Callable
+
+from . import fast, signals
+from .errors import StreamcleanError
+from .index import JobIndex
+from .policy import RetentionPolicy
+
+MIN_STORE_BYTES = 32 << 20  # below this, forking and splicing cost more than the core saves
+_PR_SET_PDEATHSIG = 1
+_WAIT_TICK = 0.25  # seconds between progress reports while waiting for the worker
+
+
+class WorkerDiedError(StreamcleanError):
+    """The worker ended without an answer (killed, out of memory)."""
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def unnamed_file(folder: str) -> int | None:
+    """A file in `folder` that has no name, so no crash can leave it behind; None where the
+    file system cannot make one."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None:
+        return None
+    try:
+        return os.open(folder, flag | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+
+
+class _PositionedReader:
+    """`read()` from an offset of a descriptor with `pread`, leaving its shared position alone."""
+
+    def __init__(self, fd: int, offset: int) -> None:
+        self._fd = fd
+        self._offset = offset
+
+    def read(self, size: int) -> bytes:
+        data = os.pread(self._fd, size, self._offset)
+        self._offset += len(data)
+        return data
+
+
+class TailWorker:
+    """Filters the store from `start` (the end of the top-level `jobs` value) to its end in a
+    forked process. `copy(src_fd, dst_fd, nbytes, start)` copies bytes, errors worded;
+    `write(fd, data)` writes them. With `segment_fd` None it only counts (a dry run).
+
+    `result()` waits for the answer (or raises what the worker raised); `copy_output(fd, tail)`
+    appends the tail's new bytes to `fd`; `stop()` ends the worker and frees everything and
+    must follow, on success and on failure.
+    """
+
+    def __init__(
+        self,
+        source_fd: int,
+        start: int,
+        size: int,
+        index: JobIndex,
+        policy: RetentionPolicy,
+        segment_fd: int | None,
+        copy: Callable[[int, int, int, int], None],
+        write: Callable[[int, bytes], None],
+    ) -> None:
+        self.start = start
+        self._source_fd = source_fd
+        self._size = size
+        self._segment_fd = segment_fd
+        self._copy = copy
+        self.on_wait: Callable[[], None] | None = None  # called now and then while `result()` waits
+        self._read = mmap.mmap(-1, 8)  # how far the worker has read, for progress
+        answer, reply = os.pipe()
+        parent = os.getpid()
+        # Inside a critical section a signal is only noted, so none can raise in the worker
+        # before it ignores them, and take it up the parent's stack.
+        with signals.critical_section(deliver=True):
+            pid = os.fork()
+            if pid == 0:
+                os.close(answer)
+                self._serve(parent, reply, index, policy, write)  # never returns
+            self._pid: int | None = pid
+        os.close(reply)
+        self._answer: int | None = answer
+
+    @property
+    def done(self) -> int:
+        """Bytes of the tail the worker has read so far."""
+        return struct.unpack_from("Q", self._read)[0]
+
+    def _serve(self, parent: int, reply: int, index: JobIndex, policy: RetentionPolicy, write) -> None:
+        status = 70
+        try:
+            _die_with(parent)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            try:
+                outcome = ("done", self._filter(index, policy, write))
+            except BaseException as exc:  # sent to the parent, which raises it
+                outcome = ("raised", exc)
+            try:
+                payload = pickle.dumps(outcome)
+            except Exception:
+                payload = pickle.dumps(("raised", RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]}")))
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(reply, view) :]
+            status = 0
+        finally:
+            os._exit(status)  # never the parent's cleanup, atexit or buffers: they are its own
+
+    def _filter(self, index: JobIndex, policy: RetentionPolicy, write) -> fast.Tail:
+        start, source = self.start, self._source_fd
+
+        def copy_prefix(fd: int, offset: int) -> None:
+            self._copy(source, fd, offset - start, start)
+
+        def progress(offset: int) -> None:
+            struct.pack_into("Q", self._read, 0, offset - start)
+
+        return fast.filter_tail(
+            _PositionedReader(source, start),
+            start,
+            index,
+            policy,
+            open_target=lambda: self._segment_fd,
+            copy_prefix=copy_prefix,
+            write=write,
+            size=self._size,
+            on_progress=progress,
+        )
+
+    def result(self) -> fast.Tail:
+        """Wait for the worker's answer; raises what it raised."""
+        chunks = []
+        while True:
+            if self.on_wait is not None:
+                ready, _, _ = select.select([self._answer], [], [], _WAIT_TICK)
+                if not ready:
+                    self.on_wait()
+                    continue
+            chunk = os.read(self._answer, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if self.on_wait is not None:
+            self.on_wait()
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = None
+        if not chunks:
+            raise WorkerDiedError(
+                f"the process filtering the store's tail ended without an answer ({_describe(status)})",
+                "the store was left unchanged; run again",
+            )
+        kind, value = pickle.loads(b"".join(chunks))
+        if kind == "raised":
+            raise value
+        return value
+
+    def copy_output(self, fd: int, tail: fast.Tail) -> None:
+        """Append the new store's tail to `fd`: the worker's output, or the old bytes unchanged."""
+        length = self._size - self.start
+        if tail.diverged:
+            self._copy(self._segment_fd, fd, length - tail.skipped, 0)
+        else:
+            self._copy(self._source_fd, fd, length, self.start)
+
+    def stop(self) -> None:
+        """End the worker if it still runs and free its pipe and file; raises nothing."""
+        with signals.critical_section():
+            if self._pid is not None:
+                try:
+                    os.kill(self._pid, signal.SIGKILL)
+                    os.waitpid(self._pid, 0)
+                except OSError:
+                    pass
+                self._pid = None
+            if self._answer is not None:
+                os.close(self._answer)
+                self._answer = None
+            if self._segment_fd is not None:
+                os.close(self._segment_fd)  # it has no name: closing it frees its blocks
+                self._segment_fd = None
+            self._read.close()
+
+
+def _load_prctl():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_prctl = _load_prctl()
+
+
+def _die_with(parent: int) -> None:
+    """Ask the kernel to kill this process when its parent dies, so a killed run leaves no
+    worker behind holding the store's lock; if the parent is gone already, go too."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(70)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"

@@ -1,0 +1,319 @@
+"""Pass 2 on two processes: the store's tail filtered by a forked worker (streamclean/worker.py).
+
+The worker only runs for stores of 32 MiB and more; here it is forced on small generated stores
+(`worker.MIN_STORE_BYTES = 0`), in this process or in a child started with RUNNER. Whatever
+happens to either process, the store is old or new, never anything else, no worker outlives
+its run, and the run's result is the one-process run's, byte for byte.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import processes
+from processes import NOW
+from streamclean import cleanup, fast, fs, worker
+from streamclean.cli import main
+
+# A cleanup in a child process with the worker forced on; with "slow", the worker sleeps
+# before it starts, so that it can be caught at work.
+RUNNER = r"""
+import sys, time
+from streamclean import fast, worker
+from streamclean.cli import main
+
+worker.MIN_STORE_BYTES = 0
+if sys.argv[1] == "slow":
+    filter_tail = fast.filter_tail
+    def slow_filter_tail(*args, **kwargs):
+        time.sleep(60)
+        return filter_tail(*args, **kwargs)
+    fast.filter_tail = slow_filter_tail
+main(sys.argv[2:], prog_name="streamclean")
+"""
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """A generated 2 MB store, and what a one-process run makes of it (bytes and report)."""
+    folder = tmp_path_factory.mktemp("split")
+    old = processes.generate(folder / "store.v1.json", 2_000_000, seed=5)
+    result = _invoke(folder / "store.v1.json", split=False)
+    assert result.exit_code == 0, result.stderr
+    return old, (folder / "store.v1.json").read_bytes(), _counts(result.stdout)
+
+
+def _invoke(store: Path, *extra: str, split: bool = True):
+    saved = worker.MIN_STORE_BYTES, cleanup.SPLIT
+    worker.MIN_STORE_BYTES, cleanup.SPLIT = 0, split
+    try:
+        return CliRunner().invoke(main, ["clean", "-q", "--store-file", str(store), "--now", NOW, *extra])
+    finally:
+        worker.MIN_STORE_BYTES, cleanup.SPLIT = saved
+
+
+def _counts(stdout: str) -> dict:
+    report = json.loads(stdout)
+    return {key: report[key] for key in ("results", "events", "terminal_job_count", "active_job_count",
+                                         "store_bytes_after", "rewritten")}
+
+
+def _fresh(folder: Path, data: bytes) -> Path:
+    for path in folder.iterdir():
+        path.unlink()
+    store = folder / "store.v1.json"
+    store.write_bytes(data)
+    return store
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(name))
+    return found
+
+
+class Spy:
+    """Counts the workers started, to know the split really happened."""
+
+    def __init__(self, monkeypatch):
+        self.started = 0
+        real = worker.TailWorker.__init__
+
+        def init(this, *args, **kwargs):
+            self.started += 1
+            real(this, *args, **kwargs)
+
+        monkeypatch.setattr(worker.TailWorker, "__init__", init)
+
+
+def test_two_processes_write_what_one_writes(tmp_path, stores, monkeypatch):
+    old, new, counts = stores
+    spy = Spy(monkeypatch)
+    store = _fresh(tmp_path, old)
+    result = _invoke(store)
+    assert result.exit_code == 0, result.stderr
+    assert spy.started == 1
+    assert store.read_bytes() == new
+    assert _counts(result.stdout) == counts
+    assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"]
+    assert children_of(os.getpid()) == []
+
+
+def test_a_dry_run_on_two_processes_counts_the_same_and_writes_nothing(tmp_path, stores, monkeypatch):
+    old, _, counts = stores
+    spy = Spy(monkeypatch)
+    store = _fresh(tmp_path, old)
+    result = _invoke(store, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert spy.started == 1
+    assert store.read_bytes() == old
+    expected = dict(counts, store_bytes_after=counts["store_bytes_after"], rewritten=False)
+    assert _counts(result.stdout) == expected
+
+
+def test_a_tail_only_the_general_path_reads_falls_back_to_it(tmp_path, stores, monkeypatch):
+    """The worker's LayoutMismatch reaches this process, which starts over on the general path."""
+    old, _, _ = stores
+    state = json.loads(old)
+    compact_tail = json.dumps({"results": state["results"], "schema_version": 5}, ensure_ascii=False)
+    data = old[: old.index(b'\n  "notifications": ')] + b"\n  " + compact_tail[1:-1].encode() + b"\n}"
+    assert json.loads(data)["results"] == state["results"]
+    reference = tmp_path / "reference.json"
+    reference.write_bytes(data)
+    monkeypatch.setattr(cleanup, "FAST_PATH", False)
+    assert _invoke(reference).exit_code == 0
+    monkeypatch.setattr(cleanup, "FAST_PATH", True)
+
+    spy, general = Spy(monkeypatch), []
+    real_general = cleanup._general_passes
+    monkeypatch.setattr(cleanup, "_general_passes", lambda *args: (general.append(1), real_general(*args))[1])
+    store = tmp_path / "store.v1.json"
+    store.write_bytes(data)
+    result = _invoke(store)
+    assert result.exit_code == 0 and result.stderr == "", result.stderr
+    assert spy.started == 1 and general == [1]
+    assert store.read_bytes() == reference.read_bytes() != data
+    assert children_of(os.getpid()) == []
+
+
+def test_no_worker_without_an_unnamed_file_or_room_for_it(tmp_path, stores, monkeypatch):
+    old, new, counts = stores
+    spy = Spy(monkeypatch)
+    with monkeypatch.context() as patch:
+        patch.setattr(worker, "unnamed_file", lambda folder: None)
+        store = _fresh(tmp_path, old)
+        result = _invoke(store)
+    assert result.exit_code == 0 and store.read_bytes() == new and spy.started == 0
+
+    real_statvfs = os.statvfs
+
+    def roomy_but_not_enough(path):  # the old store's size is free, not that plus the tail's
+        vfs = real_statvfs(path)
+        blocks = (len(old) + len(old) // 10) // vfs.f_frsize
+        return os.statvfs_result((vfs.f_bsize, vfs.f_frsize, vfs.f_blocks, blocks, blocks,
+                                  vfs.f_files, vfs.f_ffree, vfs.f_favail, vfs.f_flag, vfs.f_namemax))
+
+    monkeypatch.setattr(os, "statvfs", roomy_but_not_enough)
+    store = _fresh(tmp_path, old)
+    result = _invoke(store)
+    assert result.exit_code == 0 and store.read_bytes() == new and spy.started == 0
+
+
+# -- failures in either process ---------------------------------------------------------------
+
+
+class RoleFaults:
+    """An `fs.call` that logs each operation with the process it ran in (the forked worker's
+    memory is its own, so the log is a file) and fails the `fail_at`th operation of `role`."""
+
+    def __init__(self, real, log: Path, parent: int, role: str = "", fail_at: int = -1,
+                 code: int = errno.ENOSPC, for_good: bool = False):
+        self.real, self.log, self.parent = real, log, parent
+        self.role, self.fail_at, self.code, self.for_good = role, fail_at, code, for_good
+        self.count = 0
+
+    def __call__(self, op, func, *args):
+        role = "parent" if os.getpid() == self.parent else "worker"
+        with open(self.log, "a") as log:
+            log.write(f"{role} {op}\n")
+        if role == self.role:
+            index, self.count = self.count, self.count + 1
+            if index == self.fail_at or (self.for_good and 0 <= self.fail_at < index):
+                raise OSError(self.code, os.strerror(self.code))
+        return self.real(op, func, *args)
+
+    def operations(self) -> list[tuple[str, str]]:
+        return [tuple(line.split()) for line in self.log.read_text().splitlines()]
+
+
+def test_failing_any_file_operation_of_either_process_leaves_the_store(tmp_path, stores, monkeypatch):
+    old, new, _ = stores
+    folder = tmp_path / "store"
+    folder.mkdir()
+    real_call = fs.call
+    counting = RoleFaults(real_call, tmp_path / "count.log", os.getpid())
+    monkeypatch.setattr(fs, "call", counting)
+    store = _fresh(folder, old)
+    assert _invoke(store).exit_code == 0 and store.read_bytes() == new
+    operations = counting.operations()
+    by_role = {role: [op for r, op in operations if r == role] for role in ("parent", "worker")}
+    assert by_role["worker"], "the worker wrote nothing: it did not run"
+    swap = by_role["parent"].index("exchange")
+
+    checked = 0
+    for role, ops in by_role.items():
+        for for_good in (False, True):
+            for n, op in enumerate(ops):
+                if role == "parent" and n > swap:
+                    continue  # after the swap: test_faults covers it, the worker is long gone
+                log = tmp_path / f"{role}-{n}-{for_good}.log"
+                monkeypatch.setattr(fs, "call", RoleFaults(real_call, log, os.getpid(), role, n, for_good=for_good))
+                store = _fresh(folder, old)
+                result = _invoke(store)
+                case = f"{role} {op} #{n}{' for good' if for_good else ''}"
+                lines = result.stderr.splitlines()
+                assert result.exit_code == 1, (case, result.stderr)
+                assert len(lines) == 1 and lines[0].startswith("streamclean: error: "), (case, result.stderr)
+                assert os.strerror(errno.ENOSPC) in lines[0], case
+                assert store.read_bytes() == old, case
+                assert sorted(os.listdir(folder)) == ["store.v1.json", "store.v1.json.lock"], case
+                assert children_of(os.getpid()) == [], case
+                checked += 1
+    assert checked >= 2 * len(by_role["worker"]) + 2
+
+
+# -- signals and kills, from outside ------------------------------------------------------------
+
+
+def _start_slow(store: Path, slow: str = "slow") -> processes.subprocess.Popen:
+    argv = [processes.PYTHON, "-c", RUNNER, slow, "clean", "--store-file", str(store), "--now", NOW]
+    return processes.start(argv, start_new_session=True)
+
+
+def _worker_of(proc, timeout: float = 20.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = children_of(proc.pid)
+        if found:
+            return found[0]
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    raise AssertionError("no worker appeared")
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _assert_untouched_and_recovers(store: Path, old: bytes, new: bytes) -> None:
+    assert store.read_bytes() == old
+    proc = processes.start(processes.clean_command(store))
+    code, _, stderr = processes.finish(proc)
+    assert code == 0, stderr
+    assert store.read_bytes() == new
+    assert processes.leftovers(store.parent, store.name) == []
+
+
+def test_a_killed_worker_fails_the_run_in_one_line(tmp_path, stores):
+    old, new, _ = stores
+    store = _fresh(tmp_path, old)
+    proc = _start_slow(store)
+    os.kill(_worker_of(proc), signal.SIGKILL)
+    code, stdout, stderr = processes.finish(proc)
+    assert code == 1 and stdout == ""
+    assert stderr.count("\n") == 1 and "ended without an answer (killed by SIGKILL)" in stderr, stderr
+    _assert_untouched_and_recovers(store, old, new)
+
+
+def test_a_killed_run_takes_its_worker_with_it(tmp_path, stores):
+    old, new, _ = stores
+    store = _fresh(tmp_path, old)
+    proc = _start_slow(store)
+    helper = _worker_of(proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert processes.finish(proc)[0] == -signal.SIGKILL
+    assert _gone(helper), "the worker outlived the run it served"
+    _assert_untouched_and_recovers(store, old, new)  # the lock is free again
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT-to-group"])
+def test_an_interrupted_run_stops_its_worker(tmp_path, stores, how):
+    old, new, _ = stores
+    store = _fresh(tmp_path, old)
+    proc = _start_slow(store)
+    helper = _worker_of(proc)
+    if how == "SIGTERM":
+        os.kill(proc.pid, signal.SIGTERM)
+    else:  # Ctrl-C on a terminal: the whole foreground group, worker included
+        os.killpg(proc.pid, signal.SIGINT)
+    code, stdout, stderr = processes.finish(proc)
+    signame = how.split("-")[0]
+    assert code == 1 and stdout == ""
+    assert stderr == f"streamclean: error: interrupted by {signame}; the store was left unchanged\n", stderr
+    assert _gone(helper)
+    _assert_untouched_and_recovers(store, old, new)
