@@ -9,7 +9,8 @@ Run explicitly (the default `pytest` collects only tests/):
 
 Every tool runs as a child process of its own; its time is the wall time from start to exit
 (interpreter start-up included, as for a cron job) and its peak RSS is the child's own
-`ru_maxrss`, read with `os.wait4` by a tiny launcher (see LAUNCHER for why not from pytest).
+`ru_maxrss`, read with `os.wait4` by a tiny launcher (see LAUNCHER for why not from pytest),
+or the sampled sum over the child and its worker process, whichever is larger.
 All tools read a store that is in the page cache; an in-place tool gets a fresh copy each
 round, made (and fsynced) before the clock starts. Every run is checked — exit status 0, the
 output file equal byte for byte to the `json` peer's (the service's own serialisation), the
@@ -235,7 +236,7 @@ class Run:
     returncode: int
     seconds: float  # wall time of the tool, spawn to exit
     cpu_seconds: float  # user + system of the tool
-    peak_rss_bytes: int  # the tool's own ru_maxrss
+    peak_rss_bytes: int  # the larger of the tool's ru_maxrss and its process tree's sampled sum
     stdout: bytes
     stderr: bytes
 
@@ -246,17 +247,48 @@ class Run:
 # (python -I -S: ~8 MiB, less than any tool, which are full interpreters), which reports the
 # tool's rusage from os.wait4. It is started untimed and waits for one byte on stdin; the timed
 # part is "go" to exit.
+#
+# ru_maxrss is one process's peak (with waited-for children, the largest of them), and
+# streamclean forks a worker for pass 2. So the launcher also samples, every 10 ms, the sum of
+# the resident sizes of the tool and all its descendants; a run's peak RSS is the larger of the
+# two. The sum counts pages the worker shares with its parent twice: it errs on the high side.
 LAUNCHER = """
-import os, sys, time
+import os, sys, threading, time
 if os.read(0, 1) != b"g":
     sys.exit(111)
 null = os.open(os.devnull, os.O_RDONLY)
+page = os.sysconf("SC_PAGE_SIZE")
+tree_peak = 0
+ended = threading.Event()
+
+def tree_rss(root):
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                total += int(fh.read().split()[1]) * page
+            with open(f"/proc/{pid}/task/{pid}/children") as fh:
+                todo += [int(child) for child in fh.read().split()]
+        except (OSError, ValueError):
+            pass
+    return total
+
+def sample(root):
+    global tree_peak
+    while not ended.wait(0.01):
+        tree_peak = max(tree_peak, tree_rss(root))
+
 started = time.perf_counter()
 pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null, 0)])
+sampler = threading.Thread(target=sample, args=(pid,), daemon=True)
+sampler.start()
 _, status, usage = os.wait4(pid, 0)
 seconds = time.perf_counter() - started
+ended.set()
+sampler.join()
 with open(sys.argv[1], "w") as fh:
-    fh.write(repr((os.waitstatus_to_exitcode(status), seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime)))
+    fh.write(repr((os.waitstatus_to_exitcode(status), seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, tree_peak)))
 """
 
 
@@ -290,8 +322,8 @@ class Launch:
             with open(self._result, encoding="utf-8") as fh:
                 text = fh.read()
             assert launcher_status == 0 and text, f"the launcher failed ({launcher_status}): {stderr[-2000:]!r}"
-            returncode, seconds, maxrss_kib, cpu_seconds = ast.literal_eval(text)
-            return Run(returncode, seconds, cpu_seconds, maxrss_kib * 1024, stdout, stderr)
+            returncode, seconds, maxrss_kib, cpu_seconds, tree_peak = ast.literal_eval(text)
+            return Run(returncode, seconds, cpu_seconds, max(maxrss_kib * 1024, tree_peak), stdout, stderr)
         finally:
             self.close()
 

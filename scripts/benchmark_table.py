@@ -146,7 +146,8 @@ def main(argv=None) -> int:
         out.append("Seconds: wall time of the whole command, interpreter start to exit (streamclean: both "
                    "passes, write, fsync, atomic swap; the peers: load, clean, dump to a file, no fsync), "
                    "median over the rounds. MB/s: store size / median. Peak RSS: the process's own "
-                   f"`ru_maxrss`. Every run's output is checked byte for byte against {checked}.")
+                   "`ru_maxrss` or, if larger, the peak of its process tree's resident sizes summed "
+                   f"(streamclean's pass-2 worker included), sampled every 10 ms. Every run's output is checked byte for byte against {checked}.")
         out.append("")
     if memory:
         out += memory_table(memory)

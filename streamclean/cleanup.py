@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -104,7 +105,7 @@ def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
             jobs_span,
             policy,
             open_target=replace.open if replace else lambda: None,
-            copy_prefix=_copy_prefix(source),
+            copy_source=lambda fd, start, nbytes: _copy_range(source.fileno(), fd, nbytes, start),
             write=_write_new_store,
             size=snapshot.size,
             on_progress=on_progress,
@@ -133,8 +134,13 @@ SPLIT = True  # tests switch it off, or force it on small stores through worker.
 
 def _start_tail(source, snapshot, index, start, policy, replace) -> worker.TailWorker | None:
     """The store's tail filtered on the second core, when there is one and room for the
-    worker's output beside the old store and the new one (worst case: nothing deleted)."""
+    worker's output beside the old store and the new one (worst case: nothing deleted).
+
+    Never from a process with other threads (a library caller's): a lock one of them holds
+    at the fork would stay locked forever in the worker."""
     if not SPLIT or snapshot.size < worker.MIN_STORE_BYTES or worker.usable_cpus() < 2:
+        return None
+    if threading.active_count() > 1:
         return None
     segment = None
     if replace is not None:

@@ -104,6 +104,16 @@ class Window:
             if not self._more():
                 return -1
 
+    def jump(self, offset: int) -> None:
+        """Go on reading at `offset`, skipping whatever lies between; the consumer has taken
+        care of those bytes (see `RangeWriter.pass_over`)."""
+        if offset <= self.end:
+            self.keep = max(self.keep, offset)
+            return
+        del self.buf[:]
+        self.base = self.end = self.keep = offset
+        self._stream.seek(offset)
+
     def at(self, offset: int, prefix: bytes) -> bool:
         if self.end < offset + len(prefix):
             self.need(offset + len(prefix))
@@ -336,20 +346,22 @@ class RangeWriter:
     """The new store as the old one minus skipped byte ranges.
 
     Kept bytes are copied out of the window before it drops them. Nothing is written before
-    the first skip: then `open_target` gives the file and `copy_prefix` copies the unchanged
-    start in the kernel. In a dry run `open_target` returns None and only sizes are counted.
+    the first skip: then `open_target` gives the file and `copy_source(fd, start, nbytes)`
+    copies the unchanged start from the old store in the kernel, as it copies any range kept
+    unread (`pass_over`). In a dry run `open_target` returns None and only sizes are counted.
     Full chunks are written by a `_DiskWriter` thread while parsing goes on; `close()` must
     follow, also on failure, before the file is closed or removed.
     """
 
-    def __init__(self, w: Window, open_target, copy_prefix, write) -> None:
+    def __init__(self, w: Window, open_target, copy_source, write) -> None:
         self._w = w
         self._open_target = open_target
-        self._copy_prefix = copy_prefix
+        self._copy_source = copy_source
         self._write = write
         self._disk: _DiskWriter | None = None
         self.fd: int | None = None
         self.diverged = False
+        self._origin = w.base  # where the window, and the output it decides, begin
         self.cursor = w.base  # input offset up to which the output is decided
         self.skipping = False
         self.skipped = 0
@@ -361,13 +373,26 @@ class RangeWriter:
             self.diverged = True
             self.fd = self._open_target()
             if self.fd is not None:
-                self._copy_prefix(self.fd, offset)
+                self._copy_source(self.fd, self._origin, offset - self._origin)
                 with signals.critical_section(deliver=True):  # the thread must be known to close()
                     self._disk = _DiskWriter(self._write, self.fd)
         else:
             self._emit_upto(offset)
         self.cursor = offset
         self.skipping = True
+
+    def pass_over(self, start: int, end: int) -> None:
+        """Bytes from `start` to `end` are kept as they are and never read: once the output
+        has diverged they are copied from the old store in the kernel, in turn with the
+        chunks queued before them."""
+        if self.fd is not None:
+            self._emit_upto(start)
+            if self._out:
+                self._disk.put(self._out)
+                self._out = bytearray()
+            copy, fd = self._copy_source, self.fd
+            self._disk.put(lambda: copy(fd, start, end - start))
+        self.cursor = end
 
     def resume_at(self, offset: int) -> None:
         self.skipped += offset - self.cursor
@@ -428,11 +453,15 @@ class _DiskWriter:
         while (chunk := self._chunks.get()) is not None:
             if self._error is None:
                 try:
-                    self._write(self._fd, chunk)
+                    if callable(chunk):
+                        chunk()
+                    else:
+                        self._write(self._fd, chunk)
                 except BaseException as exc:  # handed to the caller's thread
                     self._error = exc
 
-    def put(self, chunk: bytearray) -> None:
+    def put(self, chunk) -> None:
+        """Queue bytes to write, or a function that writes (a kernel copy)."""
         if self._error is not None:
             raise self._error
         self._chunks.put(chunk)
@@ -486,7 +515,7 @@ def filter_store(
     jobs_span: tuple[int, int] | None,
     policy: RetentionPolicy,
     open_target,
-    copy_prefix,
+    copy_source,
     write,
     size: int,
     on_progress=None,
@@ -499,7 +528,7 @@ def filter_store(
     output is spliced in behind ours.
     """
     w = Window(stream, on_progress)
-    out = RangeWriter(w, open_target, copy_prefix, write)
+    out = RangeWriter(w, open_target, copy_source, write)
     try:
         return _filter_sections(w, out, index, jobs_span, policy, size, tail)
     finally:
@@ -536,20 +565,19 @@ def filter_tail(
     index: JobIndex,
     policy: RetentionPolicy,
     open_target,
-    copy_prefix,
+    copy_source,
     write,
     size: int,
     on_progress=None,
 ) -> "Tail":
     """Pass 2 over the store's tail: every byte from `start`, where the top-level `jobs`
-    value ends, as `filter_store` would filter it. `stream` is positioned at `start`, and
-    `copy_prefix(fd, offset)` copies the unchanged bytes from `start` to `offset`.
+    value ends, as `filter_store` would filter it. `stream` is positioned at `start`.
 
     Whether `start` really is the end of the top-level `jobs` value is for the caller to
     confirm: this walk only checks that what follows is the rest of a top-level object.
     """
     w = Window(stream, on_progress, start)
-    out = RangeWriter(w, open_target, copy_prefix, write)
+    out = RangeWriter(w, open_target, copy_source, write)
     try:
         results, events = KindTally(), KindTally()
         seen: set[str] = set()
@@ -582,7 +610,7 @@ def _filter_section(w, section, index, jobs_span, policy, results, events, out) 
     if section.key == "events" and first == 0x7B:
         return _filter_events(w, start, index, policy.events, events, out)
     if section.key == "jobs" and jobs_span is not None:
-        return _skip_jobs(w, start, jobs_span)
+        return _skip_jobs(w, start, jobs_span, out)
     if first in (0x7B, 0x5B):
         return _check_section(w, start)
     end = value_end(w, start, 2)
@@ -590,15 +618,18 @@ def _filter_section(w, section, index, jobs_span, policy, results, events, out) 
     return end
 
 
-def _skip_jobs(w: Window, start: int, jobs_span: tuple[int, int]) -> int:
-    """Pass 1 parsed this section already: confirm it is the same one and move past it."""
+def _skip_jobs(w: Window, start: int, jobs_span: tuple[int, int], out: RangeWriter) -> int:
+    """Pass 1 parsed this section already, from the same open file: once it starts where pass 1
+    found it, it is copied in the kernel without being read again, and its end checked."""
     if start != jobs_span[0]:
         raise LayoutMismatch("the jobs section is not where pass 1 read it")
-    if w.byte(start + 1) != 0x0A:
-        end = value_end(w, start, 2)
-    else:
-        end = w.find(b"\n  }", start, release=True) + 4
-    if end != jobs_span[1]:
+    end = jobs_span[1]
+    if w.byte(start + 1) == 0x0A and end - start > 4:
+        out.pass_over(start, end - 4)
+        w.jump(end - 4)
+        if not w.at(end - 4, b"\n  }"):
+            raise LayoutMismatch("the jobs section does not end where pass 1 found its end")
+    elif value_end(w, start, 2) != end:
         raise LayoutMismatch("the jobs section does not end where pass 1 found its end")
     return end
 
@@ -632,7 +663,13 @@ def _filter_events(w, start, index, rule: KindRule, tally: KindTally, out: Range
     for member in members:
         value_start = member.value_start
         terminal = member.key in index
-        end = _array_end_within(w, value_start, WHOLE_ARRAY_LIMIT)
+        # The usual case, an array that ends within the window, found inline: this runs once a job.
+        i = value_start - w.base
+        found = w.buf.find(b"\n    ]", i, i + WHOLE_ARRAY_LIMIT) if w.buf[i : i + 2] == b"[\n" else -1
+        if found >= 0:
+            end = w.base + found + 6
+        else:
+            end = _array_end_within(w, value_start, WHOLE_ARRAY_LIMIT)
         if end is None:  # a huge array: element by element, so memory stays flat
             end = _filter_elements(w, value_start, out, rule if terminal else None, tally)
         else:

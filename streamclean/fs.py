@@ -9,7 +9,6 @@ a retry could report success for data that never reached the disk.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 from typing import Callable
@@ -52,14 +51,16 @@ def fsync_dir(path: str) -> None:
 
 
 def _load_renameat2():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        func = libc.renameat2
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    return func
+    # The C library the interpreter is linked with; `find_library` would spawn ldconfig.
+    for name in (None, "libc.so.6"):
+        try:
+            func = ctypes.CDLL(name, use_errno=True).renameat2
+        except (OSError, AttributeError):
+            continue
+        func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        func.restype = ctypes.c_int
+        return func
+    return None
 
 
 _renameat2 = _load_renameat2()

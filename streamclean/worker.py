@@ -19,7 +19,6 @@ file, a small store), the caller filters the whole store in one process, with th
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import mmap
 import os
 import pickle
@@ -33,7 +32,7 @@ from .errors import StreamcleanError
 from .index import JobIndex
 from .policy import RetentionPolicy
 
-MIN_STORE_BYTES = 32 << 20  # below this, forking and splicing cost more than the core saves
+MIN_STORE_BYTES = 8 << 20  # below this, forking and splicing cost more than the core saves
 _PR_SET_PDEATHSIG = 1
 _WAIT_TICK = 0.25  # seconds between progress reports while waiting for the worker
 
@@ -72,6 +71,9 @@ class _PositionedReader:
         data = os.pread(self._fd, size, self._offset)
         self._offset += len(data)
         return data
+
+    def seek(self, offset: int) -> None:
+        self._offset = offset
 
 
 class TailWorker:
@@ -144,8 +146,8 @@ class TailWorker:
     def _filter(self, index: JobIndex, policy: RetentionPolicy, write) -> fast.Tail:
         start, source = self.start, self._source_fd
 
-        def copy_prefix(fd: int, offset: int) -> None:
-            self._copy(source, fd, offset - start, start)
+        def copy_source(fd: int, offset: int, nbytes: int) -> None:
+            self._copy(source, fd, nbytes, offset)
 
         def progress(offset: int) -> None:
             struct.pack_into("Q", self._read, 0, offset - start)
@@ -156,7 +158,7 @@ class TailWorker:
             index,
             policy,
             open_target=lambda: self._segment_fd,
-            copy_prefix=copy_prefix,
+            copy_source=copy_source,
             write=write,
             size=self._size,
             on_progress=progress,
@@ -217,8 +219,8 @@ class TailWorker:
 
 
 def _load_prctl():
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    try:  # the C library the interpreter itself is linked with (no `find_library`: it spawns ldconfig)
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
 

@@ -45,7 +45,7 @@ def fast_path(data: bytes, policy=POLICY, split=False):
     results, events, out = fast.filter_store(
         io.BytesIO(data), index, span, policy,
         open_target=lambda: 1,
-        copy_prefix=lambda fd, n: chunks.append(data[:n]),
+        copy_source=lambda fd, start, n: chunks.append(data[start : start + n]),
         write=lambda fd, buf: chunks.append(bytes(buf)),
         size=len(data),
         tail=InProcessTail(data, span[1], index, policy, chunks) if split else None,
@@ -70,7 +70,7 @@ class InProcessTail:
         tail = fast.filter_tail(
             stream, start, self._index, self._policy,
             open_target=lambda: 2,
-            copy_prefix=lambda fd, offset: self._segment.append(data[start:offset]),
+            copy_source=lambda fd, offset, n: self._segment.append(data[offset : offset + n]),
             write=lambda fd, buf: self._segment.append(bytes(buf)),
             size=len(data),
         )

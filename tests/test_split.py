@@ -246,10 +246,19 @@ def _start_slow(store: Path, slow: str = "slow") -> processes.subprocess.Popen:
     return processes.start(argv, start_new_session=True)
 
 
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
 def _worker_of(proc, timeout: float = 20.0) -> int:
+    """The run's worker: a child with the run's own command line (a fork, not a program)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = children_of(proc.pid)
+        found = [pid for pid in children_of(proc.pid) if _cmdline(pid) == _cmdline(proc.pid)]
         if found:
             return found[0]
         assert proc.poll() is None, proc.communicate()
@@ -317,3 +326,20 @@ def test_an_interrupted_run_stops_its_worker(tmp_path, stores, how):
     assert stderr == f"streamclean: error: interrupted by {signame}; the store was left unchanged\n", stderr
     assert _gone(helper)
     _assert_untouched_and_recovers(store, old, new)
+
+
+def test_no_worker_is_forked_from_a_process_with_other_threads(tmp_path, stores, monkeypatch):
+    import threading
+
+    old, new, _ = stores
+    spy = Spy(monkeypatch)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        store = _fresh(tmp_path, old)
+        result = _invoke(store)
+    finally:
+        release.set()
+        other.join()
+    assert result.exit_code == 0 and store.read_bytes() == new and spy.started == 0
