@@ -89,7 +89,7 @@ FAST_PATH = True  # tests switch it off to hold both paths to the same results
 
 
 def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
-    index, jobs_span = fast.build_index(source, _pass_progress(progress, "index", snapshot.size))
+    index, jobs_span, events_span = fast.build_index(source, _pass_progress(progress, "index", snapshot.size))
 
     def filter_into(replace, name, tail=None):
         source.seek(0)
@@ -119,7 +119,7 @@ def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
     if replace is not None:
         _ensure_space(replace.store, snapshot, counted_size)
     with _rolled_back_on_error(replace):
-        tail = _start_tail(source, snapshot, index, jobs_span[1], policy, replace)
+        tail = _start_tail(source, snapshot, index, jobs_span, events_span, policy, replace)
         try:
             results, events, out = filter_into(replace, "filter", tail)
         finally:
@@ -132,7 +132,7 @@ def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
 SPLIT = True  # tests switch it off, or force it on small stores through worker.MIN_STORE_BYTES
 
 
-def _start_tail(source, snapshot, index, start, policy, replace) -> worker.TailWorker | None:
+def _start_tail(source, snapshot, index, jobs_span, events_span, policy, replace) -> worker.TailWorker | None:
     """The store's tail filtered on the second core, when there is one and room for the
     worker's output beside the old store and the new one (worst case: nothing deleted).
 
@@ -142,6 +142,7 @@ def _start_tail(source, snapshot, index, start, policy, replace) -> worker.TailW
         return None
     if threading.active_count() > 1:
         return None
+    start, in_events = worker.split_point(source.fileno(), snapshot.size, jobs_span, events_span)
     segment = None
     if replace is not None:
         try:
@@ -154,7 +155,8 @@ def _start_tail(source, snapshot, index, start, policy, replace) -> worker.TailW
         if segment is None:
             return None
     return worker.TailWorker(
-        source.fileno(), start, snapshot.size, index, policy, segment, _copy_range, _write_new_store
+        source.fileno(), start, in_events, snapshot.size, index, jobs_span, policy, segment,
+        _copy_range, _write_new_store,
     )
 
 

@@ -310,26 +310,37 @@ def _top_level(w: Window, seen: set[str], resume_after: int | None = None):
 # -- pass 1 ----------------------------------------------------------------------------------
 
 
-def build_index(stream: BinaryIO, on_progress=None) -> tuple[JobIndex, tuple[int, int] | None]:
-    """The index from the `jobs` section alone, and that section's (start, end) offsets.
+def build_index(stream: BinaryIO, on_progress=None):
+    """The index from the `jobs` section alone, that section's (start, end) offsets, and, if
+    the events section comes before it, the events value's (start, end) offsets, else None.
 
-    Jumps to the first line `  "jobs": `, which in the service's layout can only be the
-    top-level member; pass 2 confirms that it found the section at the same offsets. Returns
-    (empty index, None) when there is no such line: then pass 1 must read the whole store.
+    Goes from one top-level key line (`\n  "`, which in the service's layout only a top-level
+    member starts) to the next until `jobs`, reading nothing else; pass 2 confirms that it
+    found the sections at the same offsets.
     """
     w = Window(stream, on_progress)
     if not w.at(0, b"{\n  \""):
         raise LayoutMismatch("not the service's layout")
-    marker = b'\n  "jobs": '
-    found = w.find(marker, 0, release=True)
-    if found < 0:
-        raise LayoutMismatch("no jobs section where the service puts it")
-    start = found + len(marker)
+    events_start = events_span = None
+    line = w.find(b'\n  "', 0, release=True)
+    while True:
+        if line < 0:
+            raise LayoutMismatch("no jobs section where the service puts it")
+        if w.at(line, b'\n  "jobs": '):
+            break
+        if events_start is not None and events_span is None:
+            events_span = (events_start, line - 1)  # the value, without the comma after it
+        if w.at(line, b'\n  "events": {'):
+            events_start = line + len(b'\n  "events": ')
+        line = w.find(b'\n  "', line + 4, release=True)
+    if events_start is not None and events_span is None:
+        events_span = (events_start, line - 1)
+    start = line + len(b'\n  "jobs": ')
     index = JobIndex()
     if w.byte(start) != 0x7B:
         raise LayoutMismatch("jobs is not an object")
     end = _index_jobs(w, start, index)
-    return index, (start, end)
+    return index, (start, end), events_span
 
 
 def _index_jobs(w: Window, start: int, index: JobIndex) -> int:
@@ -540,29 +551,41 @@ def _filter_sections(w, out, index, jobs_span, policy, size, tail):
     seen: set[str] = set()
     jobs_confirmed = jobs_span is None
     for section in _top_level(w, seen):
+        if tail is not None and tail.in_events and section.key == "events":
+            # The worker took over behind the job whose events end at `tail.start`.
+            _filter_events(w, section.value_start, index, policy.events, events, out, stop_at=tail.start)
+            break
         section.value_end = _filter_section(w, section, index, jobs_span, policy, results, events, out)
         if section.key == "jobs" and jobs_span is not None:
             jobs_confirmed = True
             if tail is not None:
+                if tail.in_events or section.value_end != tail.start:
+                    raise LayoutMismatch("the split point is not where the jobs section ends")
                 break
-    if not jobs_confirmed:
-        raise LayoutMismatch("the jobs section pass 1 read is not the top-level one")
+    else:
+        if tail is not None:
+            raise LayoutMismatch("the split point was not reached")
     if tail is None:
         out.finish(size)
     else:
         done = tail.result()
+        jobs_confirmed = jobs_confirmed or done.jobs_confirmed
         if done.keys & seen:
             raise LayoutMismatch("a top-level key appears twice")
         results.add(done.results)
         events.add(done.events)
-        out.finish_with_tail(jobs_span[1], done, tail.copy_output)
+        out.finish_with_tail(tail.start, done, tail.copy_output)
+    if not jobs_confirmed:
+        raise LayoutMismatch("the jobs section pass 1 read is not the top-level one")
     return results, events, out
 
 
 def filter_tail(
     stream: BinaryIO,
     start: int,
+    in_events: bool,
     index: JobIndex,
+    jobs_span: tuple[int, int] | None,
     policy: RetentionPolicy,
     open_target,
     copy_source,
@@ -570,35 +593,44 @@ def filter_tail(
     size: int,
     on_progress=None,
 ) -> "Tail":
-    """Pass 2 over the store's tail: every byte from `start`, where the top-level `jobs`
-    value ends, as `filter_store` would filter it. `stream` is positioned at `start`.
+    """Pass 2 over the store's tail, every byte from `start`, as `filter_store` would filter
+    it. `start` is where the top-level `jobs` value ends or, `in_events`, where a job's events
+    array ends inside the events section. `stream` is positioned at `start`.
 
-    Whether `start` really is the end of the top-level `jobs` value is for the caller to
-    confirm: this walk only checks that what follows is the rest of a top-level object.
+    Whether `start` really is such a place is for the caller to confirm, by reaching it on its
+    own walk: this one only checks that what follows is the rest of such a store.
     """
     w = Window(stream, on_progress, start)
     out = RangeWriter(w, open_target, copy_source, write)
     try:
         results, events = KindTally(), KindTally()
         seen: set[str] = set()
-        for section in _top_level(w, seen, resume_after=start):
-            section.value_end = _filter_section(w, section, index, None, policy, results, events, out)
+        resume_after = start
+        if in_events:
+            resume_after = _filter_events(w, None, index, policy.events, events, out, resume_after=start)
+        jobs_confirmed = False
+        for section in _top_level(w, seen, resume_after=resume_after):
+            section.value_end = _filter_section(w, section, index, jobs_span, policy, results, events, out)
+            jobs_confirmed = jobs_confirmed or (section.key == "jobs" and jobs_span is not None)
         out.finish(size)
-        return Tail(results, events, seen, out.diverged, out.skipped)
+        return Tail(results, events, seen, out.diverged, out.skipped, jobs_confirmed)
     finally:
         out.close()
 
 
 class Tail:
-    """What filtering the store's tail found: tallies, top-level keys, and whether (and by how
-    many bytes) its output differs from the old store's tail."""
+    """What filtering the store's tail found: tallies, top-level keys, whether it confirmed
+    the jobs section, and whether (and by how many bytes) its output differs from the old
+    store's tail."""
 
-    def __init__(self, results: KindTally, events: KindTally, keys: set[str], diverged: bool, skipped: int):
+    def __init__(self, results: KindTally, events: KindTally, keys: set[str], diverged: bool, skipped: int,
+                 jobs_confirmed: bool = False):
         self.results = results
         self.events = events
         self.keys = keys
         self.diverged = diverged
         self.skipped = skipped
+        self.jobs_confirmed = jobs_confirmed
 
 
 def _filter_section(w, section, index, jobs_span, policy, results, events, out) -> int:
@@ -658,8 +690,12 @@ def _filter_results(w, start, index, rule: KindRule, tally: KindTally, out: Rang
     return members.close + 1
 
 
-def _filter_events(w, start, index, rule: KindRule, tally: KindTally, out: RangeWriter) -> int:
-    members = walk(w, start, 4, keyed=True, span_values=False)
+def _filter_events(w, start, index, rule: KindRule, tally: KindTally, out: RangeWriter,
+                   resume_after: int | None = None, stop_at: int | None = None) -> int:
+    """Filter the events section opening at `start` (or, with `resume_after`, the rest of it
+    behind a job's array ending there); returns where the section ends, or `stop_at` once a
+    job's array ends exactly there (a LayoutMismatch if one runs past it)."""
+    members = walk(w, start, 4, keyed=True, span_values=False, resume_after=resume_after)
     for member in members:
         value_start = member.value_start
         terminal = member.key in index
@@ -682,6 +718,12 @@ def _filter_events(w, start, index, rule: KindRule, tally: KindTally, out: Range
                 if isinstance(value, list):
                     tally.total += len(value)
         member.value_end = end
+        if stop_at is not None and end >= stop_at:
+            if end != stop_at:
+                raise LayoutMismatch("the split point is not between two jobs' events")
+            return stop_at
+    if stop_at is not None:
+        raise LayoutMismatch("the split point is not in the events section")
     return members.close + 1
 
 

@@ -33,6 +33,10 @@ from .index import JobIndex
 from .policy import RetentionPolicy
 
 MIN_STORE_BYTES = 8 << 20  # below this, forking and splicing cost more than the core saves
+# A byte of results costs pass 2 about this many bytes of events (measured on generated stores:
+# 4.2 s for 132 MB of results, 5.8 s for 229 MB of events, both profiled in one process).
+RESULTS_WEIGHT = 1.25
+_BOUNDARY = b',\n    "'  # in the service's layout: one job's events end, the next job's begin
 _PR_SET_PDEATHSIG = 1
 _WAIT_TICK = 0.25  # seconds between progress reports while waiting for the worker
 
@@ -60,6 +64,31 @@ def unnamed_file(folder: str) -> int | None:
         return None
 
 
+def split_point(source_fd: int, size: int, jobs_span: tuple[int, int], events_span) -> tuple[int, bool]:
+    """Where the worker takes over, and whether that is inside the events section.
+
+    The events section (before `jobs`, where the service writes it) is split between two jobs
+    so that both processes get about the same work: this one the events up to there, the
+    worker the rest of them and everything after `jobs` (whose records pass 2 only copies).
+    When the tail after `jobs` alone outweighs the events, the worker takes just that.
+    """
+    jobs_end = jobs_span[1]
+    if events_span is None:
+        return jobs_end, False
+    events_start, events_end = events_span
+    target = int((events_start + events_end + RESULTS_WEIGHT * (size - jobs_end)) / 2)
+    if target >= events_end:
+        return jobs_end, False
+    try:
+        window = os.pread(source_fd, 1 << 20, target)
+    except OSError:
+        return jobs_end, False  # pass 2 will meet the error, and word it
+    found = window.find(_BOUNDARY)
+    if found < 0 or target + found >= events_end:
+        return jobs_end, False  # one huge job's events there: the simple split will do
+    return target + found, True
+
+
 class _PositionedReader:
     """`read()` from an offset of a descriptor with `pread`, leaving its shared position alone."""
 
@@ -77,8 +106,8 @@ class _PositionedReader:
 
 
 class TailWorker:
-    """Filters the store from `start` (the end of the top-level `jobs` value) to its end in a
-    forked process. `copy(src_fd, dst_fd, nbytes, start)` copies bytes, errors worded;
+    """Filters the store from `start` to its end in a forked process: from where the top-level
+    `jobs` value ends or, `in_events`, where a job's events array ends (see `split_point`). `copy(src_fd, dst_fd, nbytes, start)` copies bytes, errors worded;
     `write(fd, data)` writes them. With `segment_fd` None it only counts (a dry run).
 
     `result()` waits for the answer (or raises what the worker raised); `copy_output(fd, tail)`
@@ -90,14 +119,18 @@ class TailWorker:
         self,
         source_fd: int,
         start: int,
+        in_events: bool,
         size: int,
         index: JobIndex,
+        jobs_span: tuple[int, int],
         policy: RetentionPolicy,
         segment_fd: int | None,
         copy: Callable[[int, int, int, int], None],
         write: Callable[[int, bytes], None],
     ) -> None:
         self.start = start
+        self.in_events = in_events
+        self._jobs_span = jobs_span
         self._source_fd = source_fd
         self._size = size
         self._segment_fd = segment_fd
@@ -155,7 +188,9 @@ class TailWorker:
         return fast.filter_tail(
             _PositionedReader(source, start),
             start,
+            self.in_events,
             index,
+            self._jobs_span,
             policy,
             open_target=lambda: self._segment_fd,
             copy_source=copy_source,

@@ -35,32 +35,54 @@ def general(data: bytes, policy=POLICY):
     return "".join(out.parts).encode(), index, results, events
 
 
-def fast_path(data: bytes, policy=POLICY, split=False):
+def fast_path(data: bytes, policy=POLICY, split=None):
     """Run both fast passes in memory; returns the new bytes the range writer would write.
 
-    With `split`, the store's tail (after `jobs`) is filtered as a worker process would
-    filter it, here in this process, and spliced in behind the rest."""
-    index, span = fast.build_index(io.BytesIO(data))
+    With `split` (an offset and whether it lies in the events section), the store's tail is
+    filtered as the worker process would filter it, here in this process, and spliced in."""
+    index, jobs_span, events_span = fast.build_index(io.BytesIO(data))
     chunks = []
+    tail = None
+    if split is not None:
+        start, in_events = split
+        tail = InProcessTail(data, start, in_events, index, jobs_span, policy, chunks)
     results, events, out = fast.filter_store(
-        io.BytesIO(data), index, span, policy,
+        io.BytesIO(data), index, jobs_span, policy,
         open_target=lambda: 1,
         copy_source=lambda fd, start, n: chunks.append(data[start : start + n]),
         write=lambda fd, buf: chunks.append(bytes(buf)),
         size=len(data),
-        tail=InProcessTail(data, span[1], index, policy, chunks) if split else None,
+        tail=tail,
     )
     new = b"".join(chunks) if out.diverged else data
     assert len(new) == len(data) - out.skipped
     return new, index, results, events
 
 
+def split_points(data: bytes) -> list:
+    """Every place a worker could take over: the end of `jobs`, and between any two jobs'
+    events (whether or not `worker.split_point` would choose it)."""
+    try:
+        _, jobs_span, events_span = fast.build_index(io.BytesIO(data))
+    except fast.LayoutMismatch:
+        return [(len(data) // 2, False), (len(data) // 2, True)]  # must step aside all the same
+    between = []
+    if events_span is not None:
+        offset = data.find(b',\n    "', events_span[0])
+        while 0 <= offset < events_span[1]:
+            between.append((offset, True))
+            offset = data.find(b',\n    "', offset + 1)
+    if len(between) > 8:  # a big store: the first, the last and some between
+        between = [between[i * (len(between) - 1) // 7] for i in range(8)]
+    return [(jobs_span[1], False), *between]
+
+
 class InProcessTail:
     """`worker.TailWorker`'s part in `fast.filter_store`, without the process."""
 
-    def __init__(self, data: bytes, start: int, index, policy, out: list):
-        self.start, self.done = start, 0
-        self._data, self._index, self._policy, self._out = data, index, policy, out
+    def __init__(self, data: bytes, start: int, in_events: bool, index, jobs_span, policy, out: list):
+        self.start, self.in_events, self.done = start, in_events, 0
+        self._data, self._index, self._jobs_span, self._policy, self._out = data, index, jobs_span, policy, out
         self._segment = []
 
     def result(self):
@@ -68,7 +90,7 @@ class InProcessTail:
         stream = io.BytesIO(data)
         stream.seek(start)
         tail = fast.filter_tail(
-            stream, start, self._index, self._policy,
+            stream, start, self.in_events, self._index, self._jobs_span, self._policy,
             open_target=lambda: 2,
             copy_source=lambda fd, offset, n: self._segment.append(data[offset : offset + n]),
             write=lambda fd, buf: self._segment.append(bytes(buf)),
@@ -86,7 +108,7 @@ class InProcessTail:
 
 def assert_same(data: bytes, policy=POLICY):
     expected = general(data, policy)
-    for split in (False, True):
+    for split in [None, *split_points(data)]:
         actual = fast_path(data, policy, split)
         assert actual[0] == expected[0], f"split={split}"
         assert (actual[1].terminal_count, actual[1].active_count) == (expected[1].terminal_count, expected[1].active_count)
@@ -174,11 +196,11 @@ def test_values_orjson_misreads_are_read_exactly():
         lambda s: service_bytes(s).replace(b'\n  "jobs"', b'\n   "jobs"', 1),
     ],
 )
-@pytest.mark.parametrize("split", [False, True])
-def test_other_layouts_step_aside(layout, split):
+def test_other_layouts_step_aside(layout):
     data = layout(small_state())
-    with pytest.raises(fast.LayoutMismatch):
-        fast_path(data, split=split)
+    for split in [None, *split_points(data)]:
+        with pytest.raises(fast.LayoutMismatch):
+            fast_path(data, split=split)
 
 
 def test_inside_a_record_any_valid_layout_is_copied_exactly():
@@ -288,7 +310,7 @@ def test_a_key_with_invalid_utf8_sends_the_run_to_the_general_path(tmp_path):
 )
 def test_the_split_tail_is_judged_with_the_rest_of_the_store(change):
     data = change(service_bytes(small_state()))
-    for split in (False, True):
+    for split in [None, *split_points(data)]:
         with pytest.raises(fast.LayoutMismatch):
             fast_path(data, split=split)
 
@@ -300,3 +322,21 @@ def test_a_tail_with_nothing_to_delete_is_copied_from_the_old_store():
     new, _, results, events = assert_same(data)
     assert results.delete_count == 0 and events.delete_count == 2
     assert new.endswith(data[data.index(b'\n  "notifications"') :])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_worker_started_anywhere_gives_the_same_bytes_or_steps_aside(data):
+    """The split point comes from a guess at the layout; a wrong guess must never reach the output."""
+    store = service_bytes(MIXED if data.draw(st.booleans()) else small_state())
+    expected = general(store)
+    if data.draw(st.booleans()):  # near a real split point, where a wrong guess is likeliest
+        offset, in_events = data.draw(st.sampled_from(split_points(store)))
+        split = (offset + data.draw(st.integers(-6, 6)), data.draw(st.sampled_from([in_events, not in_events])))
+    else:
+        split = (data.draw(st.integers(0, len(store))), data.draw(st.booleans()))
+    try:
+        actual = fast_path(store, split=split)
+    except fast.LayoutMismatch:
+        return
+    assert actual[0] == expected[0] and actual[2:] == expected[2:]
