@@ -89,7 +89,12 @@ FAST_PATH = True  # tests switch it off to hold both paths to the same results
 
 
 def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
-    index, jobs_span, events_span = fast.build_index(source, _pass_progress(progress, "index", snapshot.size))
+    helper = None
+    if _may_fork(snapshot):
+        helper = lambda boundary: worker.IndexWorker(source.fileno(), boundary)  # noqa: E731
+    index, jobs_span, events_span = fast.build_index(
+        source, _pass_progress(progress, "index", snapshot.size), helper
+    )
 
     def filter_into(replace, name, tail=None):
         source.seek(0)
@@ -132,15 +137,22 @@ def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
 SPLIT = True  # tests switch it off, or force it on small stores through worker.MIN_STORE_BYTES
 
 
+def _may_fork(snapshot: Snapshot) -> bool:
+    """A worker process pays off: a store big enough and a second CPU. Never from a process
+    with other threads (a library caller's): a lock one of them holds at the fork would stay
+    locked forever in the worker."""
+    return (
+        SPLIT
+        and snapshot.size >= worker.MIN_STORE_BYTES
+        and worker.usable_cpus() >= 2
+        and threading.active_count() == 1
+    )
+
+
 def _start_tail(source, snapshot, index, jobs_span, events_span, policy, replace) -> worker.TailWorker | None:
     """The store's tail filtered on the second core, when there is one and room for the
-    worker's output beside the old store and the new one (worst case: nothing deleted).
-
-    Never from a process with other threads (a library caller's): a lock one of them holds
-    at the fork would stay locked forever in the worker."""
-    if not SPLIT or snapshot.size < worker.MIN_STORE_BYTES or worker.usable_cpus() < 2:
-        return None
-    if threading.active_count() > 1:
+    worker's output beside the old store and the new one (worst case: nothing deleted)."""
+    if not _may_fork(snapshot):
         return None
     start, in_events = worker.split_point(source.fileno(), snapshot.size, jobs_span, events_span)
     segment = None

@@ -310,43 +310,125 @@ def _top_level(w: Window, seen: set[str], resume_after: int | None = None):
 # -- pass 1 ----------------------------------------------------------------------------------
 
 
-def build_index(stream: BinaryIO, on_progress=None):
+def build_index(stream: BinaryIO, on_progress=None, helper=None):
     """The index from the `jobs` section alone, that section's (start, end) offsets, and, if
     the events section comes before it, the events value's (start, end) offsets, else None.
 
     Goes from one top-level key line (`\n  "`, which in the service's layout only a top-level
     member starts) to the next until `jobs`, reading nothing else; pass 2 confirms that it
     found the sections at the same offsets.
+
+    With `helper`, a function that starts indexing the jobs from a given job line to the end
+    of the section elsewhere (a `worker.IndexWorker`), the section is indexed in two halves.
     """
-    w = Window(stream, on_progress)
-    if not w.at(0, b"{\n  \""):
+    if _read_at(stream, 0, 5) != b'{\n  "':
         raise LayoutMismatch("not the service's layout")
     events_start = events_span = None
-    line = w.find(b'\n  "', 0, release=True)
+    line = scan(stream, 0, b'\n  "')
     while True:
         if line < 0:
             raise LayoutMismatch("no jobs section where the service puts it")
-        if w.at(line, b'\n  "jobs": '):
+        if on_progress is not None:
+            on_progress(line)
+        key = _read_at(stream, line, 16)
+        if key.startswith(b'\n  "jobs": '):
             break
         if events_start is not None and events_span is None:
             events_span = (events_start, line - 1)  # the value, without the comma after it
-        if w.at(line, b'\n  "events": {'):
+        if key.startswith(b'\n  "events": {'):
             events_start = line + len(b'\n  "events": ')
-        line = w.find(b'\n  "', line + 4, release=True)
+        line = scan(stream, line + 4, b'\n  "')
     if events_start is not None and events_span is None:
         events_span = (events_start, line - 1)
     start = line + len(b'\n  "jobs": ')
     index = JobIndex()
-    if w.byte(start) != 0x7B:
+    opening = _read_at(stream, start, 2)
+    if opening[:1] != b"{":
         raise LayoutMismatch("jobs is not an object")
-    end = _index_jobs(w, start, index)
+    middle = _middle_job(stream, start) if helper is not None and opening == b"{\n" else None
+    if middle is None:
+        stream.seek(start)
+        return index, (start, _index_jobs(Window(stream, on_progress, start), start, index)), events_span
+    boundary, section_end = middle
+    later = helper(boundary)
+    try:
+        stream.seek(start)
+        _index_jobs(Window(stream, on_progress, start), start, index, stop_at=boundary)
+        later_index, end = later.result()
+    finally:
+        later.stop()
+    if end != section_end:
+        raise LayoutMismatch("the jobs section does not end where it seemed to")
+    index.update(later_index)
     return index, (start, end), events_span
 
 
-def _index_jobs(w: Window, start: int, index: JobIndex) -> int:
-    jobs = walk(w, start, 4, keyed=True)
+SCAN_BLOCK = 4 << 20
+
+
+def scan(stream: BinaryIO, start: int, pattern: bytes) -> int:
+    """Offset of the first `pattern` at or after `start`, or -1: a search at the speed of
+    reading, keeping nothing."""
+    stream.seek(start)
+    block = bytearray(max(SCAN_BLOCK, 2 * len(pattern)))
+    view = memoryview(block)
+    carry = len(pattern) - 1
+    base, filled = start, 0
+    try:
+        while True:
+            count = stream.readinto(view[filled:])
+            if not count:
+                return -1
+            filled += count
+            found = block.find(pattern, 0, filled)
+            if found >= 0:
+                return base + found
+            if filled > carry:  # keep the last bytes, a pattern may begin there
+                block[:carry] = block[filled - carry : filled]
+                base += filled - carry
+                filled = carry
+    finally:
+        view.release()
+
+
+def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
+    stream.seek(offset)
+    return stream.read(size)
+
+
+def _middle_job(stream: BinaryIO, start: int) -> tuple[int, int] | None:
+    """Where a job near the middle of the jobs section opening at `start` begins (the comma
+    that ends the job before it), and where the section ends; None if no such place is found.
+    In the service's layout the section closes at the first line `  }`."""
+    close = scan(stream, start, b"\n  }")
+    if close < 0:
+        return None
+    middle = (start + close) // 2
+    found = _read_at(stream, middle, 1 << 20).find(b',\n    "')
+    if found < 0 or middle + found >= close:
+        return None
+    return middle + found, close + 4
+
+
+def index_jobs_from(stream: BinaryIO, boundary: int) -> tuple[JobIndex, int]:
+    """Index the jobs behind the job ending at `boundary` to the end of the section; returns
+    that part of the index and where the section ends. `stream` is positioned at `boundary`.
+    That `boundary` is such a place is for the caller to confirm, by ending its own walk there."""
+    index = JobIndex()
+    end = _index_jobs(Window(stream, start=boundary), None, index, resume_after=boundary)
+    return index, end
+
+
+def _index_jobs(w: Window, start: int | None, index: JobIndex, resume_after=None, stop_at=None) -> int:
+    jobs = walk(w, start, 4, keyed=True, resume_after=resume_after)
     for job in jobs:
         index.add(job.key, is_terminal(load(w.slice(job.value_start, job.value_end))))
+        if stop_at is not None and job.value_end >= stop_at:
+            if job.value_end != stop_at:
+                raise LayoutMismatch("the jobs section was split inside a job")
+            return stop_at
+    if stop_at is not None:
+        raise LayoutMismatch("the jobs section was split outside it")
     return jobs.close + 1
 
 

@@ -38,18 +38,42 @@ class JobIndex:
 
     def add(self, job_id: str, terminal: bool) -> None:
         number = _uuid_number(job_id)
-        if number is not None:
-            high, low = number >> 64, number & _LOW64
-            if not self._high or (high, low) > (self._high[-1], self._low[-1]):
-                self._high.append(high)
-                self._low.append(low)
-                self._flags.append(terminal)
-                return
-            position = self._position(high, low)
-            if position is not None:
-                self._flags[position] = terminal
-                return
-        self._others[job_id] = terminal
+        if number is None or not self._add_number(number, terminal):
+            self._others[job_id] = terminal
+
+    def _add_number(self, number: int, terminal: bool) -> bool:
+        """Record a canonical id in the arrays; False if it is out of order and not yet known."""
+        high, low = number >> 64, number & _LOW64
+        if not self._high or (high, low) > (self._high[-1], self._low[-1]):
+            self._high.append(high)
+            self._low.append(low)
+            self._flags.append(terminal)
+            return True
+        position = self._position(high, low)
+        if position is None:
+            return False
+        self._flags[position] = terminal
+        return True
+
+    def update(self, later: "JobIndex") -> None:
+        """Take in an index of the jobs that follow this one's in the same section: where both
+        know a job, `later` has the last word, exactly as if its jobs had been added here.
+
+        In a service-written store the later ids are all greater, and its arrays are simply
+        appended: none of them can be known here, since a canonical id in `_others` is below
+        the last in the arrays. Otherwise each of its jobs is added in turn (every id appears
+        in just one place of an index, so the order they are taken in does not matter)."""
+        if later._high and (not self._high or (later._high[0], later._low[0]) > (self._high[-1], self._low[-1])):
+            self._high.extend(later._high)
+            self._low.extend(later._low)
+            self._flags.extend(later._flags)
+        else:
+            for high, low, terminal in zip(later._high, later._low, later._flags):
+                number = high << 64 | low
+                if not self._add_number(number, bool(terminal)):
+                    self._others[_uuid_text(number)] = bool(terminal)
+        for job_id, terminal in later._others.items():
+            self.add(job_id, terminal)
 
     def __contains__(self, job_id: object) -> bool:
         """True when `job_id` is a terminal job's id."""
@@ -77,6 +101,11 @@ class JobIndex:
     @property
     def active_count(self) -> int:
         return len(self._flags) + len(self._others) - self.terminal_count
+
+
+def _uuid_text(number: int) -> str:
+    text = f"{number:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _uuid_number(job_id: str) -> int | None:

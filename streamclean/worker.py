@@ -1,19 +1,24 @@
-"""The second core: the store's tail filtered by a forked process while this one does the rest.
+"""The second core: half of each pass done by a forked worker while this process does the rest.
 
-Pass 2 costs Python time per record, and a store's sections after `jobs` (in the service's
-layout: `results` and any others) hold roughly a third of its records. Pass 1 already knows
-where `jobs` ends, so once the index is built a forked worker, which inherits the index
-without copying it, filters from there to the end of the store while this process filters
-the sections before it. Neither waits for the other until the end.
+Both passes cost Python time per record, so each is split in two at a record boundary the
+layout makes easy to find:
 
-The worker writes its output into an unnamed file (`O_TMPFILE`) in the store's folder, which
-this process appends to the new store in the kernel. Nothing about it can outlive the run: the
-file has no name, and the worker dies with its parent (`PR_SET_PDEATHSIG`) and ignores the
-signals that end a run, which this process handles by killing it. Its answer — tallies, its
-top-level keys, how many bytes it left out — or its exception comes back pickled over a pipe.
+- pass 1: the `jobs` section, at a job near its middle. The worker indexes the second half
+  and sends its part of the index back; the two parts are merged (`JobIndex.update`).
+- pass 2: between two jobs' events, chosen so that both halves weigh the same
+  (`split_point`). The worker, which inherits the finished index without copying it, filters
+  from there to the end of the store into an unnamed file (`O_TMPFILE`) in the store's
+  folder, which this process appends to the new store in the kernel.
+
+This process confirms that its own walk ends exactly where the worker began; anything else
+sends the run to the general path. Nothing about a worker can outlive the run: its file has no
+name, it dies with its parent (`PR_SET_PDEATHSIG`), and it ignores the signals that end a run,
+which this process handles by killing it. Its answer or its exception comes back pickled over
+a pipe.
 
 Where any of this is unavailable (one CPU, no `O_TMPFILE`, too little free space for the extra
-file, a small store), the caller filters the whole store in one process, with the same result.
+file, a small store, other threads in this process), one process does all of the work, with
+the same result.
 """
 
 from __future__ import annotations
@@ -105,15 +110,116 @@ class _PositionedReader:
         self._offset = offset
 
 
-class TailWorker:
-    """Filters the store from `start` to its end in a forked process: from where the top-level
-    `jobs` value ends or, `in_events`, where a job's events array ends (see `split_point`). `copy(src_fd, dst_fd, nbytes, start)` copies bytes, errors worded;
-    `write(fd, data)` writes them. With `segment_fd` None it only counts (a dry run).
+class Forked:
+    """`work()` run in a forked process. `result()` waits for what it returned (or raises what
+    it raised); `stop()` must follow, on success and on failure: it ends the worker if it still
+    runs and frees what it used, and raises nothing."""
 
-    `result()` waits for the answer (or raises what the worker raised); `copy_output(fd, tail)`
-    appends the tail's new bytes to `fd`; `stop()` ends the worker and frees everything and
-    must follow, on success and on failure.
+    what = "a worker"  # for the message when it dies
+    on_wait: Callable[[], None] | None = None  # called now and then while `result()` waits
+
+    def _fork(self) -> None:
+        answer, reply = os.pipe()
+        parent = os.getpid()
+        # Inside a critical section a signal is only noted, so none can raise in the worker
+        # before it ignores them, and take it up the parent's stack.
+        with signals.critical_section(deliver=True):
+            pid = os.fork()
+            if pid == 0:
+                os.close(answer)
+                self._serve(parent, reply)  # never returns
+            self._pid: int | None = pid
+        os.close(reply)
+        self._answer: int | None = answer
+
+    def work(self):
+        raise NotImplementedError
+
+    def _serve(self, parent: int, reply: int) -> None:
+        status = 70
+        try:
+            _die_with(parent)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            try:
+                outcome = ("done", self.work())
+            except BaseException as exc:  # sent to the parent, which raises it
+                outcome = ("raised", exc)
+            try:
+                payload = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                payload = pickle.dumps(("raised", RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]}")))
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(reply, view) :]
+            status = 0
+        finally:
+            os._exit(status)  # never the parent's cleanup, atexit or buffers: they are its own
+
+    def result(self):
+        chunks = []
+        while True:
+            if self.on_wait is not None:
+                ready, _, _ = select.select([self._answer], [], [], _WAIT_TICK)
+                if not ready:
+                    self.on_wait()
+                    continue
+            chunk = os.read(self._answer, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if self.on_wait is not None:
+            self.on_wait()
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = None
+        if not chunks:
+            raise WorkerDiedError(
+                f"the process {self.what} ended without an answer ({_describe(status)})",
+                "the store was left unchanged; run again",
+            )
+        kind, value = pickle.loads(b"".join(chunks))
+        if kind == "raised":
+            raise value
+        return value
+
+    def stop(self) -> None:
+        with signals.critical_section():
+            if self._pid is not None:
+                try:
+                    os.kill(self._pid, signal.SIGKILL)
+                    os.waitpid(self._pid, 0)
+                except OSError:
+                    pass
+                self._pid = None
+            if self._answer is not None:
+                os.close(self._answer)
+                self._answer = None
+
+
+class IndexWorker(Forked):
+    """Indexes the jobs from the one whose line starts at `start` to the end of the section.
+    `result()` gives that part of the index and the offset where the section ends."""
+
+    what = "indexing the jobs"
+
+    def __init__(self, source_fd: int, start: int) -> None:
+        self._source_fd = source_fd
+        self.start = start
+        self._fork()
+
+    def work(self) -> tuple[JobIndex, int]:
+        return fast.index_jobs_from(_PositionedReader(self._source_fd, self.start), self.start)
+
+
+class TailWorker(Forked):
+    """Filters the store from `start` to its end: from where the top-level `jobs` value ends
+    or, `in_events`, where a job's events array ends (see `split_point`). `copy(src_fd, dst_fd,
+    nbytes, start)` copies bytes, errors worded; `write(fd, data)` writes them. With
+    `segment_fd` None it only counts (a dry run). `result()` gives a `fast.Tail`, and
+    `copy_output(fd, tail)` appends the tail's new bytes to `fd`.
     """
+
+    what = "filtering the store's tail"
 
     def __init__(
         self,
@@ -130,53 +236,23 @@ class TailWorker:
     ) -> None:
         self.start = start
         self.in_events = in_events
-        self._jobs_span = jobs_span
         self._source_fd = source_fd
         self._size = size
+        self._index = index
+        self._jobs_span = jobs_span
+        self._policy = policy
         self._segment_fd = segment_fd
         self._copy = copy
-        self.on_wait: Callable[[], None] | None = None  # called now and then while `result()` waits
+        self._write = write
         self._read = mmap.mmap(-1, 8)  # how far the worker has read, for progress
-        answer, reply = os.pipe()
-        parent = os.getpid()
-        # Inside a critical section a signal is only noted, so none can raise in the worker
-        # before it ignores them, and take it up the parent's stack.
-        with signals.critical_section(deliver=True):
-            pid = os.fork()
-            if pid == 0:
-                os.close(answer)
-                self._serve(parent, reply, index, policy, write)  # never returns
-            self._pid: int | None = pid
-        os.close(reply)
-        self._answer: int | None = answer
+        self._fork()
 
     @property
     def done(self) -> int:
         """Bytes of the tail the worker has read so far."""
         return struct.unpack_from("Q", self._read)[0]
 
-    def _serve(self, parent: int, reply: int, index: JobIndex, policy: RetentionPolicy, write) -> None:
-        status = 70
-        try:
-            _die_with(parent)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            try:
-                outcome = ("done", self._filter(index, policy, write))
-            except BaseException as exc:  # sent to the parent, which raises it
-                outcome = ("raised", exc)
-            try:
-                payload = pickle.dumps(outcome)
-            except Exception:
-                payload = pickle.dumps(("raised", RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]}")))
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(reply, view) :]
-            status = 0
-        finally:
-            os._exit(status)  # never the parent's cleanup, atexit or buffers: they are its own
-
-    def _filter(self, index: JobIndex, policy: RetentionPolicy, write) -> fast.Tail:
+    def work(self) -> fast.Tail:
         start, source = self.start, self._source_fd
 
         def copy_source(fd: int, offset: int, nbytes: int) -> None:
@@ -189,42 +265,15 @@ class TailWorker:
             _PositionedReader(source, start),
             start,
             self.in_events,
-            index,
+            self._index,
             self._jobs_span,
-            policy,
+            self._policy,
             open_target=lambda: self._segment_fd,
             copy_source=copy_source,
-            write=write,
+            write=self._write,
             size=self._size,
             on_progress=progress,
         )
-
-    def result(self) -> fast.Tail:
-        """Wait for the worker's answer; raises what it raised."""
-        chunks = []
-        while True:
-            if self.on_wait is not None:
-                ready, _, _ = select.select([self._answer], [], [], _WAIT_TICK)
-                if not ready:
-                    self.on_wait()
-                    continue
-            chunk = os.read(self._answer, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        if self.on_wait is not None:
-            self.on_wait()
-        _, status = os.waitpid(self._pid, 0)
-        self._pid = None
-        if not chunks:
-            raise WorkerDiedError(
-                f"the process filtering the store's tail ended without an answer ({_describe(status)})",
-                "the store was left unchanged; run again",
-            )
-        kind, value = pickle.loads(b"".join(chunks))
-        if kind == "raised":
-            raise value
-        return value
 
     def copy_output(self, fd: int, tail: fast.Tail) -> None:
         """Append the new store's tail to `fd`: the worker's output, or the old bytes unchanged."""
@@ -235,18 +284,8 @@ class TailWorker:
             self._copy(self._source_fd, fd, length, self.start)
 
     def stop(self) -> None:
-        """End the worker if it still runs and free its pipe and file; raises nothing."""
+        super().stop()
         with signals.critical_section():
-            if self._pid is not None:
-                try:
-                    os.kill(self._pid, signal.SIGKILL)
-                    os.waitpid(self._pid, 0)
-                except OSError:
-                    pass
-                self._pid = None
-            if self._answer is not None:
-                os.close(self._answer)
-                self._answer = None
             if self._segment_fd is not None:
                 os.close(self._segment_fd)  # it has no name: closing it frees its blocks
                 self._segment_fd = None

@@ -40,7 +40,8 @@ def fast_path(data: bytes, policy=POLICY, split=None):
 
     With `split` (an offset and whether it lies in the events section), the store's tail is
     filtered as the worker process would filter it, here in this process, and spliced in."""
-    index, jobs_span, events_span = fast.build_index(io.BytesIO(data))
+    index, jobs_span, events_span = fast.build_index(
+        io.BytesIO(data), helper=None if split is None else InProcessIndexer(data))
     chunks = []
     tail = None
     if split is not None:
@@ -75,6 +76,25 @@ def split_points(data: bytes) -> list:
     if len(between) > 8:  # a big store: the first, the last and some between
         between = [between[i * (len(between) - 1) // 7] for i in range(8)]
     return [(jobs_span[1], False), *between]
+
+
+class InProcessIndexer:
+    """`worker.IndexWorker` for `fast.build_index`, without the process."""
+
+    def __init__(self, data: bytes):
+        self._data = data
+
+    def __call__(self, boundary: int):
+        self._boundary = boundary
+        return self
+
+    def result(self):
+        stream = io.BytesIO(self._data)
+        stream.seek(self._boundary)
+        return fast.index_jobs_from(stream, self._boundary)
+
+    def stop(self):
+        pass
 
 
 class InProcessTail:
@@ -288,6 +308,28 @@ def test_job_index_is_exact_in_any_order(entries, ascending, probes):
     assert index.active_count == len(reference) - sum(reference.values())
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(job_ids, st.booleans()), max_size=40), st.integers(0, 40), st.booleans(),
+       st.lists(job_ids, max_size=10))
+def test_an_index_built_in_two_halves_is_the_index_built_whole(entries, cut, ascending, probes):
+    """Pass 1 on two processes: the second half's word wins, exactly as if added in one go."""
+    from streamclean.index import JobIndex
+
+    if ascending:
+        entries = sorted(entries, key=lambda e: e[0])
+    whole, first, second = JobIndex(), JobIndex(), JobIndex()
+    for job_id, terminal in entries:
+        whole.add(job_id, terminal)
+    for job_id, terminal in entries[:cut]:
+        first.add(job_id, terminal)
+    for job_id, terminal in entries[cut:]:
+        second.add(job_id, terminal)
+    first.update(second)
+    for job_id in [e[0] for e in entries] + probes:
+        assert (job_id in first) == (job_id in whole)
+    assert (first.terminal_count, first.active_count) == (whole.terminal_count, whole.active_count)
+
+
 def test_a_key_with_invalid_utf8_sends_the_run_to_the_general_path(tmp_path):
     path = tmp_path / "store.json"
     path.write_bytes(service_bytes(small_state()).replace(b'"r2": {', b'"r\xff2": {', 1))
@@ -324,10 +366,12 @@ def test_a_tail_with_nothing_to_delete_is_copied_from_the_old_store():
     assert new.endswith(data[data.index(b'\n  "notifications"') :])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(st.data())
-def test_a_worker_started_anywhere_gives_the_same_bytes_or_steps_aside(data):
-    """The split point comes from a guess at the layout; a wrong guess must never reach the output."""
+def test_workers_started_anywhere_give_the_same_bytes_or_step_aside(data):
+    """Where the workers start comes from a guess at the layout; a wrong guess must never
+    reach the output. Pass 2's worker starts near a real split point or anywhere; pass 1's
+    at the middle job or anywhere, with the section's end found or made up."""
     store = service_bytes(MIXED if data.draw(st.booleans()) else small_state())
     expected = general(store)
     if data.draw(st.booleans()):  # near a real split point, where a wrong guess is likeliest
@@ -335,8 +379,38 @@ def test_a_worker_started_anywhere_gives_the_same_bytes_or_steps_aside(data):
         split = (offset + data.draw(st.integers(-6, 6)), data.draw(st.sampled_from([in_events, not in_events])))
     else:
         split = (data.draw(st.integers(0, len(store))), data.draw(st.booleans()))
+    real_middle_job = fast._middle_job
+    if data.draw(st.booleans()):
+        boundary = store.index(b'"jobs": ') + data.draw(st.integers(0, 300))
+        made_up_end = data.draw(st.sampled_from([None, len(store) - 40]))
+
+        def middle_job(stream, start):
+            found = real_middle_job(stream, start)
+            end = made_up_end or (found[1] if found else start + 2)
+            return boundary, end
+
+        fast._middle_job = middle_job
     try:
         actual = fast_path(store, split=split)
     except fast.LayoutMismatch:
         return
+    finally:
+        fast._middle_job = real_middle_job
     assert actual[0] == expected[0] and actual[2:] == expected[2:]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120), st.sampled_from([b'\n  "', b"ab", b"a"]), st.integers(0, 130), st.sampled_from([1, 3, 8, 1 << 20]))
+def test_scan_finds_what_bytes_find_finds(data, pattern, start, block):
+    data = data.replace(b"\n", b'\n  "', 3)
+    original, fast.SCAN_BLOCK = fast.SCAN_BLOCK, block  # patterns straddle every block edge
+    try:
+        assert fast.scan(io.BytesIO(data), start, pattern) == data.find(pattern, start)
+    finally:
+        fast.SCAN_BLOCK = original
+
+
+@pytest.mark.parametrize("block", [1, 5, 64])
+def test_pass_1_scans_straddling_blocks_change_nothing(monkeypatch, block):
+    monkeypatch.setattr(fast, "SCAN_BLOCK", block)
+    assert_same(service_bytes(MIXED))

@@ -23,22 +23,23 @@ from processes import NOW
 from streamclean import cleanup, fast, fs, worker
 from streamclean.cli import main
 
-# A cleanup in a child process with the worker forced on; with "slow", the worker sleeps
-# before it starts, so that it can be caught at work.
+# A cleanup in a child process with the workers forced on; one of them ("index": pass 1's,
+# "tail": pass 2's) sleeps before it starts, so that it can be caught at work.
 RUNNER = r"""
 import sys, time
 from streamclean import fast, worker
 from streamclean.cli import main
 
 worker.MIN_STORE_BYTES = 0
-if sys.argv[1] == "slow":
-    filter_tail = fast.filter_tail
-    def slow_filter_tail(*args, **kwargs):
-        time.sleep(60)
-        return filter_tail(*args, **kwargs)
-    fast.filter_tail = slow_filter_tail
+name = {"index": "index_jobs_from", "tail": "filter_tail"}[sys.argv[1]]
+work = getattr(fast, name)
+def slow_work(*args, **kwargs):
+    time.sleep(60)
+    return work(*args, **kwargs)
+setattr(fast, name, slow_work)
 main(sys.argv[2:], prog_name="streamclean")
 """
+WORKERS = {"index": "indexing the jobs", "tail": "filtering the store's tail"}
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +242,7 @@ def test_failing_any_file_operation_of_either_process_leaves_the_store(tmp_path,
 # -- signals and kills, from outside ------------------------------------------------------------
 
 
-def _start_slow(store: Path, slow: str = "slow") -> processes.subprocess.Popen:
+def _start_slow(store: Path, slow: str) -> processes.subprocess.Popen:
     argv = [processes.PYTHON, "-c", RUNNER, slow, "clean", "--store-file", str(store), "--now", NOW]
     return processes.start(argv, start_new_session=True)
 
@@ -255,14 +256,17 @@ def _cmdline(pid: int) -> bytes | None:
 
 
 def _worker_of(proc, timeout: float = 20.0) -> int:
-    """The run's worker: a child with the run's own command line (a fork, not a program)."""
+    """The run's slow worker: a child with the run's own command line (a fork, not a program)
+    that is still there half a second later (the other worker takes milliseconds)."""
     deadline = time.monotonic() + timeout
+    seen: set[int] = set()
     while time.monotonic() < deadline:
-        found = [pid for pid in children_of(proc.pid) if _cmdline(pid) == _cmdline(proc.pid)]
-        if found:
-            return found[0]
+        found = {pid for pid in children_of(proc.pid) if _cmdline(pid) == _cmdline(proc.pid)}
+        if found & seen:
+            return min(found & seen)
+        seen = found
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.01)
+        time.sleep(0.5)
     raise AssertionError("no worker appeared")
 
 
@@ -288,21 +292,24 @@ def _assert_untouched_and_recovers(store: Path, old: bytes, new: bytes) -> None:
     assert processes.leftovers(store.parent, store.name) == []
 
 
-def test_a_killed_worker_fails_the_run_in_one_line(tmp_path, stores):
+@pytest.mark.parametrize("slow", sorted(WORKERS))
+def test_a_killed_worker_fails_the_run_in_one_line(tmp_path, stores, slow):
     old, new, _ = stores
     store = _fresh(tmp_path, old)
-    proc = _start_slow(store)
+    proc = _start_slow(store, slow)
     os.kill(_worker_of(proc), signal.SIGKILL)
     code, stdout, stderr = processes.finish(proc)
     assert code == 1 and stdout == ""
-    assert stderr.count("\n") == 1 and "ended without an answer (killed by SIGKILL)" in stderr, stderr
+    assert stderr == (f"streamclean: error: the process {WORKERS[slow]} ended without an answer "
+                      "(killed by SIGKILL); the store was left unchanged; run again\n"), stderr
     _assert_untouched_and_recovers(store, old, new)
 
 
-def test_a_killed_run_takes_its_worker_with_it(tmp_path, stores):
+@pytest.mark.parametrize("slow", sorted(WORKERS))
+def test_a_killed_run_takes_its_worker_with_it(tmp_path, stores, slow):
     old, new, _ = stores
     store = _fresh(tmp_path, old)
-    proc = _start_slow(store)
+    proc = _start_slow(store, slow)
     helper = _worker_of(proc)
     os.kill(proc.pid, signal.SIGKILL)
     assert processes.finish(proc)[0] == -signal.SIGKILL
@@ -310,11 +317,12 @@ def test_a_killed_run_takes_its_worker_with_it(tmp_path, stores):
     _assert_untouched_and_recovers(store, old, new)  # the lock is free again
 
 
+@pytest.mark.parametrize("slow", sorted(WORKERS))
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT-to-group"])
-def test_an_interrupted_run_stops_its_worker(tmp_path, stores, how):
+def test_an_interrupted_run_stops_its_worker(tmp_path, stores, how, slow):
     old, new, _ = stores
     store = _fresh(tmp_path, old)
-    proc = _start_slow(store)
+    proc = _start_slow(store, slow)
     helper = _worker_of(proc)
     if how == "SIGTERM":
         os.kill(proc.pid, signal.SIGTERM)
