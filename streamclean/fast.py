@@ -19,6 +19,7 @@ import json
 import queue
 import re
 import threading
+from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
 import orjson
@@ -700,19 +701,18 @@ def filter_tail(
         out.close()
 
 
+@dataclass
 class Tail:
     """What filtering the store's tail found: tallies, top-level keys, whether it confirmed
     the jobs section, and whether (and by how many bytes) its output differs from the old
     store's tail."""
 
-    def __init__(self, results: KindTally, events: KindTally, keys: set[str], diverged: bool, skipped: int,
-                 jobs_confirmed: bool = False):
-        self.results = results
-        self.events = events
-        self.keys = keys
-        self.diverged = diverged
-        self.skipped = skipped
-        self.jobs_confirmed = jobs_confirmed
+    results: KindTally
+    events: KindTally
+    keys: set[str]
+    diverged: bool
+    skipped: int
+    jobs_confirmed: bool = False
 
 
 def _filter_section(w, section, index, jobs_span, policy, results, events, out) -> int:
