@@ -10,7 +10,10 @@ parse fails. Whatever does not match the layout raises `LayoutMismatch`, and the
 over on the general path, which reads any valid JSON and words the errors.
 
 Pass 1 jumps to the `jobs` section and stops after it. Pass 2 turns each deletion into a
-byte range to skip; kept bytes are copied from the read window without being decoded.
+byte range to skip; kept bytes are copied from the read window without being decoded, and the
+`jobs` section, which pass 1 read, is copied in the kernel. Either pass can leave the part of
+the store from a given record on to a worker process (worker.py): `index_jobs_from` and
+`filter_tail` are what the worker runs.
 """
 
 from __future__ import annotations
@@ -315,32 +318,27 @@ def build_index(stream: BinaryIO, on_progress=None, helper=None):
     """The index from the `jobs` section alone, that section's (start, end) offsets, and, if
     the events section comes before it, the events value's (start, end) offsets, else None.
 
-    Goes from one top-level key line (`\n  "`, which in the service's layout only a top-level
-    member starts) to the next until `jobs`, reading nothing else; pass 2 confirms that it
-    found the sections at the same offsets.
+    Finds the lines `  "jobs": ` and `  "events": {`, which in the service's layout only the
+    top-level members start, and the events section's closing line `  },`, reading nothing
+    else; pass 2 confirms that it found the sections at the same offsets.
 
     With `helper`, a function that starts indexing the jobs from a given job line to the end
     of the section elsewhere (a `worker.IndexWorker`), the section is indexed in two halves.
     """
     if _read_at(stream, 0, 5) != b'{\n  "':
         raise LayoutMismatch("not the service's layout")
-    events_start = events_span = None
-    line = scan(stream, 0, b'\n  "')
-    while True:
-        if line < 0:
-            raise LayoutMismatch("no jobs section where the service puts it")
-        if on_progress is not None:
-            on_progress(line)
-        key = _read_at(stream, line, 16)
-        if key.startswith(b'\n  "jobs": '):
-            break
-        if events_start is not None and events_span is None:
-            events_span = (events_start, line - 1)  # the value, without the comma after it
-        if key.startswith(b'\n  "events": {'):
-            events_start = line + len(b'\n  "events": ')
-        line = scan(stream, line + 4, b'\n  "')
-    if events_start is not None and events_span is None:
-        events_span = (events_start, line - 1)
+    # Long patterns: bytes.find runs about 2.5 times as fast on them as on `\n  "`.
+    line = scan(stream, 0, b'\n  "jobs": ')
+    if line < 0:
+        raise LayoutMismatch("no jobs section where the service puts it")
+    if on_progress is not None:
+        on_progress(line)
+    events_span = None
+    events = scan(stream, 0, b'\n  "events": {\n', limit=line)
+    if events >= 0:
+        close = scan(stream, events, _SECTION_CLOSE, limit=line + 4)
+        if close >= 0:
+            events_span = (events + len(b'\n  "events": '), close + 4)  # the value, without the comma
     start = line + len(b'\n  "jobs": ')
     index = JobIndex()
     opening = _read_at(stream, start, 2)
@@ -365,11 +363,14 @@ def build_index(stream: BinaryIO, on_progress=None, helper=None):
 
 
 SCAN_BLOCK = 4 << 20
+_SECTION_CLOSE = b'\n  },\n  "'  # a top-level object value ends, and another member follows
 
 
-def scan(stream: BinaryIO, start: int, pattern: bytes) -> int:
-    """Offset of the first `pattern` at or after `start`, or -1: a search at the speed of
-    reading, keeping nothing."""
+def scan(stream: BinaryIO, start: int, pattern: bytes, limit: int | None = None) -> int:
+    """Offset of the first `pattern` at or after `start` (and ending before `limit`), or -1:
+    a search at the speed of reading, keeping nothing."""
+    if limit is not None:
+        stream = _Limited(stream, limit)
     stream.seek(start)
     block = bytearray(max(SCAN_BLOCK, 2 * len(pattern)))
     view = memoryview(block)
@@ -392,6 +393,26 @@ def scan(stream: BinaryIO, start: int, pattern: bytes) -> int:
         view.release()
 
 
+class _Limited:
+    """A stream that ends at `limit`."""
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._position = 0
+
+    def seek(self, offset: int) -> None:
+        self._position = offset
+        self._stream.seek(offset)
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)[: max(0, self._limit - self._position)]
+        with view:
+            count = self._stream.readinto(view) if len(view) else 0
+        self._position += count
+        return count
+
+
 def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
     stream.seek(offset)
     return stream.read(size)
@@ -401,9 +422,11 @@ def _middle_job(stream: BinaryIO, start: int) -> tuple[int, int] | None:
     """Where a job near the middle of the jobs section opening at `start` begins (the comma
     that ends the job before it), and where the section ends; None if no such place is found.
     In the service's layout the section closes at the first line `  }`."""
-    close = scan(stream, start, b"\n  }")
+    close = scan(stream, start, _SECTION_CLOSE)
     if close < 0:
-        return None
+        close = scan(stream, start, b"\n  }\n}")  # jobs is the last section
+        if close < 0:
+            return None
     middle = (start + close) // 2
     found = _read_at(stream, middle, 1 << 20).find(b',\n    "')
     if found < 0 or middle + found >= close:

@@ -400,12 +400,14 @@ def test_workers_started_anywhere_give_the_same_bytes_or_step_aside(data):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=120), st.sampled_from([b'\n  "', b"ab", b"a"]), st.integers(0, 130), st.sampled_from([1, 3, 8, 1 << 20]))
-def test_scan_finds_what_bytes_find_finds(data, pattern, start, block):
+@given(st.binary(max_size=120), st.sampled_from([b'\n  "', b"ab", b"a"]), st.integers(0, 130),
+       st.sampled_from([1, 3, 8, 1 << 20]), st.none() | st.integers(0, 130))
+def test_scan_finds_what_bytes_find_finds(data, pattern, start, block, limit):
     data = data.replace(b"\n", b'\n  "', 3)
     original, fast.SCAN_BLOCK = fast.SCAN_BLOCK, block  # patterns straddle every block edge
     try:
-        assert fast.scan(io.BytesIO(data), start, pattern) == data.find(pattern, start)
+        expected = data.find(pattern, start) if limit is None else data.find(pattern, start, limit)
+        assert fast.scan(io.BytesIO(data), start, pattern, limit) == expected
     finally:
         fast.SCAN_BLOCK = original
 
