@@ -237,6 +237,7 @@ class Run:
     seconds: float  # wall time of the tool, spawn to exit
     cpu_seconds: float  # user + system of the tool
     peak_rss_bytes: int  # the larger of the tool's ru_maxrss and its process tree's sampled sum
+    peak_pss_bytes: int  # the sampled peak of its process tree's summed PSS (shared pages split)
     stdout: bytes
     stderr: bytes
 
@@ -252,32 +253,45 @@ class Run:
 # streamclean forks a worker for pass 2. So the launcher also samples, every 10 ms, the sum of
 # the resident sizes of the tool and all its descendants; a run's peak RSS is the larger of the
 # two. The sum counts pages the worker shares with its parent twice: it errs on the high side.
+# The summed PSS (proportional set size: a page shared by two processes counts half in each)
+# is sampled beside it, as the fairer figure for memory a run takes from the machine.
 LAUNCHER = """
 import os, sys, threading, time
 if os.read(0, 1) != b"g":
     sys.exit(111)
 null = os.open(os.devnull, os.O_RDONLY)
 page = os.sysconf("SC_PAGE_SIZE")
-tree_peak = 0
+tree_peak = tree_pss_peak = 0
 ended = threading.Event()
 
-def tree_rss(root):
-    total, todo = 0, [root]
+def pss(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        for line in fh:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+def tree_memory(root):
+    rss = proportional = 0
+    todo = [root]
     while todo:
         pid = todo.pop()
         try:
             with open(f"/proc/{pid}/statm") as fh:
-                total += int(fh.read().split()[1]) * page
+                rss += int(fh.read().split()[1]) * page
+            proportional += pss(pid)
             with open(f"/proc/{pid}/task/{pid}/children") as fh:
                 todo += [int(child) for child in fh.read().split()]
         except (OSError, ValueError):
             pass
-    return total
+    return rss, proportional
 
 def sample(root):
-    global tree_peak
+    global tree_peak, tree_pss_peak
     while not ended.wait(0.01):
-        tree_peak = max(tree_peak, tree_rss(root))
+        rss, proportional = tree_memory(root)
+        tree_peak = max(tree_peak, rss)
+        tree_pss_peak = max(tree_pss_peak, proportional)
 
 started = time.perf_counter()
 pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null, 0)])
@@ -288,7 +302,7 @@ seconds = time.perf_counter() - started
 ended.set()
 sampler.join()
 with open(sys.argv[1], "w") as fh:
-    fh.write(repr((os.waitstatus_to_exitcode(status), seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, tree_peak)))
+    fh.write(repr((os.waitstatus_to_exitcode(status), seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, tree_peak, tree_pss_peak)))
 """
 
 
@@ -325,8 +339,8 @@ class Launch:
             with open(self._result, encoding="utf-8") as fh:
                 text = fh.read()
             assert launcher_status == 0 and text, f"the launcher failed ({launcher_status}): {stderr[-2000:]!r}"
-            returncode, seconds, maxrss_kib, cpu_seconds, tree_peak = ast.literal_eval(text)
-            return Run(returncode, seconds, cpu_seconds, max(maxrss_kib * 1024, tree_peak), stdout, stderr)
+            returncode, seconds, maxrss_kib, cpu_seconds, tree_peak, pss_peak = ast.literal_eval(text)
+            return Run(returncode, seconds, cpu_seconds, max(maxrss_kib * 1024, tree_peak), pss_peak, stdout, stderr)
         finally:
             self.close()
 
@@ -552,6 +566,7 @@ class Measurement:
             "peak_rss_mb": round(peak / 1e6, 1),
             "peak_rss_mib": round(peak / MIB, 1),
             "peak_rss_mib_rounds": [round(r.peak_rss_bytes / MIB, 1) for r in self.runs],
+            "peak_pss_mib": round(max(r.peak_pss_bytes for r in self.runs) / MIB, 1),
             "output_bytes": self.expected.bytes,
             "output_sha256": self.expected.sha256,
             "verified_against": self.expected.reference,

@@ -83,8 +83,8 @@ def speed_table(rows: list[tuple[dict, dict]]) -> list[str]:
         if info["tool"] == BASELINE:
             baseline[(bench["_file"], info["store_bytes"])] = bench["stats"]["median"]
     lines = [
-        "| store | tool | seconds (median) | MB/s | peak RSS | time vs orjson | rounds |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| store | tool | seconds (median) | MB/s | peak RSS | peak PSS | time vs orjson | rounds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     rows = sorted(rows, key=lambda r: (r[1]["store_bytes"], r[0]["_file"], tool_rank(r[1]["tool"])))
     for bench, info in rows:
@@ -95,9 +95,13 @@ def speed_table(rows: list[tuple[dict, dict]]) -> list[str]:
         store = f"{store_label(size)} ({info['jobs']:,} jobs)"
         lines.append(
             f"| {store} | {tool_text(info)} | {seconds_text(median)} | {size / 1e6 / median:,.1f} "
-            f"| {info['peak_rss_mib']:,.1f} MiB | {ratio} | {bench['stats']['rounds']} |"
+            f"| {info['peak_rss_mib']:,.1f} MiB | {pss_text(info)} | {ratio} | {bench['stats']['rounds']} |"
         )
     return lines
+
+
+def pss_text(info: dict) -> str:
+    return f"{info['peak_pss_mib']:,.1f} MiB" if "peak_pss_mib" in info else "—"  # older files lack it
 
 
 def memory_table(rows: list[tuple[dict, dict]]) -> list[str]:
@@ -147,7 +151,8 @@ def main(argv=None) -> int:
                    "passes, write, fsync, atomic swap; the peers: load, clean, dump to a file, no fsync), "
                    "median over the rounds. MB/s: store size / median. Peak RSS: the process's own "
                    "`ru_maxrss` or, if larger, the peak of its process tree's resident sizes summed "
-                   f"(streamclean's pass-2 worker included), sampled every 10 ms. Every run's output is checked byte for byte against {checked}.")
+                   f"(streamclean's workers included), sampled every 10 ms. Peak PSS: the same sum of "
+                   "proportional set sizes, where a page two processes share counts half in each. Every run's output is checked byte for byte against {checked}.")
         out.append("")
     if memory:
         out += memory_table(memory)

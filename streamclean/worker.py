@@ -141,43 +141,35 @@ class Forked:
             _die_with(parent)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            try:
-                outcome = ("done", self.work())
-            except BaseException as exc:  # sent to the parent, which raises it
-                outcome = ("raised", exc)
-            try:
-                payload = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                payload = pickle.dumps(("raised", RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]}")))
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(reply, view) :]
+            with os.fdopen(reply, "wb") as answer:
+                try:
+                    done = self.work()
+                except BaseException as exc:  # sent to the parent, which raises it
+                    answer.write(_pickled_exception(exc))
+                else:
+                    # Streamed: an index part is megabytes, and neither side holds it twice.
+                    pickle.dump(("done", done), answer, protocol=pickle.HIGHEST_PROTOCOL)
             status = 0
         finally:
             os._exit(status)  # never the parent's cleanup, atexit or buffers: they are its own
 
     def result(self):
-        chunks = []
-        while True:
-            if self.on_wait is not None:
-                ready, _, _ = select.select([self._answer], [], [], _WAIT_TICK)
-                if not ready:
-                    self.on_wait()
-                    continue
-            chunk = os.read(self._answer, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
         if self.on_wait is not None:
+            while not select.select([self._answer], [], [], _WAIT_TICK)[0]:
+                self.on_wait()
             self.on_wait()
+        try:
+            with os.fdopen(self._answer, "rb", closefd=False) as answer:
+                kind, value = pickle.load(answer)
+        except (EOFError, pickle.UnpicklingError, ValueError):
+            kind = value = None  # it ended without an answer, or in the middle of one
         _, status = os.waitpid(self._pid, 0)
         self._pid = None
-        if not chunks:
+        if kind is None:
             raise WorkerDiedError(
                 f"the process {self.what} ended without an answer ({_describe(status)})",
                 "the store was left unchanged; run again",
             )
-        kind, value = pickle.loads(b"".join(chunks))
         if kind == "raised":
             raise value
         return value
@@ -290,6 +282,13 @@ class TailWorker(Forked):
                 os.close(self._segment_fd)  # it has no name: closing it frees its blocks
                 self._segment_fd = None
             self._read.close()
+
+
+def _pickled_exception(exc: BaseException) -> bytes:
+    try:
+        return pickle.dumps(("raised", exc))
+    except Exception:  # an exception that cannot travel: its words can
+        return pickle.dumps(("raised", RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
 def _load_prctl():
