@@ -151,8 +151,9 @@ def main(argv=None) -> int:
                    "passes, write, fsync, atomic swap; the peers: load, clean, dump to a file, no fsync), "
                    "median over the rounds. MB/s: store size / median. Peak RSS: the process's own "
                    "`ru_maxrss` or, if larger, the peak of its process tree's resident sizes summed "
-                   f"(streamclean's workers included), sampled every 10 ms. Peak PSS: the same sum of "
-                   "proportional set sizes, where a page two processes share counts half in each. Every run's output is checked byte for byte against {checked}.")
+                   "(streamclean's workers included), sampled every 10 ms. Peak PSS: the same sum of "
+                   "proportional set sizes, where a page two processes share counts half in each. "
+                   f"Every run's output is checked byte for byte against {checked}.")
         out.append("")
     if memory:
         out += memory_table(memory)
