@@ -163,7 +163,7 @@ def _start_tail(source, snapshot, index, jobs_span, events_span, policy, replace
             return None
         if vfs.f_bavail * vfs.f_frsize < snapshot.size + (snapshot.size - start):
             return None
-        segment = worker.unnamed_file(str(replace.store.parent))
+        segment = worker.unnamed_file(replace.store)
         if segment is None:
             return None
     return worker.TailWorker(

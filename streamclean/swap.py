@@ -68,7 +68,8 @@ def leftover_pattern(store: Path) -> re.Pattern[str]:
     return re.compile(re.escape(store.name) + r"\.streamclean-\d+-[0-9a-f]{8}" + re.escape(_SUFFIX))
 
 
-def _leftover_name(store: Path) -> Path:
+def leftover_name(store: Path) -> Path:
+    """A new name for a temporary file beside `store`, one `remove_leftovers` knows."""
     return store.with_name(f"{store.name}.streamclean-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}")
 
 
@@ -101,7 +102,7 @@ class AtomicReplace:
         self.store = store
         self.snapshot = snapshot
         self.backup = backup
-        self.temp = _leftover_name(store)
+        self.temp = leftover_name(store)
         self.fd: int | None = None
         self._temp_exists = False  # the temporary name holds our file, which rollback removes
         self._ours: os.stat_result | None = None  # our file as it was swapped in
@@ -258,7 +259,7 @@ class AtomicReplace:
         """The swap where renameat2 cannot exchange: keep the old store under a second name (a
         hard link: no space, no time), check once more, rename. Between that last check and
         the rename a concurrent replace would be lost; the README says so."""
-        keep: Path | None = _leftover_name(self.store)
+        keep: Path | None = leftover_name(self.store)
         try:
             fs.link(str(self.store), str(keep))
         except OSError as exc:

@@ -30,12 +30,14 @@ import pickle
 import select
 import signal
 import struct
+from pathlib import Path
 from typing import Callable
 
 from . import fast, signals
 from .errors import StreamcleanError
 from .index import JobIndex
 from .policy import RetentionPolicy
+from .swap import leftover_name
 
 MIN_STORE_BYTES = 8 << 20  # below this, forking and splicing cost more than the core saves
 # A byte of results costs pass 2 about this many bytes of events (measured on generated stores:
@@ -57,16 +59,24 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def unnamed_file(folder: str) -> int | None:
-    """A file in `folder` that has no name, so no crash can leave it behind; None where the
-    file system cannot make one."""
+def unnamed_file(store: Path) -> int | None:
+    """A file beside `store` that has no name, so no crash can leave it behind; None if none
+    can be made. Where the file system has no `O_TMPFILE`, a file is created under a leftover
+    name and unlinked at once: a crash in between leaves a file the next run removes."""
     flag = getattr(os, "O_TMPFILE", None)
-    if flag is None:
-        return None
+    if flag is not None:
+        try:
+            return os.open(store.parent, flag | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except OSError:
+            pass
+    name = leftover_name(store)
     try:
-        return os.open(folder, flag | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        with signals.critical_section(deliver=True):
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            os.unlink(name)
     except OSError:
         return None
+    return fd
 
 
 def split_point(source_fd: int, size: int, jobs_span: tuple[int, int], events_span) -> tuple[int, bool]:

@@ -31,6 +31,7 @@ from streamclean import fast, worker
 from streamclean.cli import main
 
 worker.MIN_STORE_BYTES = 0
+worker.usable_cpus = lambda: 2
 name = {"index": "index_jobs_from", "tail": "filter_tail"}[sys.argv[1]]
 work = getattr(fast, name)
 def slow_work(*args, **kwargs):
@@ -53,12 +54,13 @@ def stores(tmp_path_factory):
 
 
 def _invoke(store: Path, *extra: str, split: bool = True):
-    saved = worker.MIN_STORE_BYTES, cleanup.SPLIT
-    worker.MIN_STORE_BYTES, cleanup.SPLIT = 0, split
+    """A run in this process, with the workers forced on (also on a machine with one CPU)."""
+    saved = worker.MIN_STORE_BYTES, cleanup.SPLIT, worker.usable_cpus
+    worker.MIN_STORE_BYTES, cleanup.SPLIT, worker.usable_cpus = 0, split, lambda: 2
     try:
         return CliRunner().invoke(main, ["clean", "-q", "--store-file", str(store), "--now", NOW, *extra])
     finally:
-        worker.MIN_STORE_BYTES, cleanup.SPLIT = saved
+        worker.MIN_STORE_BYTES, cleanup.SPLIT, worker.usable_cpus = saved
 
 
 def _counts(stdout: str) -> dict:
@@ -153,11 +155,21 @@ def test_a_tail_only_the_general_path_reads_falls_back_to_it(tmp_path, stores, m
     assert children_of(os.getpid()) == []
 
 
-def test_no_worker_without_an_unnamed_file_or_room_for_it(tmp_path, stores, monkeypatch):
+def test_without_o_tmpfile_the_worker_file_is_named_and_unlinked_at_once(tmp_path, stores, monkeypatch):
+    old, new, _ = stores
+    monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    spy = Spy(monkeypatch)
+    store = _fresh(tmp_path, old)
+    result = _invoke(store)
+    assert result.exit_code == 0 and store.read_bytes() == new and spy.started == 1
+    assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"]
+
+
+def test_no_worker_without_a_file_for_it_or_room_for_it(tmp_path, stores, monkeypatch):
     old, new, counts = stores
     spy = Spy(monkeypatch)
     with monkeypatch.context() as patch:
-        patch.setattr(worker, "unnamed_file", lambda folder: None)
+        patch.setattr(worker, "unnamed_file", lambda store: None)
         store = _fresh(tmp_path, old)
         result = _invoke(store)
     assert result.exit_code == 0 and store.read_bytes() == new and spy.started == 0
