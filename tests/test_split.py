@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 import processes
 from processes import NOW
-from streamclean import cleanup, fast, fs, worker
+from streamclean import cleanup, fs, worker
 from streamclean.cli import main
 
 # A cleanup in a child process with the workers forced on; one of them ("index": pass 1's,
