@@ -34,6 +34,9 @@ from .policy import KindRule, RetentionPolicy, is_terminal
 from .report import KindTally
 
 BLOCK_SIZE = 1 << 20
+# Output goes to the writer thread in chunks this big, at most two queued: both processes of a
+# run hold that much, so it is kept small; the page cache takes it at any size.
+WRITE_CHUNK = 1 << 19
 _MAX_LINE_START = 1 << 16  # a key line longer than this is not the service's; take the general path
 _KEY = {
     # a JSON string without raw control characters, written as an unrolled loop: 4x faster
@@ -522,7 +525,7 @@ class RangeWriter:
         w = self._w
         self._out += w.buf[self.cursor - w.base : offset - w.base]
         self.cursor = offset
-        if len(self._out) >= 1 << 20:
+        if len(self._out) >= WRITE_CHUNK:
             self._disk.put(self._out)
             self._out = bytearray()
 
@@ -561,7 +564,7 @@ class _DiskWriter:
     def __init__(self, write, fd: int) -> None:
         self._write = write
         self._fd = fd
-        self._chunks: queue.Queue = queue.Queue(maxsize=4)
+        self._chunks: queue.Queue = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="streamclean-writer", daemon=True)
         self._thread.start()
