@@ -356,12 +356,11 @@ def build_index(stream: BinaryIO, on_progress=None, helper=None):
     try:
         stream.seek(start)
         _index_jobs(Window(stream, on_progress, start), start, index, stop_at=boundary)
-        later_index, end = later.result()
+        end = later.result(index)  # the later jobs' word wins, as if indexed here
     finally:
         later.stop()
     if end != section_end:
         raise LayoutMismatch("the jobs section does not end where it seemed to")
-    index.update(later_index)
     return index, (start, end), events_span
 
 

@@ -31,7 +31,7 @@ import select
 import signal
 import struct
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from . import fast, signals
 from .errors import StreamcleanError
@@ -129,6 +129,9 @@ class Forked:
     on_wait: Callable[[], None] | None = None  # called now and then while `result()` waits
 
     def _fork(self) -> None:
+        # The worker's RSS starts as every page this process has: give the C heap's free
+        # pages back first (pass 1 leaves megabytes of them), or both would count them.
+        _release_free_memory()
         answer, reply = os.pipe()
         parent = os.getpid()
         # Inside a critical section a signal is only noted, so none can raise in the worker
@@ -157,13 +160,19 @@ class Forked:
                 except BaseException as exc:  # sent to the parent, which raises it
                     answer.write(_pickled_exception(exc))
                 else:
-                    # Streamed: an index part is megabytes, and neither side holds it twice.
-                    pickle.dump(("done", done), answer, protocol=pickle.HIGHEST_PROTOCOL)
+                    self._send(answer, done)
             status = 0
         finally:
             os._exit(status)  # never the parent's cleanup, atexit or buffers: they are its own
 
-    def result(self):
+    def _send(self, answer: BinaryIO, done) -> None:
+        pickle.dump(("done", done), answer, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _receive(self, answer: BinaryIO, value, *args):
+        """The rest of an answer `_send` wrote after its pickled ("done", value)."""
+        return value
+
+    def result(self, *args):
         if self.on_wait is not None:
             while not select.select([self._answer], [], [], _WAIT_TICK)[0]:
                 self.on_wait()
@@ -171,6 +180,8 @@ class Forked:
         try:
             with os.fdopen(self._answer, "rb", closefd=False) as answer:
                 kind, value = pickle.load(answer)
+                if kind == "done":
+                    value = self._receive(answer, value, *args)
         except (EOFError, pickle.UnpicklingError, ValueError):
             kind = value = None  # it ended without an answer, or in the middle of one
         _, status = os.waitpid(self._pid, 0)
@@ -200,7 +211,9 @@ class Forked:
 
 class IndexWorker(Forked):
     """Indexes the jobs from the one whose line starts at `start` to the end of the section.
-    `result()` gives that part of the index and the offset where the section ends."""
+    `result(into)` merges that part of the index into `into`, where its word wins, and gives
+    the offset where the section ends. The part crosses the pipe as its arrays' raw bytes,
+    appended to `into` as they arrive: neither process holds a second copy of it."""
 
     what = "indexing the jobs"
 
@@ -211,6 +224,18 @@ class IndexWorker(Forked):
 
     def work(self) -> tuple[JobIndex, int]:
         return fast.index_jobs_from(_PositionedReader(self._source_fd, self.start), self.start)
+
+    def result(self, into: JobIndex) -> int:
+        return super().result(into)
+
+    def _send(self, answer: BinaryIO, done: tuple[JobIndex, int]) -> None:
+        part, end = done
+        super()._send(answer, end)
+        part.send(answer)
+
+    def _receive(self, answer: BinaryIO, end: int, into: JobIndex) -> int:
+        into.update_from(answer)
+        return end
 
 
 class TailWorker(Forked):
@@ -301,14 +326,21 @@ def _pickled_exception(exc: BaseException) -> bytes:
         return pickle.dumps(("raised", RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
-def _load_prctl():
+def _load_libc():
     try:  # the C library the interpreter itself is linked with (no `find_library`: it spawns ldconfig)
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
         return None
 
 
-_prctl = _load_prctl()
+_libc = _load_libc()
+_prctl = getattr(_libc, "prctl", None)
+_malloc_trim = getattr(_libc, "malloc_trim", None)  # glibc's; other C libraries may lack it
+
+
+def _release_free_memory() -> None:
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def _die_with(parent: int) -> None:

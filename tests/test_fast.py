@@ -87,10 +87,15 @@ class InProcessIndexer:
         self._boundary = boundary
         return self
 
-    def result(self):
+    def result(self, into):
         stream = io.BytesIO(self._data)
         stream.seek(self._boundary)
-        return fast.index_jobs_from(stream, self._boundary)
+        part, end = fast.index_jobs_from(stream, self._boundary)
+        pipe = io.BytesIO()  # as the worker sends it
+        part.send(pipe)
+        pipe.seek(0)
+        into.update_from(pipe)
+        return end
 
     def stop(self):
         pass
@@ -309,9 +314,10 @@ def test_job_index_is_exact_in_any_order(entries, ascending, probes):
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(job_ids, st.booleans()), max_size=40), st.integers(0, 40), st.booleans(),
-       st.lists(job_ids, max_size=10))
-def test_an_index_built_in_two_halves_is_the_index_built_whole(entries, cut, ascending, probes):
-    """Pass 1 on two processes: the second half's word wins, exactly as if added in one go."""
+       st.lists(job_ids, max_size=10), st.booleans())
+def test_an_index_built_in_two_halves_is_the_index_built_whole(entries, cut, ascending, probes, sent):
+    """Pass 1 on two processes: the second half's word wins, exactly as if added in one go,
+    whether merged here or sent as the worker sends it."""
     from streamclean.index import JobIndex
 
     if ascending:
@@ -323,10 +329,35 @@ def test_an_index_built_in_two_halves_is_the_index_built_whole(entries, cut, asc
         first.add(job_id, terminal)
     for job_id, terminal in entries[cut:]:
         second.add(job_id, terminal)
-    first.update(second)
+    if sent:
+        pipe = io.BytesIO()
+        second.send(pipe)
+        pipe.seek(0)
+        first.update_from(pipe)
+        assert pipe.read() == b"", "update_from left part of what was sent"
+    else:
+        first.update(second)
     for job_id in [e[0] for e in entries] + probes:
         assert (job_id in first) == (job_id in whole)
     assert (first.terminal_count, first.active_count) == (whole.terminal_count, whole.active_count)
+
+
+def test_an_index_cut_short_in_transit_is_refused():
+    """A worker that dies halfway through its answer: never taken for a smaller index."""
+    from streamclean.index import JobIndex
+
+    part = JobIndex()
+    for number in range(1000):
+        part.add("%08x-0000-0000-0000-000000000000" % number, number % 2 == 0)
+    pipe = io.BytesIO()
+    part.send(pipe)
+    sent = pipe.getvalue()
+    for length in (0, 7, 8, 40, len(sent) // 2, len(sent) - 1):
+        with pytest.raises(EOFError):
+            JobIndex().update_from(io.BytesIO(sent[:length]))
+    whole = JobIndex()
+    whole.update_from(io.BytesIO(sent))
+    assert (whole.terminal_count, whole.active_count) == (500, 500)
 
 
 def test_a_key_with_invalid_utf8_sends_the_run_to_the_general_path(tmp_path):
