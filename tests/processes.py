@@ -32,6 +32,17 @@ def generate(path: Path, size: int, seed: int = 1) -> bytes:
     return Path(path).read_bytes()
 
 
+def cleaned(folder: Path, old: bytes) -> bytes:
+    """What a successful run makes of the store `old`: a copy of it in `folder`, cleaned."""
+    copy = folder / "copy.json"
+    copy.write_bytes(old)
+    done = subprocess.run(clean_command(copy), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    new = copy.read_bytes()
+    assert len(new) < len(old), "the run deleted nothing"
+    return new
+
+
 def clean_command(store: Path, *extra: str) -> list[str]:
     return [PYTHON, "-m", "streamclean", "clean", "--store-file", str(store), "--now", NOW, *extra]
 

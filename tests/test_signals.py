@@ -31,10 +31,7 @@ pytestmark = pytest.mark.slow
 def stores(tmp_path_factory):
     folder = tmp_path_factory.mktemp("stores")
     old = processes.generate(folder / "old.json", 6_000_000, seed=5)
-    copy = folder / "copy.json"
-    copy.write_bytes(old)
-    assert CliRunner().invoke(main, ["clean", "--store-file", str(copy), "--now", NOW]).exit_code == 0
-    return old, copy.read_bytes()
+    return old, processes.cleaned(folder, old)
 
 
 @pytest.fixture
