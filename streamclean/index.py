@@ -64,7 +64,7 @@ class JobIndex:
         appended: none of them can be known here, since a canonical id in `_others` is below
         the last in the arrays. Otherwise each of its jobs is added in turn (every id appears
         in just one place of an index, so the order they are taken in does not matter)."""
-        if later._high and (not self._high or (later._high[0], later._low[0]) > (self._high[-1], self._low[-1])):
+        if self._ends_before(later._first()):
             self._high.extend(later._high)
             self._low.extend(later._low)
             self._flags.extend(later._flags)
@@ -76,12 +76,20 @@ class JobIndex:
         for job_id, terminal in later._others.items():
             self.add(job_id, terminal)
 
+    def _first(self) -> tuple[int, int] | None:
+        """The smallest id in the arrays, as (high, low); None if they are empty."""
+        return (self._high[0], self._low[0]) if self._high else None
+
+    def _ends_before(self, first: tuple[int, int] | None) -> bool:
+        """Whether arrays starting at `first` can simply be appended to these: they hold ids,
+        and every one of them comes after every id here."""
+        return first is not None and (not self._high or first > (self._high[-1], self._low[-1]))
+
     def send(self, out: BinaryIO) -> None:
         """Write this index to `out` for `update_from` in another process: a short head, then
         the arrays' own bytes, never copied (a part of a million jobs is 17 MB, and a copy of it
         on either side of a pipe is memory the run would hold twice)."""
-        first = (self._high[0], self._low[0]) if self._high else None
-        head = pickle.dumps((len(self._flags), first, self._others), protocol=pickle.HIGHEST_PROTOCOL)
+        head = pickle.dumps((len(self._flags), self._first(), self._others), protocol=pickle.HIGHEST_PROTOCOL)
         out.write(len(head).to_bytes(8, "little"))
         out.write(head)
         for part in (self._high, self._low, self._flags):
@@ -94,7 +102,7 @@ class JobIndex:
         they arrive; raises EOFError if `source` ends early."""
         head = _read_exactly(source, int.from_bytes(_read_exactly(source, 8), "little"))
         count, first, others = pickle.loads(head)
-        appended = first is not None and (not self._high or first > (self._high[-1], self._low[-1]))
+        appended = self._ends_before(first)
         later = self if appended else JobIndex()
         for part in (later._high, later._low, later._flags):
             remaining = count * part.itemsize
