@@ -77,6 +77,16 @@ def split_points(data: bytes) -> list:
     return [(jobs_span[1], False), *between]
 
 
+def merged_as_sent(into, part) -> bytes:
+    """Merge `part` into `into` through a pipe, as the pass-1 worker sends it; returns what
+    `update_from` left unread."""
+    pipe = io.BytesIO()
+    part.send(pipe)
+    pipe.seek(0)
+    into.update_from(pipe)
+    return pipe.read()
+
+
 class InProcessIndexer:
     """`worker.IndexWorker` for `fast.build_index`, without the process."""
 
@@ -91,10 +101,7 @@ class InProcessIndexer:
         stream = io.BytesIO(self._data)
         stream.seek(self._boundary)
         part, end = fast.index_jobs_from(stream, self._boundary)
-        pipe = io.BytesIO()  # as the worker sends it
-        part.send(pipe)
-        pipe.seek(0)
-        into.update_from(pipe)
+        assert merged_as_sent(into, part) == b""
         return end
 
     def stop(self):
@@ -330,11 +337,7 @@ def test_an_index_built_in_two_halves_is_the_index_built_whole(entries, cut, asc
     for job_id, terminal in entries[cut:]:
         second.add(job_id, terminal)
     if sent:
-        pipe = io.BytesIO()
-        second.send(pipe)
-        pipe.seek(0)
-        first.update_from(pipe)
-        assert pipe.read() == b"", "update_from left part of what was sent"
+        assert merged_as_sent(first, second) == b"", "update_from left part of what was sent"
     else:
         first.update(second)
     for job_id in [e[0] for e in entries] + probes:
