@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from . import fast, fs, signals, worker
-from .errors import StoreFileError, WriteError
+from .errors import InvalidStoreError, StoreFileError, UsageError, WriteError
 from .filter import filter_store
 from .index import build_index
 from .lock import StoreLock
@@ -36,12 +36,15 @@ def clean(
     lock_file: str | os.PathLike | None = None,
     backup: bool = False,
     progress: Progress | None = None,
+    reader: str = "auto",
+    workers: str | int = "auto",
 ) -> CleanupReport:
     """Apply the retention policy to the store at `store_file`.
 
     Raises a StreamcleanError subclass on failure, with the store exactly as it was. When
     nothing is to be deleted, or in a dry run, nothing is written at all.
     """
+    reader, workers = check_reader(reader), check_workers(workers)
     # A symlinked store is cleaned where it lives; the link itself stays a link.
     store = Path(os.path.realpath(store_file))
     signals.run_started()
@@ -55,7 +58,7 @@ def clean(
                 remove_leftovers(store)
             if snapshot.size == 0:
                 return report  # an empty store: nothing to read, nothing to delete
-            _run_passes(source, store, snapshot, policy, report, dry_run, backup, progress)
+            _run_passes(source, store, snapshot, policy, report, dry_run, backup, progress, reader, workers)
     return report
 
 
@@ -68,6 +71,8 @@ def _run_passes(
     dry_run: bool,
     backup: bool,
     progress: Progress | None,
+    reader: str,
+    workers: str,
 ) -> None:
     """Both passes and the swap: on the fast path if the store is in the service's layout."""
 
@@ -76,21 +81,42 @@ def _run_passes(
             return None
         return AtomicReplace(store, snapshot, store.with_name(store.name + ".bak") if backup else None)
 
-    if FAST_PATH:
+    if reader in ("auto", "layout"):
         try:
-            _fast_passes(source, snapshot, policy, report, new_replace(), progress)
+            _fast_passes(source, snapshot, policy, report, new_replace(), progress, workers)
+            report.reader = "layout"
             return
         except fast.LayoutMismatch:
             source.seek(0)  # not the service's layout somewhere: start over, reading any JSON
+            if reader == "layout":
+                # Invalid JSON is worded by the general reader, with its byte offset.
+                _general_passes(source, snapshot, policy, CleanupReport(str(store), policy, True), None, None)
+                raise InvalidStoreError(
+                    "the store is valid JSON but not in the service's layout (STREAMCLEAN_READER=layout)"
+                ) from None
     _general_passes(source, snapshot, policy, report, new_replace(), progress)
+    report.reader = "general"
 
 
-FAST_PATH = True  # tests switch it off to hold both paths to the same results
+READERS = ("auto", "layout", "general")
+WORKERS = ("auto", "1", "2")
 
 
-def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
+def check_reader(name: str, what: str = "reader") -> str:
+    if name not in READERS:
+        raise UsageError(f"{what}: unknown reader {name!r}", "choose one of " + ", ".join(READERS))
+    return name
+
+
+def check_workers(value: str | int, what: str = "workers") -> str:
+    if str(value) not in WORKERS:
+        raise UsageError(f"{what}: unknown worker count {value!r}", "choose one of " + ", ".join(WORKERS))
+    return str(value)
+
+
+def _fast_passes(source, snapshot, policy, report, replace, progress, workers) -> None:
     helper = None
-    if _may_fork(snapshot):
+    if _may_fork(snapshot, workers):
         helper = lambda boundary: worker.IndexWorker(source.fileno(), boundary)  # noqa: E731
     index, jobs_span, events_span = fast.build_index(
         source, _pass_progress(progress, "index", snapshot.size), helper
@@ -124,7 +150,7 @@ def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
     if replace is not None:
         _ensure_space(replace.store, snapshot, counted_size)
     with _rolled_back_on_error(replace):
-        tail = _start_tail(source, snapshot, index, jobs_span, events_span, policy, replace)
+        tail = _start_tail(source, snapshot, index, jobs_span, events_span, policy, replace, workers)
         try:
             results, events, out = filter_into(replace, "filter", tail)
         finally:
@@ -134,25 +160,19 @@ def _fast_passes(source, snapshot, policy, report, replace, progress) -> None:
     _fill(report, index, results, events, snapshot.size - out.skipped)
 
 
-SPLIT = True  # tests switch it off, or force it on small stores through worker.MIN_STORE_BYTES
+def _may_fork(snapshot: Snapshot, workers: str) -> bool:
+    """A worker process pays off (`auto`): a store big enough and a second CPU; `2` forces it.
+    Never from a process with other threads (a library caller's): a lock one of them holds at
+    the fork would stay locked forever in the worker."""
+    if workers == "1" or threading.active_count() != 1:
+        return False
+    return workers == "2" or (snapshot.size >= worker.MIN_STORE_BYTES and worker.usable_cpus() >= 2)
 
 
-def _may_fork(snapshot: Snapshot) -> bool:
-    """A worker process pays off: a store big enough and a second CPU. Never from a process
-    with other threads (a library caller's): a lock one of them holds at the fork would stay
-    locked forever in the worker."""
-    return (
-        SPLIT
-        and snapshot.size >= worker.MIN_STORE_BYTES
-        and worker.usable_cpus() >= 2
-        and threading.active_count() == 1
-    )
-
-
-def _start_tail(source, snapshot, index, jobs_span, events_span, policy, replace) -> worker.TailWorker | None:
+def _start_tail(source, snapshot, index, jobs_span, events_span, policy, replace, workers) -> worker.TailWorker | None:
     """The store's tail filtered on the second core, when there is one and room for the
     worker's output beside the old store and the new one (worst case: nothing deleted)."""
-    if not _may_fork(snapshot):
+    if not _may_fork(snapshot, workers):
         return None
     start, in_events = worker.split_point(source.fileno(), snapshot.size, jobs_span, events_span)
     segment = None

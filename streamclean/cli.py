@@ -32,6 +32,8 @@ DEFAULT_STORE_FILE = "runtime/async_jobs/store.v1.json"
 ENV_STORE_FILE = "ASYNC_JOBS_STORE_FILE"
 ENV_RESULTS_TTL = "ASYNC_JOB_RESULTS_RETENTION_SECONDS"
 ENV_EVENTS_TTL = "ASYNC_JOB_EVENTS_RETENTION_SECONDS"
+ENV_READER = "STREAMCLEAN_READER"
+ENV_WORKERS = "STREAMCLEAN_WORKERS"
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -142,6 +144,7 @@ def run_clean(runner: str, *, summary: bool = True, **options) -> None:
 
 def _clean(runner: str, quiet: bool, **options) -> tuple[CleanupReport, str]:
     policy, store_file = _settings(**options)
+    choice = pipeline_choice()
     with progress_on_stderr(quiet) as progress:
         report = clean(
             store_file,
@@ -150,6 +153,7 @@ def _clean(runner: str, quiet: bool, **options) -> tuple[CleanupReport, str]:
             lock_file=options["lock_file"],
             backup=options["backup"],
             progress=progress,
+            **choice,
         )
     document = json.dumps(report.as_dict(runner), indent=2, ensure_ascii=False) + "\n"
     if options["output_json"]:
@@ -200,6 +204,17 @@ def _settings(**options) -> tuple[RetentionPolicy, str]:
         events_ttl = None
     now = parse_now(options["now"]) if options["now"] else datetime.now(timezone.utc)
     return RetentionPolicy.build(now, results_ttl, events_ttl), store_file
+
+
+def pipeline_choice() -> dict:
+    """The reader and the worker count the environment asks for, checked before the store is
+    opened (the library takes them as parameters; only the command line reads the variables)."""
+    from .cleanup import check_reader, check_workers
+
+    return {
+        "reader": check_reader(os.environ.get(ENV_READER, "auto").strip() or "auto", ENV_READER),
+        "workers": check_workers(os.environ.get(ENV_WORKERS, "auto").strip() or "auto", ENV_WORKERS),
+    }
 
 
 def _ttl(option: str | None, name: str, env: str, default: float) -> float:

@@ -53,6 +53,7 @@ class CleanupReport:
     bytes_before: int = 0
     bytes_after: int = 0
     rewritten: bool = False
+    reader: str | None = None  # which reader did the work: "layout" or "general"
 
     @property
     def delete_count(self) -> int:
@@ -79,6 +80,7 @@ class CleanupReport:
             "store_bytes_before": self.bytes_before,
             "store_bytes_after": self.bytes_after,
             "rewritten": self.rewritten,
+            "reader": self.reader,
         }
 
 

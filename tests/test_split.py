@@ -27,11 +27,9 @@ from streamclean.cli import main
 # "tail": pass 2's) sleeps before it starts, so that it can be caught at work.
 RUNNER = r"""
 import sys, time
-from streamclean import fast, worker
+from streamclean import fast
 from streamclean.cli import main
 
-worker.MIN_STORE_BYTES = 0
-worker.usable_cpus = lambda: 2
 name = {"index": "index_jobs_from", "tail": "filter_tail"}[sys.argv[1]]
 work = getattr(fast, name)
 def slow_work(*args, **kwargs):
@@ -55,12 +53,8 @@ def stores(tmp_path_factory):
 
 def _invoke(store: Path, *extra: str, split: bool = True):
     """A run in this process, with the workers forced on (also on a machine with one CPU)."""
-    saved = worker.MIN_STORE_BYTES, cleanup.SPLIT, worker.usable_cpus
-    worker.MIN_STORE_BYTES, cleanup.SPLIT, worker.usable_cpus = 0, split, lambda: 2
-    try:
-        return CliRunner().invoke(main, ["clean", "-q", "--store-file", str(store), "--now", NOW, *extra])
-    finally:
-        worker.MIN_STORE_BYTES, cleanup.SPLIT, worker.usable_cpus = saved
+    env = {"STREAMCLEAN_WORKERS": "2" if split else "1"}
+    return CliRunner().invoke(main, ["clean", "-q", "--store-file", str(store), "--now", NOW, *extra], env=env)
 
 
 def _counts(stdout: str) -> dict:
@@ -139,9 +133,9 @@ def test_a_tail_only_the_general_path_reads_falls_back_to_it(tmp_path, stores, m
     assert json.loads(data)["results"] == state["results"]
     reference = tmp_path / "reference.json"
     reference.write_bytes(data)
-    monkeypatch.setattr(cleanup, "FAST_PATH", False)
+    monkeypatch.setenv("STREAMCLEAN_READER", "general")
     assert _invoke(reference).exit_code == 0
-    monkeypatch.setattr(cleanup, "FAST_PATH", True)
+    monkeypatch.delenv("STREAMCLEAN_READER")
 
     spy, general = Spy(monkeypatch), []
     real_general = cleanup._general_passes
@@ -256,7 +250,7 @@ def test_failing_any_file_operation_of_either_process_leaves_the_store(tmp_path,
 
 def _start_slow(store: Path, slow: str) -> processes.subprocess.Popen:
     argv = [processes.PYTHON, "-c", RUNNER, slow, "clean", "--store-file", str(store), "--now", NOW]
-    return processes.start(argv, start_new_session=True)
+    return processes.start(argv, start_new_session=True, env={**os.environ, "STREAMCLEAN_WORKERS": "2"})
 
 
 def _cmdline(pid: int) -> bytes | None:
