@@ -209,7 +209,8 @@ def _settings(**options) -> tuple[RetentionPolicy, str]:
 def pipeline_choice() -> dict:
     """The reader and the worker count the environment asks for, checked before the store is
     opened (the library takes them as parameters; only the command line reads the variables)."""
-    from .cleanup import check_reader, check_workers
+    from .cleanup import check_workers
+    from .readers import check_reader
 
     return {
         "reader": check_reader(os.environ.get(ENV_READER, "auto").strip() or "auto", ENV_READER),
@@ -330,8 +331,9 @@ def inspect_command(as_json: bool, quiet: bool, **options) -> None:
     """
     with _errors_as_one_line("streamclean"):
         policy, store_file = _settings(**options)
+        choice = pipeline_choice()
         with progress_on_stderr(quiet) as progress:
-            inspection = inspect_store(store_file, policy, progress=progress)
+            inspection = inspect_store(store_file, policy, progress=progress, **choice)
     if as_json:
         click.echo(json.dumps(inspection.as_dict(), indent=2, ensure_ascii=False))
     else:

@@ -1,7 +1,6 @@
-"""Pass 1: the index of terminal jobs.
+"""The job index: every job id of the store and whether it is terminal, compactly.
 
-Only the `jobs` section is looked at; every other section is walked record by record so memory
-stays flat. The index answers one question for pass 2: is this job id terminal?
+Pass 1 fills it; it answers one question for pass 2: is this job id terminal?
 """
 
 from __future__ import annotations
@@ -10,11 +9,7 @@ import pickle
 import re
 from array import array
 from bisect import bisect_left
-from typing import BinaryIO, Callable
-
-from .policy import is_terminal
-from .reader import Scanner, iter_elements, iter_members
-
+from typing import BinaryIO
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _LOW64 = (1 << 64) - 1
@@ -162,47 +157,3 @@ def _uuid_number(job_id: str) -> int | None:
     if len(job_id) == 36 and _CANONICAL_UUID.fullmatch(job_id):
         return int(job_id.replace("-", ""), 16)
     return None
-
-
-def build_index(stream: BinaryIO, on_progress: Callable[[int], None] | None = None) -> JobIndex:
-    """Read a whole store and return its terminal-job index; raises InvalidStoreError."""
-    index = JobIndex()
-    sc = Scanner(stream, on_progress=on_progress)
-    sc.whitespace()
-    for section in iter_top_level(sc, "the top level"):
-        if section.key == "jobs" and sc.peek() == "{":
-            for job in iter_members(sc, "jobs"):
-                record, _ = sc.value()
-                index.add(job.key, is_terminal(record))
-        else:
-            skip_section(sc, section.key)
-    sc.expect_end()
-    return index
-
-
-class iter_top_level(iter_members):
-    """The top-level members; refuses a repeated section name, which would shadow an earlier one."""
-
-    def _walk(self, sc: Scanner, where: str):
-        seen: set[str] = set()
-        members = super()._walk(sc, where)
-        for member in members:
-            if member.key in seen:
-                key_start = sc.pos - len(member.colon) - len(member.key_text)
-                raise sc.error(f"duplicate top-level key {member.key_text}", key_start)
-            seen.add(member.key)
-            yield member
-        return self.tail
-
-
-def skip_section(sc: Scanner, where: str) -> None:
-    """Read past a section one record at a time, so a huge section never sits in memory."""
-    char = sc.peek()
-    if char == "{":
-        for _ in iter_members(sc, where):
-            sc.value()
-    elif char == "[":
-        for _ in iter_elements(sc, where):
-            sc.value()
-    else:
-        sc.value()

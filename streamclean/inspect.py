@@ -1,17 +1,9 @@
 """`streamclean inspect`: what is in a store and what a cleanup would free, read-only and streamed.
 
-Two questions, answered by two independent means:
-
-* "What would `clean` delete?" is answered by `clean` itself, as a dry run. So `inspect`'s
-  counts are the dry run's counts by construction, not a second implementation of the rule
-  that could drift from the first.
-* "What is in the store?" — each section's size and entry count, jobs by status, and how old
-  the results and events are — comes from one more streaming pass of its own (`survey_store`),
-  which walks the store record by record like the cleanup does, so memory stays flat.
-
-Both read the store at the same path at different times. The service replaces the whole file
-when it writes, so if the path still names the same, unchanged file at the end, every figure
-describes one and the same store; otherwise inspect says so and exits 75, like `clean`.
+`inspect` is a dry run of `clean` — the same reader, the same passes, the same judge — that
+also hands the passes a `StoreSurvey` to fill on the way: each section's size and entry
+count, jobs by status, and how old the results and events are. So its counts are the dry
+run's by construction, and it costs little more than the dry run itself.
 
     >>> inspection = inspect_store("runtime/async_jobs/store.v1.json", policy)
     >>> inspection.reclaimable_bytes, inspection.survey.jobs_by_status
@@ -23,12 +15,11 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import BinaryIO, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 from .cleanup import clean
-from .errors import StoreChangedError, StoreFileError
+from .errors import StoreChangedError
 from .policy import KindRule, RetentionPolicy, parse_timestamp
-from .reader import Scanner, iter_elements, iter_members
 from .report import CleanupReport
 from .units import percent, size
 
@@ -56,6 +47,7 @@ class SectionSize:
 
     bytes: int = 0
     count: int = 0
+    at: int | None = None  # where its key begins: sections are listed in the file's order
 
     def as_dict(self) -> dict:
         return {"bytes": self.bytes, "count": self.count}
@@ -97,19 +89,69 @@ class AgeHistogram:
 
 @dataclass
 class StoreSurvey:
-    """What the survey pass found, section by section."""
+    """What the passes saw, section by section: the observer `clean(survey=...)` fills.
 
+    A section's bytes run from its key to the end of its value. Pass 1 tells it of every job,
+    pass 2 of every result and event it reads; a worker's survey of its part is added in.
+    """
+
+    now: datetime
     sections: dict[str, SectionSize] = field(default_factory=dict)
     jobs_by_status: Counter = field(default_factory=Counter)
     result_ages: AgeHistogram = field(default_factory=AgeHistogram)
     event_ages: AgeHistogram = field(default_factory=AgeHistogram)
     schema_version: object = None
 
-    def count_job(self, job: object) -> None:
+    def section(self, key: str, nbytes: int, count: int, at: int | None = None) -> None:
+        sizes = self.sections.setdefault(key, SectionSize())
+        sizes.bytes += nbytes
+        sizes.count += count
+        if at is not None:
+            sizes.at = at if sizes.at is None else min(sizes.at, at)
+
+    def other(self, section) -> None:
+        if section.key == "schema_version":
+            self.schema_version = section.value
+
+    def job(self, job: object) -> None:
         status = job_status(job)
         if status not in self.jobs_by_status and len(self.jobs_by_status) >= _MAX_STATUSES:
             status = OTHER_STATUSES
         self.jobs_by_status[status] += 1
+
+    def result(self, result: object) -> None:
+        if isinstance(result, dict):  # as `clean`: only objects are results
+            self.result_ages.add(parse_timestamp(result.get("created_at")), self.now)
+
+    def events(self, events: list) -> None:
+        for event in events:
+            self.event(event)
+
+    def event(self, event: object) -> None:
+        moment = parse_timestamp(event.get("occurred_at")) if isinstance(event, dict) else None
+        self.event_ages.add(moment, self.now)
+
+    def in_file_order(self) -> list[tuple[str, SectionSize]]:
+        return sorted(self.sections.items(), key=lambda item: -1 if item[1].at is None else item[1].at)
+
+    def fresh(self) -> "StoreSurvey":
+        """An empty survey for a worker's part of the store, to `add` in afterwards."""
+        return StoreSurvey(self.now)
+
+    def add(self, other: "StoreSurvey") -> None:
+        """Count in a worker's survey of its part of the store."""
+        for key, sizes in other.sections.items():
+            self.section(key, sizes.bytes, sizes.count, sizes.at)
+        for status, count in other.jobs_by_status.items():
+            if status not in self.jobs_by_status and len(self.jobs_by_status) >= _MAX_STATUSES:
+                status = OTHER_STATUSES
+            self.jobs_by_status[status] += count
+        for mine, theirs in ((self.result_ages, other.result_ages), (self.event_ages, other.event_ages)):
+            mine.per_day.update(theirs.per_day)
+            mine.future += theirs.future
+            mine.no_timestamp += theirs.no_timestamp
+        if other.schema_version is not None:
+            self.schema_version = other.schema_version
 
 
 def job_status(job: object) -> str:
@@ -120,92 +162,6 @@ def job_status(job: object) -> str:
         return NO_STATUS
     status = job["status"]
     return status if isinstance(status, str) else STATUS_NOT_A_STRING
-
-
-# -- the survey pass ---------------------------------------------------------------------------
-
-
-def survey_store(
-    stream: BinaryIO, now: datetime, on_progress: Callable[[int], None] | None = None
-) -> StoreSurvey:
-    """Walk a (non-empty) store once, record by record; raises InvalidStoreError like `clean`."""
-    survey = StoreSurvey()
-    sc = Scanner(stream, on_progress=on_progress)
-    sc.whitespace()
-    # Plain members: the dry run that ran first has already refused a repeated section name.
-    for section in iter_members(sc, "the top level"):
-        sizes = survey.sections[section.key] = SectionSize(bytes=_nbytes(section.head))
-        if section.key == "jobs" and sc.peek() == "{":
-            _walk_object(sc, "jobs", sizes, lambda: _count_job(sc, survey))
-        elif section.key == "results" and sc.peek() == "{":
-            _walk_object(sc, "results", sizes, lambda: _count_result(sc, survey, now))
-        elif section.key == "events" and sc.peek() == "{":
-            _walk_object(sc, "events", sizes, lambda: _count_job_events(sc, survey, now))
-        else:
-            _walk_section(sc, section.key, sizes, survey)
-    return survey
-
-
-def _count_job(sc: Scanner, survey: StoreSurvey) -> int:
-    job, text = sc.value()
-    survey.count_job(job)
-    return _nbytes(text)
-
-
-def _count_result(sc: Scanner, survey: StoreSurvey, now: datetime) -> int:
-    result, text = sc.value()
-    if isinstance(result, dict):  # as `clean`: only objects are results
-        survey.result_ages.add(parse_timestamp(result.get("created_at")), now)
-    return _nbytes(text)
-
-
-def _count_job_events(sc: Scanner, survey: StoreSurvey, now: datetime) -> int:
-    """One job's events; returns the bytes of its value, whatever it is."""
-    if sc.peek() != "[":
-        return _nbytes(sc.value()[1])  # not a list of events: `clean` keeps it and counts nothing
-    nbytes = 2  # the brackets
-    elements = iter_elements(sc, "events")
-    for lead in elements:
-        event, text = sc.value()
-        moment = parse_timestamp(event.get("occurred_at")) if isinstance(event, dict) else None
-        survey.event_ages.add(moment, now)
-        nbytes += _nbytes(lead) + _nbytes(text)
-    return nbytes + _nbytes(elements.tail)
-
-
-def _walk_section(sc: Scanner, where: str, sizes: SectionSize, survey: StoreSurvey) -> None:
-    """Any other section, one entry at a time, so a huge unknown section never sits in memory."""
-    char = sc.peek()
-    if char == "{":
-        _walk_object(sc, where, sizes, lambda: _nbytes(sc.value()[1]))
-    elif char == "[":
-        sizes.bytes += 2  # the brackets
-        elements = iter_elements(sc, where)
-        for lead in elements:
-            sizes.count += 1
-            sizes.bytes += _nbytes(lead) + _nbytes(sc.value()[1])
-        sizes.bytes += _nbytes(elements.tail)
-    else:
-        value, text = sc.value()
-        sizes.count += 1
-        sizes.bytes += _nbytes(text)
-        if where == "schema_version":
-            survey.schema_version = value
-
-
-def _walk_object(sc: Scanner, where: str, sizes: SectionSize, consume_value: Callable[[], int]) -> None:
-    """Walk the object at the cursor; `consume_value` reads each member's value, returning its bytes."""
-    sizes.bytes += 2  # the braces
-    members = iter_members(sc, where)
-    for member in members:
-        sizes.count += 1
-        sizes.bytes += _nbytes(member.head) + consume_value()
-    sizes.bytes += _nbytes(members.tail)
-
-
-def _nbytes(text: str) -> int:
-    """The UTF-8 size of source text as the store holds it (lone surrogates only come escaped)."""
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 # -- one inspection: the dry run and the survey of the same file --------------------------------
@@ -230,7 +186,7 @@ class Inspection:
             "ttl_seconds": dry["ttl_seconds"],
             "bytes_total": self.bytes_total,
             "bytes_after_cleanup": report.bytes_after,
-            "sections": {name: sizes.as_dict() for name, sizes in self.survey.sections.items()},
+            "sections": {name: sizes.as_dict() for name, sizes in self.survey.in_file_order()},
             "schema_version": self.survey.schema_version,
             "jobs_by_status": dict(_statuses_in_order(self.survey.jobs_by_status)),
             "terminal_job_count": report.terminal_job_count,
@@ -250,31 +206,26 @@ class Inspection:
 
 
 def inspect_store(
-    store_file: str | os.PathLike, policy: RetentionPolicy, progress: Progress | None = None
+    store_file: str | os.PathLike,
+    policy: RetentionPolicy,
+    progress: Progress | None = None,
+    reader: str = "auto",
+    workers: str | int = "auto",
 ) -> Inspection:
     """Inspect the store at `store_file` under `policy`; writes nothing, takes no lock.
 
     Raises what `clean` raises for a missing or invalid store, and StoreChangedError when the
-    store was replaced or written during the inspection (the figures would not add up).
+    path named another file by the end (the service replaced the store meanwhile).
     """
     before = _version_at(store_file)
-    report = clean(store_file, policy, dry_run=True, progress=progress)  # its errors name the problem
-    try:
-        stream = open(store_file, "rb", buffering=0)
-    except OSError as exc:
-        raise StoreFileError(f"cannot open the store {store_file}: {exc.strerror}") from None
-    with stream:
-        surveyed = FileVersion.of(os.fstat(stream.fileno()))
-        survey = StoreSurvey()
-        if surveyed.size:  # an empty file is an empty store, as for `clean`
-            on_progress = None if progress is None else (lambda done: progress("survey", done, surveyed.size))
-            survey = survey_store(stream, policy.now, on_progress)
-    if not before == surveyed == _version_at(store_file) or report.bytes_before != surveyed.size:
+    report = clean(store_file, policy, dry_run=True, progress=progress, reader=reader, workers=workers,
+                   survey=lambda: StoreSurvey(policy.now))
+    if before is None or before != _version_at(store_file) or report.bytes_before != before.size:
         raise StoreChangedError(
             f"the store {store_file} changed while it was inspected",
-            "the figures would not add up; run again",
+            "the figures describe a store that is no longer there; run again",
         )
-    return Inspection(surveyed.size, survey, report)
+    return Inspection(report.bytes_before, report.survey, report)
 
 
 class FileVersion(NamedTuple):
@@ -309,7 +260,7 @@ def render_text(inspection: Inspection) -> str:
     policy = report.policy
     blocks = [
         _store_block(inspection),
-        _sections_block(survey.sections, inspection.bytes_total),
+        _sections_block(dict(survey.in_file_order()), inspection.bytes_total),
         _jobs_block(survey.jobs_by_status, report),
         _ages_block("results", survey.result_ages, policy.results),
         _ages_block("events", survey.event_ages, policy.events),

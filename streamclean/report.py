@@ -54,6 +54,7 @@ class CleanupReport:
     bytes_after: int = 0
     rewritten: bool = False
     reader: str | None = None  # which reader did the work: "layout" or "general"
+    survey: object = field(default=None, repr=False)  # what `inspect` asked the passes to gather
 
     @property
     def delete_count(self) -> int:

@@ -8,6 +8,16 @@ from click.testing import CliRunner
 
 from streamclean.cli import main
 
+READERS = ("layout", "general")
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that asks for `reader` runs on every reader, named by it (as ijson runs its
+    tests on every backend)."""
+    if "reader" in metafunc.fixturenames:
+        metafunc.parametrize("reader", READERS, ids=[f"reader={name}" for name in READERS])
+
+
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 NOW_ISO = NOW.isoformat()
 ROOT = Path(__file__).resolve().parents[1]

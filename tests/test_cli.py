@@ -238,12 +238,12 @@ def test_python_dash_m_runs_the_cli(store):
 
 
 def test_an_unforeseen_error_is_one_line_and_leaves_the_store(store, invoke, monkeypatch):
-    from streamclean import fast
+    from streamclean import pass2
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(fast, "filter_store", broken)
+    monkeypatch.setattr(pass2, "filter_store", broken)
     data = store.read_bytes()
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO)
     assert result.exit_code == 1 and "Traceback" not in result.stderr

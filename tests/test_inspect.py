@@ -10,7 +10,7 @@ import pytest
 
 from conftest import NOW, NOW_ISO, ROOT, listing, service_bytes, small_state
 from streamclean.errors import StoreChangedError
-from streamclean.inspect import inspect_store, survey_store
+from streamclean.inspect import inspect_store
 from streamclean.policy import RetentionPolicy
 
 GENERATOR_NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
@@ -217,7 +217,7 @@ def test_an_invalid_store_exits_1_naming_the_byte(store, invoke):
 
 def test_a_store_replaced_during_the_inspection_is_reported_not_described(store):
     def service_writes(name, done, total):
-        if name == "survey":
+        if name == "filter":
             temp = store.with_name(store.name + ".feedfacefeedfacefeedfacefeedface.tmp")
             temp.write_bytes(service_bytes({**small_state(), "schema_version": 6}))
             os.replace(temp, store)
@@ -227,24 +227,30 @@ def test_a_store_replaced_during_the_inspection_is_reported_not_described(store)
     assert caught.value.exit_code == 75
 
 
-def test_progress_reports_the_survey_pass_after_the_dry_run(store):
+def test_the_survey_is_gathered_on_the_dry_run_s_own_passes(store):
+    """One read of the store: the passes of `clean --dry-run`, nothing after them."""
     passes = []
     inspect_store(store, POLICY, progress=lambda name, done, total: passes.append((name, total)))
     size = store.stat().st_size
-    assert [name for name, _ in passes][-1] == "survey" and {"index", "filter"} <= {name for name, _ in passes}
+    assert {name for name, _ in passes} == {"index", "filter"}
     assert {total for _, total in passes} == {size}
 
 
-def test_the_survey_pass_does_not_hold_the_store(generated_store):
-    """Memory stays flat: the survey holds a read buffer and one record, never the store."""
+def test_the_survey_does_not_hold_the_store(generated_store, reader, monkeypatch):
+    """Memory stays flat: the passes hold a read window and one job's records, never the store.
+    (The layout reader's buffers are made small, so that they fit many times into this store.)"""
+    from streamclean.readers import layout
+
+    for name in ("BLOCK_SIZE", "SCAN_BLOCK", "WHOLE_ARRAY_LIMIT"):
+        monkeypatch.setattr(layout, name, 1 << 16)
     tracemalloc.start()
     try:
-        with open(generated_store, "rb") as stream:
-            survey = survey_store(stream, GENERATOR_NOW)
+        inspection = inspect_store(generated_store, POLICY, reader=reader, workers=1)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert survey.sections["events"].count > 500
+    assert inspection.survey.sections["events"].count > 500
+    assert inspection.dry_run.reader == reader
     assert peak < generated_store.stat().st_size / 2
 
 

@@ -130,9 +130,11 @@ def test_progress_shows_on_a_terminal_and_then_gives_way_to_the_summary(store):
 
 
 @pytest.mark.slow
-def test_inspect_shows_its_survey_pass_too(store):
+def test_inspect_shows_the_passes_it_shares_with_a_dry_run(store):
     shown = _run_with_stderr_on_a_terminal("inspect", "--store-file", store, "--now", NOW_ISO)
-    assert any(frame.startswith("survey ") and "100.0 %" in frame for frame in shown.split("\r")), shown
+    frames = shown.split("\r")
+    assert any(frame.startswith("filter ") and "100.0 %" in frame for frame in frames), shown
+    assert not any(frame.startswith("survey ") for frame in frames), shown
 
 
 @pytest.mark.slow

@@ -63,7 +63,7 @@ POINTS = {
 }
 
 THREAD_START_BUG = (
-    "fast.py starts its writer thread where a signal can interrupt Thread.start(); the thread "
+    "splice.py starts its writer thread where a signal can interrupt Thread.start(); the thread "
     "is then never stopped and may print a traceback at exit (reported)"
 )
 

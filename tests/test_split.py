@@ -1,7 +1,7 @@
-"""Pass 2 on two processes: the store's tail filtered by a forked worker (streamclean/worker.py).
+"""Pass 2 on two processes: the store's tail filtered by a forked worker (streamclean/split.py).
 
 The worker only runs for stores of 32 MiB and more; here it is forced on small generated stores
-(`worker.MIN_STORE_BYTES = 0`), in this process or in a child started with RUNNER. Whatever
+(`STREAMCLEAN_WORKERS=2`), in this process or in a child started with RUNNER. Whatever
 happens to either process, the store is old or new, never anything else, no worker outlives
 its run, and the run's result is the one-process run's, byte for byte.
 """
@@ -20,22 +20,23 @@ from click.testing import CliRunner
 
 import processes
 from processes import NOW
-from streamclean import cleanup, fs, worker
+from streamclean import fs
+from streamclean import split as worker
 from streamclean.cli import main
 
 # A cleanup in a child process with the workers forced on; one of them ("index": pass 1's,
 # "tail": pass 2's) sleeps before it starts, so that it can be caught at work.
 RUNNER = r"""
 import sys, time
-from streamclean import fast
+from streamclean import pass1, pass2
 from streamclean.cli import main
 
-name = {"index": "index_jobs_from", "tail": "filter_tail"}[sys.argv[1]]
-work = getattr(fast, name)
+module, name = {"index": (pass1, "index_from"), "tail": (pass2, "filter_tail")}[sys.argv[1]]
+work = getattr(module, name)
 def slow_work(*args, **kwargs):
     time.sleep(60)
     return work(*args, **kwargs)
-setattr(fast, name, slow_work)
+setattr(module, name, slow_work)
 main(sys.argv[2:], prog_name="streamclean")
 """
 WORKERS = {"index": "indexing the jobs", "tail": "filtering the store's tail"}
@@ -48,6 +49,7 @@ def stores(tmp_path_factory):
     old = processes.generate(folder / "store.v1.json", 2_000_000, seed=5)
     result = _invoke(folder / "store.v1.json", split=False)
     assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["reader"] == "layout"
     return old, (folder / "store.v1.json").read_bytes(), _counts(result.stdout)
 
 
@@ -60,7 +62,7 @@ def _invoke(store: Path, *extra: str, split: bool = True):
 def _counts(stdout: str) -> dict:
     report = json.loads(stdout)
     return {key: report[key] for key in ("results", "events", "terminal_job_count", "active_job_count",
-                                         "store_bytes_after", "rewritten")}
+                                         "store_bytes_after", "rewritten", "reader")}
 
 
 def _fresh(folder: Path, data: bytes) -> Path:
@@ -137,14 +139,12 @@ def test_a_tail_only_the_general_path_reads_falls_back_to_it(tmp_path, stores, m
     assert _invoke(reference).exit_code == 0
     monkeypatch.delenv("STREAMCLEAN_READER")
 
-    spy, general = Spy(monkeypatch), []
-    real_general = cleanup._general_passes
-    monkeypatch.setattr(cleanup, "_general_passes", lambda *args: (general.append(1), real_general(*args))[1])
+    spy = Spy(monkeypatch)
     store = tmp_path / "store.v1.json"
     store.write_bytes(data)
     result = _invoke(store)
     assert result.exit_code == 0 and result.stderr == "", result.stderr
-    assert spy.started == 1 and general == [1]
+    assert spy.started == 1 and json.loads(result.stdout)["reader"] == "general"
     assert store.read_bytes() == reference.read_bytes() != data
     assert children_of(os.getpid()) == []
 

@@ -1,4 +1,8 @@
-"""The fast path must give exactly what the general path gives, or step aside for it."""
+"""The `layout` reader must give exactly what the `general` reader gives, or step aside for it.
+
+Both run through the same passes (`pass1`, `pass2`) in this process; a split over two cores is
+played here too, the worker's part run in this process and spliced in as the worker's is.
+"""
 
 import io
 import json
@@ -8,133 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import NOW, ROOT, service_bytes, small_state
-from streamclean import cleanup, fast
-from streamclean.filter import filter_store
-from streamclean.index import build_index
-from streamclean.policy import RetentionPolicy
-
-POLICY = RetentionPolicy.build(NOW, 604800.0, 259200.0)
-
-
-class Text:
-    def __init__(self):
-        self.parts = []
-
-    def write(self, text):
-        self.parts.append(text)
-
-    def diverge(self):
-        pass
-
-
-def general(data: bytes, policy=POLICY):
-    out = Text()
-    index = build_index(io.BytesIO(data))
-    results, events = filter_store(io.BytesIO(data), index, policy, out)
-    return "".join(out.parts).encode(), index, results, events
-
-
-def fast_path(data: bytes, policy=POLICY, split=None):
-    """Run both fast passes in memory; returns the new bytes the range writer would write.
-
-    With `split` (an offset and whether it lies in the events section), the store's tail is
-    filtered as the worker process would filter it, here in this process, and spliced in."""
-    index, jobs_span, events_span = fast.build_index(
-        io.BytesIO(data), helper=None if split is None else InProcessIndexer(data))
-    chunks = []
-    tail = None
-    if split is not None:
-        start, in_events = split
-        tail = InProcessTail(data, start, in_events, index, jobs_span, policy, chunks)
-    results, events, out = fast.filter_store(
-        io.BytesIO(data), index, jobs_span, policy,
-        open_target=lambda: 1,
-        copy_source=lambda fd, start, n: chunks.append(data[start : start + n]),
-        write=lambda fd, buf: chunks.append(bytes(buf)),
-        size=len(data),
-        tail=tail,
-    )
-    new = b"".join(chunks) if out.diverged else data
-    assert len(new) == len(data) - out.skipped
-    return new, index, results, events
-
-
-def split_points(data: bytes) -> list:
-    """Every place a worker could take over: the end of `jobs`, and between any two jobs'
-    events (whether or not `worker.split_point` would choose it)."""
-    try:
-        _, jobs_span, events_span = fast.build_index(io.BytesIO(data))
-    except fast.LayoutMismatch:
-        return [(len(data) // 2, False), (len(data) // 2, True)]  # must step aside all the same
-    between = []
-    if events_span is not None:
-        offset = data.find(b',\n    "', events_span[0])
-        while 0 <= offset < events_span[1]:
-            between.append((offset, True))
-            offset = data.find(b',\n    "', offset + 1)
-    if len(between) > 8:  # a big store: the first, the last and some between
-        between = [between[i * (len(between) - 1) // 7] for i in range(8)]
-    return [(jobs_span[1], False), *between]
-
-
-def merged_as_sent(into, part) -> bytes:
-    """Merge `part` into `into` through a pipe, as the pass-1 worker sends it; returns what
-    `update_from` left unread."""
-    pipe = io.BytesIO()
-    part.send(pipe)
-    pipe.seek(0)
-    into.update_from(pipe)
-    return pipe.read()
-
-
-class InProcessIndexer:
-    """`worker.IndexWorker` for `fast.build_index`, without the process."""
-
-    def __init__(self, data: bytes):
-        self._data = data
-
-    def __call__(self, boundary: int):
-        self._boundary = boundary
-        return self
-
-    def result(self, into):
-        stream = io.BytesIO(self._data)
-        stream.seek(self._boundary)
-        part, end = fast.index_jobs_from(stream, self._boundary)
-        assert merged_as_sent(into, part) == b""
-        return end
-
-    def stop(self):
-        pass
-
-
-class InProcessTail:
-    """`worker.TailWorker`'s part in `fast.filter_store`, without the process."""
-
-    def __init__(self, data: bytes, start: int, in_events: bool, index, jobs_span, policy, out: list):
-        self.start, self.in_events, self.done = start, in_events, 0
-        self._data, self._index, self._jobs_span, self._policy, self._out = data, index, jobs_span, policy, out
-        self._segment = []
-
-    def result(self):
-        data, start = self._data, self.start
-        stream = io.BytesIO(data)
-        stream.seek(start)
-        tail = fast.filter_tail(
-            stream, start, self.in_events, self._index, self._jobs_span, self._policy,
-            open_target=lambda: 2,
-            copy_source=lambda fd, offset, n: self._segment.append(data[offset : offset + n]),
-            write=lambda fd, buf: self._segment.append(bytes(buf)),
-            size=len(data),
-        )
-        if tail.diverged:
-            assert len(b"".join(self._segment)) == len(data) - start - tail.skipped
-        else:
-            assert self._segment == []
-        return tail
-
-    def copy_output(self, fd, tail):
-        self._out.append(b"".join(self._segment) if tail.diverged else self._data[self.start :])
+from passes import POLICY, fast_path, general, merged_as_sent, split_points
+from streamclean import cleanup
+from streamclean.readers import LayoutMismatch, layout
 
 
 def assert_same(data: bytes, policy=POLICY):
@@ -154,7 +34,7 @@ def test_small_store_same_on_both_paths():
 
 @pytest.mark.parametrize("block", [1, 7, 64, 4096])
 def test_window_refills_do_not_change_the_result(monkeypatch, block):
-    monkeypatch.setattr(fast, "BLOCK_SIZE", block)
+    monkeypatch.setattr(layout, "BLOCK_SIZE", block)
     assert_same(service_bytes(small_state()))
 
 
@@ -173,7 +53,7 @@ def test_generated_store_same_on_both_paths(tmp_path, monkeypatch):
     data = _generate(tmp_path, 1_500_000)
     new, _, results, events = assert_same(data)
     assert results.delete_count > 0 and events.delete_count > 0
-    monkeypatch.setattr(fast, "BLOCK_SIZE", 1000)  # records straddle every block edge
+    monkeypatch.setattr(layout, "BLOCK_SIZE", 1000)  # records straddle every block edge
     assert fast_path(data)[0] == new
 
 
@@ -198,8 +78,8 @@ MIXED = {
 @pytest.mark.parametrize("block", [3, 1 << 20])
 @pytest.mark.parametrize("whole_array_limit", [8, 1 << 22])
 def test_mixed_arrays_and_odd_rows_same_on_both_paths(monkeypatch, block, whole_array_limit):
-    monkeypatch.setattr(fast, "BLOCK_SIZE", block)
-    monkeypatch.setattr(fast, "WHOLE_ARRAY_LIMIT", whole_array_limit)  # huge arrays go element-wise
+    monkeypatch.setattr(layout, "BLOCK_SIZE", block)
+    monkeypatch.setattr(layout, "WHOLE_ARRAY_LIMIT", whole_array_limit)  # huge arrays go element-wise
     new, *_ = assert_same(service_bytes(MIXED))
     assert json.loads(new)["events"]["a"] == [{"occurred_at": "2026-03-10"}, {"occurred_at": "x"}, {"occurred_at": "2026-03-10"}]
     assert json.loads(new)["events"]["b"] == []
@@ -230,7 +110,7 @@ def test_values_orjson_misreads_are_read_exactly():
 def test_other_layouts_step_aside(layout):
     data = layout(small_state())
     for split in [None, *split_points(data)]:
-        with pytest.raises(fast.LayoutMismatch):
+        with pytest.raises(LayoutMismatch):
             fast_path(data, split=split)
 
 
@@ -254,14 +134,11 @@ def test_a_whole_run_on_another_layout_still_cleans(tmp_path):
     assert report.delete_count == 3 and json.loads(path.read_bytes())["results"].keys() == {"r2", "r3"}
 
 
-def test_service_stores_take_the_fast_path(tmp_path, monkeypatch):
-    def general_path_is_not_expected(*args):
-        raise AssertionError("the general path ran")
-
-    monkeypatch.setattr(cleanup, "_general_passes", general_path_is_not_expected)
+def test_service_stores_take_the_layout_reader(tmp_path):
     path = tmp_path / "store.json"
     path.write_bytes(service_bytes(small_state()))
-    assert cleanup.clean(path, POLICY).delete_count == 3
+    report = cleanup.clean(path, POLICY)
+    assert report.delete_count == 3 and report.reader == "layout"
 
 
 def test_duplicate_job_ids_last_one_wins_on_both_paths():
@@ -289,12 +166,12 @@ ids = st.sampled_from(["j1", "j2", "j3", "7"])
     block=st.sampled_from([5, 1 << 20]),
 )
 def test_both_paths_agree_on_generated_states(jobs, events, results, block):
-    original = fast.BLOCK_SIZE
-    fast.BLOCK_SIZE = block
+    original = layout.BLOCK_SIZE
+    layout.BLOCK_SIZE = block
     try:
         assert_same(service_bytes({"events": events, "jobs": jobs, "results": results, "schema_version": 5}))
     finally:
-        fast.BLOCK_SIZE = original
+        layout.BLOCK_SIZE = original
 
 
 uuids = st.integers(0, 2**128 - 1).map(lambda n: "%08x-%04x-%04x-%04x-%012x" % (n >> 96, (n >> 80) & 0xFFFF, (n >> 64) & 0xFFFF, (n >> 48) & 0xFFFF, n & (2**48 - 1)))
@@ -366,7 +243,7 @@ def test_an_index_cut_short_in_transit_is_refused():
 def test_a_key_with_invalid_utf8_sends_the_run_to_the_general_path(tmp_path):
     path = tmp_path / "store.json"
     path.write_bytes(service_bytes(small_state()).replace(b'"r2": {', b'"r\xff2": {', 1))
-    with pytest.raises(fast.LayoutMismatch):
+    with pytest.raises(LayoutMismatch):
         fast_path(path.read_bytes())
     from streamclean.errors import InvalidStoreError
 
@@ -386,7 +263,7 @@ def test_a_key_with_invalid_utf8_sends_the_run_to_the_general_path(tmp_path):
 def test_the_split_tail_is_judged_with_the_rest_of_the_store(change):
     data = change(service_bytes(small_state()))
     for split in [None, *split_points(data)]:
-        with pytest.raises(fast.LayoutMismatch):
+        with pytest.raises(LayoutMismatch):
             fast_path(data, split=split)
 
 
@@ -412,7 +289,7 @@ def test_workers_started_anywhere_give_the_same_bytes_or_step_aside(data):
         split = (offset + data.draw(st.integers(-6, 6)), data.draw(st.sampled_from([in_events, not in_events])))
     else:
         split = (data.draw(st.integers(0, len(store))), data.draw(st.booleans()))
-    real_middle_job = fast._middle_job
+    real_middle_job = layout._middle_job
     if data.draw(st.booleans()):
         boundary = store.index(b'"jobs": ') + data.draw(st.integers(0, 300))
         made_up_end = data.draw(st.sampled_from([None, len(store) - 40]))
@@ -422,13 +299,13 @@ def test_workers_started_anywhere_give_the_same_bytes_or_step_aside(data):
             end = made_up_end or (found[1] if found else start + 2)
             return boundary, end
 
-        fast._middle_job = middle_job
+        layout._middle_job = middle_job
     try:
         actual = fast_path(store, split=split)
-    except fast.LayoutMismatch:
+    except LayoutMismatch:
         return
     finally:
-        fast._middle_job = real_middle_job
+        layout._middle_job = real_middle_job
     assert actual[0] == expected[0] and actual[2:] == expected[2:]
 
 
@@ -437,15 +314,15 @@ def test_workers_started_anywhere_give_the_same_bytes_or_step_aside(data):
        st.sampled_from([1, 3, 8, 1 << 20]), st.none() | st.integers(0, 130))
 def test_scan_finds_what_bytes_find_finds(data, pattern, start, block, limit):
     data = data.replace(b"\n", b'\n  "', 3)
-    original, fast.SCAN_BLOCK = fast.SCAN_BLOCK, block  # patterns straddle every block edge
+    original, layout.SCAN_BLOCK = layout.SCAN_BLOCK, block  # patterns straddle every block edge
     try:
         expected = data.find(pattern, start) if limit is None else data.find(pattern, start, limit)
-        assert fast.scan(io.BytesIO(data), start, pattern, limit) == expected
+        assert layout.scan(io.BytesIO(data), start, pattern, limit) == expected
     finally:
-        fast.SCAN_BLOCK = original
+        layout.SCAN_BLOCK = original
 
 
 @pytest.mark.parametrize("block", [1, 5, 64])
 def test_pass_1_scans_straddling_blocks_change_nothing(monkeypatch, block):
-    monkeypatch.setattr(fast, "SCAN_BLOCK", block)
+    monkeypatch.setattr(layout, "SCAN_BLOCK", block)
     assert_same(service_bytes(MIXED))

@@ -1,4 +1,4 @@
-"""The reader: exact text across chunk boundaries, and one clear error with a byte offset."""
+"""The general reader: exact text across chunk boundaries, and one clear error with a byte offset."""
 
 import io
 import json
@@ -6,10 +6,10 @@ import json
 import pytest
 
 from conftest import service_bytes, small_state
-from streamclean import reader
+from passes import run_passes
 from streamclean.errors import InvalidStoreError
-from streamclean.index import build_index
-from streamclean.reader import Scanner
+from streamclean.readers import general as reader
+from streamclean.readers.general import Scanner
 
 
 def _tokens(data: bytes) -> list[str]:
@@ -78,7 +78,7 @@ def test_values_are_read_as_the_service_reads_them():
 
 def _error(data: bytes, chunk: int | None = None) -> InvalidStoreError:
     with pytest.raises(InvalidStoreError) as caught:
-        build_index(io.BytesIO(data)) if chunk is None else _index_with_chunk(data, chunk)
+        run_passes(data, "general") if chunk is None else _index_with_chunk(data, chunk)
     return caught.value
 
 
@@ -86,7 +86,7 @@ def _index_with_chunk(data, chunk):
     original = reader.CHUNK_SIZE
     reader.CHUNK_SIZE = chunk
     try:
-        build_index(io.BytesIO(data))
+        run_passes(data, "general")
     finally:
         reader.CHUNK_SIZE = original
 

@@ -1,4 +1,5 @@
-"""The second core: half of each pass done by a forked worker while this process does the rest.
+"""The split over two cores: half of each pass done by a forked worker while this process does
+the rest, over any reader that offers split points (today the `layout` reader).
 
 Both passes cost Python time per record, so each is split in two at a record boundary the
 layout makes easy to find:
@@ -7,7 +8,7 @@ layout makes easy to find:
   and sends its part of the index back as raw array bytes, which this process appends to its
   own part as they arrive (`JobIndex.send`, `JobIndex.update_from`).
 - pass 2: between two jobs' events, chosen so that both halves weigh the same
-  (`split_point`). The worker, which inherits the finished index without copying it, filters
+  (`layout.tail_split`). The worker, which inherits the finished index without copying it, filters
   from there to the end of the store into an unnamed file (`O_TMPFILE`) in the store's
   folder, which this process appends to the new store in the kernel.
 
@@ -34,17 +35,15 @@ import struct
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from . import fast, signals
+from . import pass1, pass2, signals
 from .errors import StreamcleanError
 from .index import JobIndex
-from .policy import RetentionPolicy
+from .judge import Judge
+from .readers import LayoutReader
+from .splice import RangeWriter
 from .swap import leftover_name
 
 MIN_STORE_BYTES = 8 << 20  # below this, forking and splicing cost more than the core saves
-# A byte of results costs pass 2 about this many bytes of events (measured on generated stores:
-# 4.2 s for 132 MB of results, 5.8 s for 229 MB of events, both profiled in one process).
-RESULTS_WEIGHT = 1.25
-_BOUNDARY = b',\n    "'  # in the service's layout: one job's events end, the next job's begin
 _PR_SET_PDEATHSIG = 1
 _WAIT_TICK = 0.25  # seconds between progress reports while waiting for the worker
 
@@ -80,29 +79,9 @@ def unnamed_file(store: Path) -> int | None:
     return fd
 
 
-def split_point(source_fd: int, size: int, jobs_span: tuple[int, int], events_span) -> tuple[int, bool]:
-    """Where the worker takes over, and whether that is inside the events section.
-
-    The events section (before `jobs`, where the service writes it) is split between two jobs
-    so that both processes get about the same work: this one the events up to there, the
-    worker the rest of them and everything after `jobs` (whose records pass 2 only copies).
-    When the tail after `jobs` alone outweighs the events, the worker takes just that.
-    """
-    jobs_end = jobs_span[1]
-    if events_span is None:
-        return jobs_end, False
-    events_start, events_end = events_span
-    target = int((events_start + events_end + RESULTS_WEIGHT * (size - jobs_end)) / 2)
-    if target >= events_end:
-        return jobs_end, False
-    try:
-        window = os.pread(source_fd, 1 << 20, target)
-    except OSError:
-        return jobs_end, False  # pass 2 will meet the error, and word it
-    found = window.find(_BOUNDARY)
-    if found < 0 or target + found >= events_end:
-        return jobs_end, False  # one huge job's events there: the simple split will do
-    return target + found, True
+def read_at(fd: int):
+    """`read_at(offset, size)` over a descriptor, for the readers' split searches."""
+    return lambda offset, size: os.pread(fd, size, offset)
 
 
 class _PositionedReader:
@@ -212,38 +191,46 @@ class Forked:
 
 class IndexWorker(Forked):
     """Indexes the jobs from the one whose line starts at `start` to the end of the section.
-    `result(into)` merges that part of the index into `into`, where its word wins, and gives
-    the offset where the section ends. The part crosses the pipe as its arrays' raw bytes,
-    appended to `into` as they arrive: neither process holds a second copy of it."""
+    `result(into, survey)` merges that part of the index into `into`, where its word wins,
+    adds the part's survey to `survey`, and gives the offset where the section ends. The part
+    crosses the pipe as its arrays' raw bytes, appended to `into` as they arrive: neither
+    process holds a second copy of it."""
 
     what = "indexing the jobs"
 
-    def __init__(self, source_fd: int, start: int) -> None:
+    def __init__(self, source_fd: int, start: int, judge: Judge, survey=None) -> None:
         self._source_fd = source_fd
         self.start = start
+        self._judge = judge
+        self._survey = survey.fresh() if survey is not None else None
         self._fork()
 
-    def work(self) -> tuple[JobIndex, int]:
-        return fast.index_jobs_from(_PositionedReader(self._source_fd, self.start), self.start)
+    def work(self) -> tuple[JobIndex, int, object]:
+        reader = LayoutReader(_PositionedReader(self._source_fd, self.start), start=self.start)
+        part, end = pass1.index_from(reader, self.start, self._judge, self._survey)
+        return part, end, self._survey
 
-    def result(self, into: JobIndex) -> int:
-        return super().result(into)
+    def result(self, into: JobIndex, survey=None) -> int:
+        end, part_survey = super().result(into)
+        if survey is not None:
+            survey.add(part_survey)
+        return end
 
-    def _send(self, answer: BinaryIO, done: tuple[JobIndex, int]) -> None:
-        part, end = done
-        super()._send(answer, end)
+    def _send(self, answer: BinaryIO, done: tuple[JobIndex, int, object]) -> None:
+        part, end, survey = done
+        super()._send(answer, (end, survey))
         part.send(answer)
 
-    def _receive(self, answer: BinaryIO, end: int, into: JobIndex) -> int:
+    def _receive(self, answer: BinaryIO, head, into: JobIndex):
         into.update_from(answer)
-        return end
+        return head
 
 
 class TailWorker(Forked):
     """Filters the store from `start` to its end: from where the top-level `jobs` value ends
-    or, `in_events`, where a job's events array ends (see `split_point`). `copy(src_fd, dst_fd,
+    or, `in_events`, where a job's events array ends (see `layout.tail_split`). `copy(src_fd, dst_fd,
     nbytes, start)` copies bytes, errors worded; `write(fd, data)` writes them. With
-    `segment_fd` None it only counts (a dry run). `result()` gives a `fast.Tail`, and
+    `segment_fd` None it only counts (a dry run). `result()` gives a `pass2.Tail`, and
     `copy_output(fd, tail)` appends the tail's new bytes to `fd`.
     """
 
@@ -257,10 +244,11 @@ class TailWorker(Forked):
         size: int,
         index: JobIndex,
         jobs_span: tuple[int, int],
-        policy: RetentionPolicy,
+        judge: Judge,
         segment_fd: int | None,
         copy: Callable[[int, int, int, int], None],
         write: Callable[[int, bytes], None],
+        survey=None,
     ) -> None:
         self.start = start
         self.in_events = in_events
@@ -268,10 +256,11 @@ class TailWorker(Forked):
         self._size = size
         self._index = index
         self._jobs_span = jobs_span
-        self._policy = policy
+        self._judge = judge
         self._segment_fd = segment_fd
         self._copy = copy
         self._write = write
+        self._survey = survey.fresh() if survey is not None else None
         self._read = mmap.mmap(-1, 8)  # how far the worker has read, for progress
         self._fork()
 
@@ -280,7 +269,7 @@ class TailWorker(Forked):
         """Bytes of the tail the worker has read so far."""
         return struct.unpack_from("Q", self._read)[0]
 
-    def work(self) -> fast.Tail:
+    def work(self) -> pass2.Tail:
         start, source = self.start, self._source_fd
 
         def copy_source(fd: int, offset: int, nbytes: int) -> None:
@@ -289,21 +278,16 @@ class TailWorker(Forked):
         def progress(offset: int) -> None:
             struct.pack_into("Q", self._read, 0, offset - start)
 
-        return fast.filter_tail(
-            _PositionedReader(source, start),
-            start,
-            self.in_events,
-            self._index,
-            self._jobs_span,
-            self._policy,
-            open_target=lambda: self._segment_fd,
-            copy_source=copy_source,
-            write=self._write,
-            size=self._size,
-            on_progress=progress,
-        )
+        reader = LayoutReader(_PositionedReader(source, start), progress, start)
+        out = RangeWriter(reader.window, lambda: self._segment_fd, copy_source, self._write)
+        judge = Judge(self._judge.policy)  # this part's counts, added to the parent's
+        try:
+            return pass2.filter_tail(reader, start, self.in_events, out, self._index, self._jobs_span,
+                                     judge, self._size, self._survey)
+        finally:
+            out.close()
 
-    def copy_output(self, fd: int, tail: fast.Tail) -> None:
+    def copy_output(self, fd: int, tail: pass2.Tail) -> None:
         """Append the new store's tail to `fd`: the worker's output, or the old bytes unchanged."""
         length = self._size - self.start
         if tail.diverged:

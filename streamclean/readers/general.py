@@ -1,14 +1,15 @@
-"""Reading a store as a stream of exact source text.
+"""The `general` reader: any valid JSON, by exact byte offsets.
 
 The store is one JSON object whose sections (`events`, `jobs`, `results`, ...) are objects of
 records. `Scanner` walks those top levels itself and hands every record to the standard
 library's C scanner (`json.JSONDecoder.raw_decode`), the very parser the service reads its
 store with. So a record is read exactly as the service reads it — `NaN`, `Infinity`, integers of
-any size, lone surrogate escapes — and every piece of the store is also available as its
-original text, which the filter copies out unchanged. Memory holds the read buffer and the
-record being looked at, never the store.
+any size, lone surrogate escapes — whatever the layout: compact, one line, any indentation.
+`GeneralReader` hands the pipeline every member's byte offsets, as the `layout` reader does,
+so kept bytes are copied undecoded here too. Memory holds the read buffer and the record being
+looked at, never the store.
 
-Byte offsets in errors are exact: the buffer knows how many bytes its consumed text took.
+Byte offsets are exact: the buffer knows how many bytes its consumed text took.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import json
 import re
 from typing import BinaryIO, Callable
 
-from .errors import InvalidStoreError, StoreFileError
+from ..errors import InvalidStoreError, StoreFileError
+from .base import STREAM, Member, Walk
 
 CHUNK_SIZE = 1 << 16  # larger chunks cost memory (a decoded chunk with one emoji takes 4 bytes a character) and gain no speed
 
@@ -46,6 +48,8 @@ class Scanner:
         self._on_progress = on_progress
         self._bytes_read = 0
         self._base_offset = 0  # byte offset of buf[0] in the stream
+        self._mark = 0  # a buffer position whose byte offset is known: `_mark_offset`
+        self._mark_offset = 0
         self.buf = ""
         self.pos = 0
         self.eof = False
@@ -53,8 +57,15 @@ class Scanner:
     # -- the buffer ---------------------------------------------------------------------------
 
     def offset(self, pos: int | None = None) -> int:
-        """The byte offset in the stream of buffer position `pos` (default: the cursor)."""
+        """The byte offset in the stream of buffer position `pos` (default: the cursor).
+
+        Counted on from the last position asked about, so walking a buffer forward costs the
+        length of what was walked, not of the buffer."""
         pos = self.pos if pos is None else pos
+        if pos >= self._mark:
+            self._mark_offset += _utf8_len(self.buf[self._mark : pos])
+            self._mark = pos
+            return self._mark_offset
         return self._base_offset + _utf8_len(self.buf[:pos])
 
     def _fill(self, want: int = 1) -> bool:
@@ -77,9 +88,10 @@ class Scanner:
             if not chunk:
                 self.eof = True
             if self.pos:
-                self._base_offset += _utf8_len(self.buf[: self.pos])
+                self._base_offset = self.offset(self.pos)
                 self.buf = self.buf[self.pos :] + text
                 self.pos = 0
+                self._mark, self._mark_offset = 0, self._base_offset
             else:
                 self.buf += text
             if self._on_progress is not None and chunk:
@@ -169,7 +181,7 @@ def _problem(exc: json.JSONDecodeError) -> str:
 # -- walking containers ----------------------------------------------------------------------
 
 
-class Member:
+class TextMember:
     """One member of an object being walked: its key and the text around its value.
 
     `lead` is the whitespace before the key, `key_text` the key's source, `colon` the text from
@@ -213,7 +225,7 @@ class _Walk:
 
 
 class iter_members(_Walk):
-    """The members of the object at the cursor, as `Member`s with the cursor at each value."""
+    """The members of the object at the cursor, as `TextMember`s with the cursor at each value."""
 
     def _walk(self, sc: Scanner, where: str):
         sc.expect("{", f"an object for {where}")
@@ -226,7 +238,7 @@ class iter_members(_Walk):
             before = sc.whitespace()
             sc.expect(":", f"':' after key {key_text} in {where}")
             colon = before + ":" + sc.whitespace()
-            yield Member(key, lead, key_text, colon)
+            yield TextMember(key, lead, key_text, colon)
             tail = sc.whitespace()
             char = sc.peek()
             if char == "}":
@@ -259,3 +271,133 @@ class iter_elements(_Walk):
                 raise sc.error(sc._found(f"expected ',' or ']' in {where}"))
             sc.pos += 1
             lead = tail + "," + sc.whitespace()
+
+
+# -- the reader ------------------------------------------------------------------------------
+
+
+class GeneralReader:
+    """The reader contract (see `readers/base.py`) over any valid JSON."""
+
+    name = "general"
+    window = None  # kept bytes are copied from the old store in the kernel
+
+    def __init__(self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None) -> None:
+        self.sc = Scanner(stream, on_progress=on_progress)
+        self._sections = None
+
+    # -- the top level ---------------------------------------------------------------------------
+
+    def sections(self, seen: set[str], resume_after: int | None = None):
+        """The top-level members; a repeated name, which would shadow a section, is refused."""
+        if self._sections is not None:  # pass 1 began the walk (`find_jobs`): go on with it
+            return self._sections
+        return self._walk_sections(seen)
+
+    def _walk_sections(self, seen: set[str]):
+        sc = self.sc
+        sc.whitespace()
+        self.top_open = sc.offset()
+        members = iter_members(sc, "the top level")
+        for member in members:
+            if member.key in seen:
+                key_start = sc.pos - len(member.colon) - len(member.key_text)
+                raise sc.error(f"duplicate top-level key {member.key_text}", key_start)
+            seen.add(member.key)
+            value_start = sc.offset()
+            yield Member(member.key, value_start - _utf8_len(member.key_text + member.colon), value_start, -1)
+        sc.expect_end()
+
+    def first_byte(self, member: Member) -> int:
+        char = self.sc.peek()
+        return ord(char) if char else -1
+
+    def check(self, member: Member) -> tuple[int, int]:
+        """Read past a section one record at a time, so a huge section never sits in memory;
+        its end and how many entries it has."""
+        sc = self.sc
+        char = sc.peek()
+        if char in ("{", "["):
+            walk = iter_members(sc, member.key) if char == "{" else iter_elements(sc, member.key)
+            count = 0
+            for _ in walk:
+                sc.value()
+                count += 1
+            return sc.offset(), count
+        member.value = sc.value()[0]
+        return sc.offset(), 1
+
+    def known_section(self, member: Member, span: tuple[int, int], out) -> int:
+        end = self.check(member)[0]
+        if (member.value_start, end) != span:
+            raise self.sc.error("the jobs section is not where pass 1 read it")  # the file changed under us
+        return end
+
+    # -- records ---------------------------------------------------------------------------------
+
+    def records(self, open_at: int | None, exact: str | None = None, resume_after: int | None = None):
+        return _Records(self.sc, "records", open_at)
+
+    def job_arrays(self, open_at: int | None, resume_after: int | None = None):
+        return Walk(self._job_arrays)
+
+    def _job_arrays(self, arrays: Walk):
+        sc = self.sc
+        walk = _Records(sc, "events", None, decode=False)
+        for member in walk:
+            if sc.peek() == "[":
+                member.value = STREAM  # read with `elements`
+            else:
+                member.value = sc.value()[0]
+                member.value_end = sc.offset()
+            yield member
+        arrays.close = walk.close
+
+    def elements(self, array: Member, count: int | None = None):
+        sc = self.sc
+        elements = iter_elements(sc, f"events of job {array.key!r}")
+        previous_end = None
+        for lead in elements:
+            start = sc.offset()
+            comma_at = None if previous_end is None else previous_end + len(lead.partition(",")[0])
+            element = Member(None, start, start, -1, comma_at)
+            element.value = sc.value()[0]
+            element.value_end = previous_end = sc.offset()
+            yield element
+        array.value_end = sc.offset()
+
+    # -- pass 1's way in -------------------------------------------------------------------------
+
+    def find_jobs(self) -> Member | None:
+        """Walk the top level up to the `jobs` object; the walk goes on in `sections`."""
+        self._sections = self._walk_sections(set())
+        for section in self._sections:
+            if section.key == "jobs" and self.sc.peek() == "{":
+                return section
+            section.value_end = self.check(section)[0]
+        return None
+
+
+class _Records:
+    """The members of the object at the cursor with their byte offsets and, with `decode`,
+    their values (else the consumer reads each value and sets `value_end`); `close` is the
+    closing brace's offset afterwards."""
+
+    def __init__(self, sc: Scanner, where: str, open_at: int | None, decode: bool = True) -> None:
+        self._sc, self._where, self._decode = sc, where, decode
+        self.close: int | None = None
+
+    def __iter__(self):
+        sc, decode = self._sc, self._decode
+        members = iter_members(sc, self._where)
+        previous_end = None
+        for text_member in members:
+            start = sc.offset()
+            comma_at = None if previous_end is None else previous_end + len(text_member.lead.partition(",")[0])
+            member = Member(text_member.key, start, start, -1, comma_at)
+            if decode:
+                member.value = sc.value()[0]
+                member.value_end = sc.offset()
+            yield member
+            previous_end = member.value_end
+        self.close = sc.offset() - 1

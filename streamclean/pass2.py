@@ -1,0 +1,195 @@
+"""Pass 2: the store again, without what the judge deletes, as byte ranges left out.
+
+The reader hands out every record with its byte offsets; the judge decides; a `Splice` per
+container turns the verdicts into ranges for the `RangeWriter`, which copies everything kept
+undecoded. A job's whole events array is decided in one call where the reader decodes it as
+one batch, and split into its elements only when some of them go.
+
+With a `tail` (a `split.TailWorker`, already started), everything from the tail's start on is
+filtered by the worker's process while this one filters what comes before; the tail's output
+is spliced in behind ours, and its counts added to ours. `filter_tail` is what the worker runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .index import JobIndex
+from .judge import Judge
+from .readers import LayoutMismatch
+from .readers.base import STREAM
+from .splice import RangeWriter, Splice
+
+Span = tuple[int, int]
+
+
+def filter_store(reader, out: RangeWriter, index: JobIndex, jobs_span: Span | None, judge: Judge,
+                 size: int, tail=None, survey=None) -> None:
+    """Filter the whole store (or, with `tail`, the part before the tail's start)."""
+    seen: set[str] = set()
+    jobs_confirmed = jobs_span is None
+    sections = reader.sections(seen)
+    previous = None  # where the section before ends: a section's bytes run from there
+    for section in sections:
+        if previous is None:
+            previous = reader.top_open + 1
+        if tail is not None and tail.in_events and section.key == "events":
+            # The worker took over behind the job whose events end at `tail.start`.
+            count = _filter_events(reader, section.value_start, index, judge, out, survey, stop_at=tail.start)[1]
+            if survey is not None:
+                survey.section("events", tail.start - previous, count, section.start)
+            break
+        end = section.value_end = _filter_section(reader, section, index, jobs_span, judge, out, survey, previous)
+        previous = end
+        if section.key == "jobs" and jobs_span is not None:
+            jobs_confirmed = True
+            if tail is not None:
+                if tail.in_events or end != tail.start:
+                    raise LayoutMismatch("the split point is not where the jobs section ends")
+                break
+    else:
+        if tail is not None:
+            raise LayoutMismatch("the split point was not reached")
+    if tail is None:
+        out.finish(size)
+    else:
+        done = tail.result()
+        jobs_confirmed = jobs_confirmed or done.jobs_confirmed
+        if done.keys & seen:
+            raise LayoutMismatch("a top-level key appears twice")
+        judge.add(done.judge)
+        if survey is not None:
+            survey.add(done.survey)
+        out.finish_with_tail(tail.start, done, tail.copy_output)
+    if not jobs_confirmed:
+        raise LayoutMismatch("the jobs section pass 1 read is not the top-level one")
+
+
+@dataclass
+class Tail:
+    """What filtering the store's tail found: the judge's counts, the top-level keys, whether
+    it confirmed the jobs section, whether (and by how many bytes) its output differs from the
+    old store's tail, and the survey of its part (for `inspect`)."""
+
+    judge: Judge
+    keys: set[str]
+    diverged: bool
+    skipped: int
+    jobs_confirmed: bool = False
+    survey: object = None
+
+
+def filter_tail(reader, start: int, in_events: bool, out: RangeWriter, index: JobIndex,
+                jobs_span: Span | None, judge: Judge, size: int, survey=None) -> Tail:
+    """Pass 2 over the store's tail, every byte from `start`, as `filter_store` would filter
+    it. `start` is where the top-level `jobs` value ends or, `in_events`, where a job's events
+    array ends inside the events section; the reader begins there.
+
+    Whether `start` really is such a place is for the caller to confirm, by reaching it on its
+    own walk: this one only checks that what follows is the rest of such a store.
+    """
+    seen: set[str] = set()
+    resume_after = start
+    if in_events:
+        resume_after, count = _filter_events(reader, None, index, judge, out, survey, resume_after=start)
+        if survey is not None:
+            survey.section("events", resume_after - start, count)
+    jobs_confirmed = False
+    previous = resume_after
+    for section in reader.sections(seen, resume_after=resume_after):
+        previous = section.value_end = _filter_section(reader, section, index, jobs_span, judge, out, survey, previous)
+        jobs_confirmed = jobs_confirmed or (section.key == "jobs" and jobs_span is not None)
+    out.finish(size)
+    return Tail(judge, seen, out.diverged, out.skipped, jobs_confirmed, survey)
+
+
+def _filter_section(reader, section, index, jobs_span, judge, out, survey, previous: int) -> int:
+    """Filter (or check) one top-level section; returns the offset where its value ends. For
+    the survey a section's bytes run from the end of the one before (`previous`)."""
+    first = reader.first_byte(section)
+    key = section.key
+    count = 0  # entries: pass 1 counts those of `jobs`
+    if key == "results" and first == 0x7B:
+        end, count = _filter_results(reader, section.value_start, index, judge, out, survey)
+    elif key == "events" and first == 0x7B:
+        end, count = _filter_events(reader, section.value_start, index, judge, out, survey)
+    elif key == "jobs" and jobs_span is not None:
+        end = reader.known_section(section, jobs_span, out)
+    else:
+        end, count = reader.check(section)
+        if survey is not None:
+            survey.other(section)
+    if survey is not None:
+        survey.section(key, end - previous, count, section.start)
+    return end
+
+
+def _filter_results(reader, open_at, index, judge: Judge, out, survey) -> tuple[int, int]:
+    splice = Splice(out, open_at)
+    records = reader.records(open_at, exact="job_id")
+    judged = judge.result
+    count = 0
+    for record in records:
+        count += 1
+        if survey is not None:
+            survey.result(record.value)
+        if judged(record.value, index):
+            splice.drop(record)
+        else:
+            splice.keep(record)
+    splice.close(records.close)
+    return records.close + 1, count
+
+
+def _filter_events(reader, open_at, index, judge: Judge, out, survey,
+                   resume_after: int | None = None, stop_at: int | None = None) -> tuple[int, int]:
+    """Filter the events section opening at `open_at` (or, with `resume_after`, the rest of it
+    behind a job's array ending there); returns where the section ends, or `stop_at` once a
+    job's array ends exactly there (a LayoutMismatch if one runs past it), and how many jobs'
+    events it walked."""
+    arrays = reader.job_arrays(open_at, resume_after)
+    count = 0
+    for job in arrays:
+        count += 1
+        terminal = job.key in index
+        values = job.values
+        if values is not None:  # the whole array, decoded in one call
+            if survey is not None:
+                survey.events(values)
+            verdicts = judge.event_batch(values, terminal)
+            if verdicts is not None:
+                _drop_events(reader, job, values, verdicts, out)
+        elif job.value is STREAM:  # an array to stream, element by element
+            splice = Splice(out, job.value_start)
+            for element in reader.elements(job):
+                if survey is not None:
+                    survey.event(element.value)
+                if judge.event(element.value, terminal):
+                    splice.drop(element)
+                else:
+                    splice.keep(element)
+            splice.close(job.value_end - 1)
+        # else: not an array of events: kept as it is, and not counted
+        if stop_at is not None and job.value_end >= stop_at:
+            if job.value_end != stop_at:
+                raise LayoutMismatch("the split point is not between two jobs' events")
+            return stop_at, count
+    if stop_at is not None:
+        raise LayoutMismatch("the split point is not in the events section")
+    return arrays.close + 1, count
+
+
+def _drop_events(reader, job, values: list, verdicts: list[bool], out) -> None:
+    """Leave out the events of one array the verdicts delete. A job's events lie close in
+    time, so usually all of them go and the array is emptied whole; a mixed one is walked
+    element by element (the reader proves each piece is one of the `values`)."""
+    splice = Splice(out, job.value_start)
+    if all(verdicts):
+        splice.drop_all(job.value_end - 1)  # leaves "[]", as json.dumps writes an empty list
+        return
+    for position, element in enumerate(reader.elements(job, count=len(values))):
+        if position < len(verdicts) and verdicts[position]:
+            splice.drop(element)
+        else:
+            splice.keep(element)
+    splice.close(job.value_end - 1)

@@ -1,0 +1,41 @@
+"""The readers, chosen by name: one contract (`base.py`), two ways to read a store.
+
+- `layout`: the service's own layout (`json.dumps(indent=2)`), found by bytes at memory speed;
+  it can split both passes over two cores.
+- `general`: any valid JSON, through the stdlib's own parser, with exact byte offsets.
+
+A run asks for one of `READERS`: `auto` (the default) takes `layout` and starts over on
+`general` at any mismatch, anywhere; `layout` refuses a store that is not in the layout;
+`general` always reads generally. The report says which reader did the work.
+"""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+from .base import LayoutMismatch, Member
+from .general import GeneralReader
+from .layout import LayoutReader
+
+READERS = ("auto", "layout", "general")
+_BY_NAME = {"layout": LayoutReader, "general": GeneralReader}
+
+
+def check_reader(name: str, what: str = "reader") -> str:
+    """`name` if it names a reader choice, else a UsageError naming `what`."""
+    if name not in READERS:
+        raise UsageError(f"{what}: unknown reader {name!r}", "choose one of " + ", ".join(READERS))
+    return name
+
+
+def reader_class(name: str):
+    """The reader class of a concrete name (`layout` or `general`)."""
+    return _BY_NAME[name]
+
+
+def candidates(choice: str) -> tuple[str, ...]:
+    """The readers a run with this choice tries, in order."""
+    return ("layout", "general") if choice == "auto" else (check_reader(choice),)
+
+
+__all__ = ["READERS", "LayoutMismatch", "Member", "LayoutReader", "GeneralReader", "check_reader",
+           "reader_class", "candidates"]

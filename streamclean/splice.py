@@ -1,0 +1,209 @@
+"""The splice: the new store as the old one minus byte ranges, and the rule that keeps the
+separators right when members are dropped.
+
+Both readers hand pass 2 the byte offsets of every member, so a deletion is a range of the old
+store to leave out; everything kept is copied undecoded, byte for byte. Nothing is written
+before the first range is left out: a run that deletes nothing writes nothing.
+
+- `Splice` turns "drop this member, keep that one" into ranges, one container at a time.
+- `RangeWriter` turns ranges into the new file: kept bytes straight from the `layout` reader's
+  window (before it drops them), or copied in the kernel from the old store where no window
+  holds them (the `general` reader, and sections pass 1 already read). Chunks go to disk on a
+  thread of their own (`_DiskWriter`) while the next records are judged.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+from . import signals
+
+# Output goes to the writer thread in chunks this big, at most two queued: both processes of a
+# run hold them, so they are kept small; the page cache takes them at any size.
+WRITE_CHUNK = 1 << 19
+
+
+class Splice:
+    """Deletions inside one container (opening at `open_at`), as byte ranges.
+
+    A run of dropped members is left out from the end of the last kept value up to the comma
+    before the next kept member, so the kept member keeps its own leading whitespace. At the
+    start of the container the run goes from just after the opening bracket through that comma;
+    at its end, up to the end of the last dropped value. A container left empty becomes `{}`
+    or `[]`, as `json.dumps` writes it. In the service's layout the comma follows its value
+    directly, and the result is what `json.dumps(indent=2)` writes for what is kept.
+    """
+
+    __slots__ = ("_out", "_open_at", "_last_kept_end", "_run_end")
+
+    def __init__(self, out: "RangeWriter", open_at: int) -> None:
+        self._out = out
+        self._open_at = open_at
+        self._last_kept_end: int | None = None
+        self._run_end: int | None = None
+
+    def drop(self, member) -> None:
+        if self._run_end is None:
+            self._out.skip_from(self._open_at + 1 if self._last_kept_end is None else self._last_kept_end)
+        self._run_end = member.value_end
+
+    def keep(self, member) -> None:
+        if self._run_end is not None:
+            comma = member.comma_at
+            self._out.resume_at(comma + 1 if self._last_kept_end is None else comma)
+            self._run_end = None
+        self._last_kept_end = member.value_end
+
+    def close(self, close_at: int) -> None:
+        if self._run_end is not None:
+            self._out.resume_at(close_at if self._last_kept_end is None else self._run_end)
+            self._run_end = None
+
+    def drop_all(self, close_at: int) -> None:
+        """Every member goes: the container becomes empty."""
+        self._out.skip_from(self._open_at + 1)
+        self._out.resume_at(close_at)
+
+
+class RangeWriter:
+    """The new store as the old one minus skipped byte ranges.
+
+    With a reader's `window`, kept bytes are copied out of it before it drops them; without
+    one (`window` None, starting at `origin`), every kept range is copied from the old store
+    in the kernel. Nothing is written before
+    the first skip: then `open_target` gives the file and `copy_source(fd, start, nbytes)`
+    copies the unchanged start from the old store in the kernel, as it copies any range kept
+    unread (`pass_over`). In a dry run `open_target` returns None and only sizes are counted.
+    Full chunks are written by a `_DiskWriter` thread while parsing goes on; `close()` must
+    follow, also on failure, before the file is closed or removed.
+    """
+
+    def __init__(self, w, open_target, copy_source, write, origin: int = 0) -> None:
+        self._w = w
+        self._open_target = open_target
+        self._copy_source = copy_source
+        self._write = write
+        self._disk: _DiskWriter | None = None
+        self.fd: int | None = None
+        self.diverged = False
+        self._origin = w.base if w is not None else origin  # where the output this decides begins
+        self.cursor = self._origin  # input offset up to which the output is decided
+        self.skipping = False
+        self.skipped = 0
+        self._out = bytearray()
+        if w is not None:
+            w.on_drop = self._emit_upto
+
+    def skip_from(self, offset: int) -> None:
+        if not self.diverged:
+            self.diverged = True
+            self.fd = self._open_target()
+            if self.fd is not None:
+                self._copy_source(self.fd, self._origin, offset - self._origin)
+                with signals.critical_section(deliver=True):  # the thread must be known to close()
+                    self._disk = _DiskWriter(self._write, self.fd)
+        else:
+            self._emit_upto(offset)
+        self.cursor = offset
+        self.skipping = True
+
+    def pass_over(self, start: int, end: int) -> None:
+        """Bytes from `start` to `end` are kept as they are and never read: once the output
+        has diverged they are copied from the old store in the kernel, in turn with the
+        chunks queued before them."""
+        if self.fd is not None:
+            self._emit_upto(start)
+            if self._out:
+                self._disk.put(self._out)
+                self._out = bytearray()
+            copy, fd = self._copy_source, self.fd
+            self._disk.put(lambda: copy(fd, start, end - start))
+        self.cursor = end
+
+    def resume_at(self, offset: int) -> None:
+        self.skipped += offset - self.cursor
+        self.cursor = offset
+        self.skipping = False
+
+    def _emit_upto(self, offset: int) -> None:
+        if self.skipping or self.fd is None or offset <= self.cursor:
+            return
+        w = self._w
+        if w is None or self.cursor < w.base:
+            self.pass_over(self.cursor, offset)  # no window holds these bytes: the kernel copies them
+            return
+        self._out += w.buf[self.cursor - w.base : offset - w.base]
+        self.cursor = offset
+        if len(self._out) >= WRITE_CHUNK:
+            self._disk.put(self._out)
+            self._out = bytearray()
+
+    def finish(self, size: int) -> None:
+        """Write the rest and wait until every byte is handed to the kernel."""
+        self._emit_upto(size)
+        if self._disk is not None:
+            if self._out:
+                self._disk.put(self._out)
+                self._out = bytearray()
+            self._disk.close()
+
+    def finish_with_tail(self, start: int, tail, copy_tail) -> None:
+        """Finish when the bytes from `start` on were filtered elsewhere: `copy_tail(fd, tail)`
+        appends their output (the tail's own if it diverged, else the old store's bytes)."""
+        if tail.diverged and not self.diverged:
+            self.skip_from(start)  # opens the file and copies everything before `start`
+            self.resume_at(start)
+        self.finish(start)
+        if self.fd is not None:
+            copy_tail(self.fd, tail)
+        self.skipped += tail.skipped
+
+    def close(self) -> None:
+        """Stop the writer thread, whatever happened; raises nothing."""
+        if self._disk is not None:
+            with signals.critical_section():  # a stray thread could write into a reused fd
+                self._disk.abandon()
+
+
+class _DiskWriter:
+    """Writes chunks on a thread of its own: `os.write` releases the GIL, so the disk works
+    while the next records are parsed. A write error is raised in the caller's thread at its
+    next `put` or at `close`; a few chunks in flight bound the memory."""
+
+    def __init__(self, write, fd: int) -> None:
+        self._write = write
+        self._fd = fd
+        self._chunks: queue.Queue = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="streamclean-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._error is None:
+                try:
+                    if callable(chunk):
+                        chunk()
+                    else:
+                        self._write(self._fd, chunk)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+
+    def put(self, chunk) -> None:
+        """Queue bytes to write, or a function that writes (a kernel copy)."""
+        if self._error is not None:
+            raise self._error
+        self._chunks.put(chunk)
+
+    def close(self) -> None:
+        self._chunks.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abandon(self) -> None:
+        if self._thread.is_alive():
+            self._error = self._error or RuntimeError("abandoned")  # skip what is still queued
+            self._chunks.put(None)
+            self._thread.join()
