@@ -1,10 +1,10 @@
 """streamclean: the async-job store's retention cleanup, streamed.
 
-The pipeline, one module a stage: `policy` (the rule), `reader` (the store as exact text),
-`index` (pass 1: terminal jobs), `filter` (pass 2: what is kept), `writer` (the new store's
-bytes), `swap` (the atomic replace), `report` (the counts), `cleanup` (the run).
-Around it: `inspect` (what a store holds and what a run would free), `progress` (the terminal
-line), `metrics` (the Prometheus text file), `cli` (the command line).
+One pipeline, one module a stage: `readers` (the store as members with exact byte offsets:
+`layout` and `general`), `judge` (the retention rule, once), `pass1` (the job index), `pass2`
+(what is deleted, as byte ranges), `splice` (the new store's bytes), `split` (the second
+core), `swap` (the atomic replace), `report` (the counts), `cleanup` (the run).
+Around it: `inspect` (a dry run that also surveys the store), `progress`, `metrics`, `cli`.
 """
 
 __version__ = "1.0.0"
