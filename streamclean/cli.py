@@ -39,6 +39,8 @@ ENV_WORKERS = "STREAMCLEAN_WORKERS"
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+CLEAN_PASSES = ("index", "filter")  # what the progress line's ETA counts on; `inspect` adds "survey"
+
 # Paths complete as paths in the shell; checking them is left to the run, which words its own
 # errors and exit statuses (a missing store is 1, not click's usage error 2).
 PATH = click.Path(exists=False, file_okay=True, dir_okay=True)
@@ -186,7 +188,7 @@ def _clean(run: _Run, quiet: bool, metrics_file: str | None, **options) -> None:
                 f"--output-json and --metrics-textfile name the same file: {output_json}",
                 "the store was left unchanged; give each its own file",
             )
-    with progress_on_stderr(quiet) as progress:
+    with progress_on_stderr(quiet, CLEAN_PASSES) as progress:
         run.report = clean(
             store_file,
             policy,
@@ -448,7 +450,7 @@ def inspect_command(as_json: bool, quiet: bool, **options) -> None:
     """
     with _errors_as_one_line("streamclean"):
         policy, store_file = _settings(**options)
-        with progress_on_stderr(quiet) as progress:
+        with progress_on_stderr(quiet, CLEAN_PASSES + ("survey",)) as progress:
             inspection = inspect_store(store_file, policy, progress=progress)
     if as_json:
         click.echo(json.dumps(inspection.as_dict(), indent=2, ensure_ascii=False))
