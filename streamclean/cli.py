@@ -148,8 +148,9 @@ class _Run:
 
     @property
     def cleaned(self) -> bool:
-        """The cleaned store is in place: from here on no failure may exit 1."""
-        return self.report is not None and self.report.rewritten
+        """The cleaned store is in place: from here on no failure may exit 1. (The library
+        may fail after its swap, before it returns a report: the signal module knows.)"""
+        return (self.report is not None and self.report.rewritten) or signals.store_swapped()
 
 
 def run_clean(runner: str, *, summary: bool = True, **options) -> None:
@@ -223,19 +224,19 @@ def _conclude(run: _Run, summary: bool) -> int:
         click.echo(run.document, nl=False)
     for problem in (error, metrics_error):
         if problem is not None:
-            _say_error(run.runner, _cleaned_but(problem) if run.cleaned else str(problem))
+            _say_error(run.runner, _cleaned_but(problem, run.document is not None) if run.cleaned else str(problem))
     if status == 0 and summary:
         click.echo(summary_line(run.runner, run.report, _elapsed_clock() - run.started), err=True)
     return status
 
 
-def _cleaned_but(error: StreamcleanError) -> str:
+def _cleaned_but(error: StreamcleanError, reported: bool) -> str:
     """The line for a failure after the cleaned store was swapped in: it says so first."""
     if isinstance(error, InterruptedRunError):
         what = f"the run was interrupted by {error.signame}"
     else:
         what = error.message
-    return f"the store was cleaned, but {what}; the report is on stdout"
+    return f"the store was cleaned, but {what}; " + ("the report is on stdout" if reported else "there is no report")
 
 
 def summary_line(runner: str, report: CleanupReport, seconds: float) -> str:

@@ -50,6 +50,11 @@ def swapped() -> None:
     _swapped = True
 
 
+def store_swapped() -> bool:
+    """Whether the current run's new store is in place (so a failure now cannot claim otherwise)."""
+    return _swapped
+
+
 @contextmanager
 def critical_section(deliver: bool = False):
     """Signals wait until the block ends. With `deliver`, one that arrived is raised then

@@ -85,7 +85,7 @@ def _assert_one_line_saying_what_to_install(done, python, store, old: bytes) -> 
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert lines[0].startswith(f"{DROP_IN}: error: {python} cannot import streamclean (No module named ")
-    assert lines[0].endswith("or install streamclean (pip install streamclean) and set STREAMCLEAN_PYTHON to that Python")
+    assert lines[0].endswith("(pip install streamclean) and set STREAMCLEAN_PYTHON to that Python")
     assert store.read_bytes() == old
 
 

@@ -165,7 +165,9 @@ def test_a_report_that_fails_in_a_run_that_changed_nothing_exits_1(store, invoke
     target = tmp_path / "report.json"
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--output-json", target, *extra)
     assert result.exit_code == 1 and result.stdout == ""
-    assert result.stderr == f"streamclean: error: cannot write the report to {target}: No space left on device; {FIX_REPORT}\n"
+    assert result.stderr == (
+        f"streamclean: error: cannot write the report to {target}: No space left on device; {FIX_REPORT}\n"
+    )
     assert store.read_bytes() == old
 
 
@@ -182,13 +184,30 @@ def test_a_signal_after_the_swap_exits_74(store, invoke, monkeypatch, handlers_r
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO)
     assert result.exit_code == 74 and result.stdout == ""
     assert result.stderr == (
-        "streamclean: error: interrupted by SIGTERM after the cleaned store was swapped in; "
-        "the store is cleaned; only the report is missing\n"
+        "streamclean: error: the store was cleaned, but the run was interrupted by SIGTERM; there is no report\n"
     )
     assert len(store.read_bytes()) < len(old)
 
 
-def test_a_signal_while_the_report_is_written_exits_74_with_the_report(store, invoke, tmp_path, monkeypatch, handlers_restored):
+def test_an_unforeseen_error_after_the_swap_exits_74(store, invoke, monkeypatch):
+    from streamclean import cleanup
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(cleanup, "_fill", broken)  # runs after the swap
+    old = store.read_bytes()
+    result = invoke("clean", "--store-file", store, "--now", NOW_ISO)
+    assert result.exit_code == 74 and result.stdout == ""
+    assert result.stderr == (
+        "streamclean: error: the store was cleaned, but internal error: ZeroDivisionError: boom; there is no report\n"
+    )
+    assert len(store.read_bytes()) < len(old)
+
+
+def test_a_signal_while_the_report_is_written_exits_74_with_the_report(
+    store, invoke, tmp_path, monkeypatch, handlers_restored
+):
     def signalled(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
 

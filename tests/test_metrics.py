@@ -256,7 +256,8 @@ def test_every_file_parses_with_prometheus_client(store, invoke, clocks, textfil
     for text in (success, skipped, failed):
         families = list(parser.text_string_to_metric_families(text))
         assert all(family.type == "gauge" and family.documentation for family in families)
-        parsed[text] = {sample.name + str(sorted(sample.labels.items())): sample.value for f in families for sample in f.samples}
+        samples = [sample for family in families for sample in family.samples]
+        parsed[text] = {sample.name + str(sorted(sample.labels.items())): sample.value for sample in samples}
     assert parsed[success]["streamclean_records_deleted[('kind', 'events')]"] == 2
     assert parsed[success]["streamclean_last_run_success[]"] == 1
     assert parsed[skipped]["streamclean_last_run_success[]"] == 1  # giving way is no failure

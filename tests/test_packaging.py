@@ -36,7 +36,8 @@ def built(tmp_path_factory):
     )
     assert sdist.returncode == 0, sdist.stderr
     wheel = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(dist), str(src)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+         "-w", str(dist), str(src)],
         capture_output=True, text=True, timeout=120,
     )
     assert wheel.returncode == 0, wheel.stderr
@@ -47,7 +48,8 @@ def test_the_sdist_carries_every_test_helper_script_and_document(built):
     sdist, _ = built
     with tarfile.open(sdist) as tar:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
-    needed = {str(p.relative_to(ROOT)) for pattern in ("tests/*.py", "scripts/*.py", "docs/*.md") for p in ROOT.glob(pattern)}
+    patterns = ("tests/*.py", "scripts/*.py", "docs/*.md")
+    needed = {str(path.relative_to(ROOT)) for pattern in patterns for path in ROOT.glob(pattern)}
     assert {"tests/conftest.py", "tests/processes.py", "scripts/generate_store.py", "docs/CONTRACT.md"} <= needed
     assert needed - names == set()
 
