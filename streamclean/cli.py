@@ -224,7 +224,8 @@ def _conclude(run: _Run, summary: bool) -> int:
         click.echo(run.document, nl=False)
     for problem in (error, metrics_error):
         if problem is not None:
-            _say_error(run.runner, _cleaned_but(problem, run.document is not None) if run.cleaned else str(problem))
+            line = _cleaned_but(problem, run.document is not None) if run.cleaned else str(problem)
+            _say_error(run.runner, line)
     if status == 0 and summary:
         click.echo(summary_line(run.runner, run.report, _elapsed_clock() - run.started), err=True)
     return status
@@ -236,7 +237,8 @@ def _cleaned_but(error: StreamcleanError, reported: bool) -> str:
         what = f"the run was interrupted by {error.signame}"
     else:
         what = error.message
-    return f"the store was cleaned, but {what}; " + ("the report is on stdout" if reported else "there is no report")
+    where = "the report is on stdout" if reported else "there is no report"
+    return f"the store was cleaned, but {what}; {where}"
 
 
 def summary_line(runner: str, report: CleanupReport, seconds: float) -> str:
