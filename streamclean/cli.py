@@ -485,6 +485,10 @@ clean` it prints no summary line: stderr stays empty on success. Exit status: 0 
 (store unchanged), 2 usage error, 74 the store was cleaned but something after that failed
 (see the message), 75 try again later.
 
+When the python3 running it cannot import streamclean (cron's usually cannot), the script
+runs itself once more with the interpreter named by STREAMCLEAN_PYTHON, or else with
+.venv/bin/python in the folder above scripts/.
+
 \b
 Examples:
   {runner} --dry-run
