@@ -119,6 +119,9 @@ class Run:
                 with signals.critical_section():
                     replace.commit()
                 self.report.rewritten = True
+        self.fill_report(name, index, judge, out, survey)
+
+    def fill_report(self, name: str, index, judge: Judge, out: RangeWriter, survey) -> None:
         report = self.report
         report.reader = name
         report.terminal_job_count, report.active_job_count = index.terminal_count, index.active_count

@@ -7,14 +7,16 @@ import os
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
 from . import __version__, signals
+from .atomicfile import check_writable, write_atomically
 from .cleanup import clean
-from .errors import InterruptedRunError, StreamcleanError
+from .errors import EXIT_CLEANED, EXIT_FAILED, InterruptedRunError, OutputError, StreamcleanError
 from .inspect import inspect_store, render_text
 from .metrics import RunOutcome, write_textfile
 from .policy import (
@@ -36,6 +38,12 @@ ENV_READER = "STREAMCLEAN_READER"
 ENV_WORKERS = "STREAMCLEAN_WORKERS"
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+CLEAN_PASSES = ("index", "filter")  # what the progress line's ETA counts on; `inspect` reads the same
+
+# Paths complete as paths in the shell; checking them is left to the run, which words its own
+# errors and exit statuses (a missing store is 1, not click's usage error 2).
+PATH = click.Path(exists=False, file_okay=True, dir_okay=True)
 
 # The clocks, as attributes so tests can fix them: one for durations, one for timestamps.
 _elapsed_clock = time.monotonic
@@ -59,6 +67,7 @@ def store_options(command):
         click.option(
             "--store-file",
             metavar="PATH",
+            type=PATH,
             help=f"The store. [env var: {ENV_STORE_FILE}; default: {DEFAULT_STORE_FILE}]",
         ),
         click.option(
@@ -98,18 +107,26 @@ def clean_options(command):
     return _with(command, [
         store_options,
         click.option("--dry-run", is_flag=True, help="Report what would be deleted; write nothing."),
-        click.option("--output-json", metavar="PATH", help="Also write the report to PATH."),
+        click.option(
+            "--output-json",
+            metavar="PATH",
+            type=PATH,
+            help="Also write the report to PATH, atomically (missing folders are created).",
+        ),
         click.option(
             "--lock-file",
             metavar="PATH",
+            type=PATH,
             help="The lock that keeps cleanups apart. [default: <store>.lock]",
         ),
         click.option("--backup", is_flag=True, help="Keep the replaced store as <store>.bak."),
         click.option(
             "--metrics-textfile",
             metavar="PATH",
+            type=PATH,
             help="Write the run's Prometheus metrics to PATH (a *.prom file in node_exporter's "
-            "textfile folder), atomically, also when the run fails.",
+            "textfile folder: /var/lib/prometheus/node-exporter on Debian; it must exist), "
+            "atomically, also when the run fails.",
         ),
         quiet_option("No progress display and no summary line"),
     ])
@@ -118,35 +135,62 @@ def clean_options(command):
 # -- running clean -------------------------------------------------------------------------------
 
 
+@dataclass
+class _Run:
+    """What one `clean` got to: its report once the library returned one, and how it failed."""
+
+    runner: str
+    started: float
+    report: CleanupReport | None = None
+    document: str | None = None
+    error: StreamcleanError | None = None
+    metrics_file: str | None = None  # None when not asked for or found unwritable
+
+    @property
+    def cleaned(self) -> bool:
+        """The cleaned store is in place: from here on no failure may exit 1. (The library
+        may fail after its swap, before it returns a report: the signal module knows.)"""
+        return (self.report is not None and self.report.rewritten) or signals.store_swapped()
+
+
 def run_clean(runner: str, *, summary: bool = True, **options) -> None:
     """Clean as the options and environment say: the report on stdout, a summary on stderr.
 
-    On failure: one line on stderr and the error's exit status. The metrics file, if asked
-    for, is written either way; the run counts as a success exactly when it exits 0.
+    On failure: one line on stderr and the exit status. 1 (and 2, 75) keep their promise that
+    the store is as it was; once the cleaned store is in place, any failure after it (the
+    report, the metrics file, a signal) exits EXIT_CLEANED and the report still goes to stdout.
+    The metrics file, if asked for, is written either way and records that status.
     """
     quiet = options.pop("quiet")
-    metrics_file = options.pop("metrics_textfile")
-    started = _elapsed_clock()
+    run = _Run(runner, _elapsed_clock())
     try:
         with _stopped_by_signals():
-            report, document = _clean(runner, quiet, **options)
+            _clean(run, quiet, options.pop("metrics_textfile"), **options)
     except StreamcleanError as exc:
-        _say_error(runner, str(exc))
-        if metrics_file:
-            _write_metrics(runner, metrics_file, None, started)
-        sys.exit(exc.exit_code)
-    click.echo(document, nl=False)
-    if metrics_file and not _write_metrics(runner, metrics_file, report, started):
-        sys.exit(StreamcleanError.exit_code)
-    if summary and not quiet:
-        click.echo(summary_line(runner, report, _elapsed_clock() - started), err=True)
+        run.error = exc
+    with signals.critical_section():  # a signal now could only cut the account of the run short
+        status = _conclude(run, summary and not quiet)
+    if status:
+        sys.exit(status)
 
 
-def _clean(runner: str, quiet: bool, **options) -> tuple[CleanupReport, str]:
+def _clean(run: _Run, quiet: bool, metrics_file: str | None, **options) -> None:
+    store_file = _store_file(options)
+    if metrics_file:
+        _check_output(metrics_file, "--metrics-textfile", store_file, options["lock_file"], False)
+        run.metrics_file = metrics_file
     policy, store_file = _settings(**options)
     choice = pipeline_choice()
-    with progress_on_stderr(quiet) as progress:
-        report = clean(
+    output_json = options["output_json"]
+    if output_json:
+        _check_output(output_json, "--output-json", store_file, options["lock_file"], True)
+        if metrics_file and _same_path(output_json, metrics_file):
+            raise OutputError(
+                f"--output-json and --metrics-textfile name the same file: {output_json}",
+                "the store was left unchanged; give each its own file",
+            )
+    with progress_on_stderr(quiet, CLEAN_PASSES) as progress:
+        run.report = clean(
             store_file,
             policy,
             dry_run=options["dry_run"],
@@ -155,10 +199,46 @@ def _clean(runner: str, quiet: bool, **options) -> tuple[CleanupReport, str]:
             progress=progress,
             **choice,
         )
-    document = json.dumps(report.as_dict(runner), indent=2, ensure_ascii=False) + "\n"
-    if options["output_json"]:
-        _write_report(Path(options["output_json"]), document)
-    return report, document
+    run.document = json.dumps(run.report.as_dict(run.runner), indent=2, ensure_ascii=False) + "\n"
+    if output_json:
+        _write_report(Path(output_json), run.document)
+
+
+def _conclude(run: _Run, summary: bool) -> int:
+    """Write the metrics, print the report and the error or summary line; the exit status."""
+    error = run.error
+    if error is None:
+        status = 0
+    else:
+        status = EXIT_CLEANED if run.cleaned else error.exit_code
+    metrics_error = None
+    if run.metrics_file:
+        outcome = RunOutcome(_wall_clock(), _elapsed_clock() - run.started, run.report, status)
+        try:
+            write_textfile(run.metrics_file, outcome)
+        except OutputError as exc:
+            metrics_error = exc
+            if status == 0:
+                status = EXIT_CLEANED if run.cleaned else EXIT_FAILED
+    if status in (0, EXIT_CLEANED) and run.document is not None:
+        click.echo(run.document, nl=False)
+    for problem in (error, metrics_error):
+        if problem is not None:
+            line = _cleaned_but(problem, run.document is not None) if run.cleaned else str(problem)
+            _say_error(run.runner, line)
+    if status == 0 and summary:
+        click.echo(summary_line(run.runner, run.report, _elapsed_clock() - run.started), err=True)
+    return status
+
+
+def _cleaned_but(error: StreamcleanError, reported: bool) -> str:
+    """The line for a failure after the cleaned store was swapped in: it says so first."""
+    if isinstance(error, InterruptedRunError):
+        what = f"the run was interrupted by {error.signame}"
+    else:
+        what = error.message
+    where = "the report is on stdout" if reported else "there is no report"
+    return f"the store was cleaned, but {what}; {where}"
 
 
 def summary_line(runner: str, report: CleanupReport, seconds: float) -> str:
@@ -175,15 +255,51 @@ def _count(number: int, noun: str) -> str:
     return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
-def _write_metrics(runner: str, path: str, report: CleanupReport | None, started: float) -> bool:
-    """Write the metrics file; on failure say so in one line and return False."""
-    outcome = RunOutcome(_wall_clock(), _elapsed_clock() - started, report)
+# -- the outputs, checked before the store is read ---------------------------------------------
+
+_OUTPUT_WHAT = {"--output-json": "the report", "--metrics-textfile": "the metrics"}
+_OUTPUT_FIX = {
+    "--output-json": "give --output-json a file in a writable folder (missing folders are created)",
+    "--metrics-textfile": "its folder must exist and be writable",
+}
+
+
+def _check_output(path: str, option: str, store_file: str, lock_file: str | None, create_folders: bool) -> None:
+    """Refuse, before the store is read, an output path that cannot be written or that names
+    the store, its lock or its backup (writing it would destroy what the run protects)."""
+    store = os.path.realpath(store_file)
+    own = {
+        store: "the store itself",
+        os.path.realpath(lock_file or f"{store}.lock"): "the store's lock file",
+        f"{store}.bak": "the store's backup (--backup)",
+    }
+    target = os.path.realpath(path)
+    if target in own:
+        raise OutputError(
+            f"{option} {path} is {own[target]}",
+            f"the store was left unchanged; write {_OUTPUT_WHAT[option]} elsewhere",
+        )
     try:
-        write_textfile(path, outcome)
-    except StreamcleanError as exc:
-        _say_error(runner, str(exc))
-        return False
-    return True
+        check_writable(path, create_folders)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {_OUTPUT_WHAT[option]} to {path}: {exc.strerror or exc}",
+            f"the store was left unchanged; {_OUTPUT_FIX[option]}",
+        ) from None
+
+
+def _same_path(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _write_report(path: Path, document: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, document.encode("utf-8"))
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the report to {path}: {exc.strerror or exc}", _OUTPUT_FIX["--output-json"]
+        ) from None
 
 
 # -- settings, shared by every command ---------------------------------------------------------
@@ -191,7 +307,7 @@ def _write_metrics(runner: str, path: str, report: CleanupReport | None, started
 
 def _settings(**options) -> tuple[RetentionPolicy, str]:
     """Everything is checked here, before the store is opened."""
-    store_file = options["store_file"] or os.environ.get(ENV_STORE_FILE) or DEFAULT_STORE_FILE
+    store_file = _store_file(options)
     results_ttl = _ttl(
         options["results_ttl_seconds"], "--results-ttl-seconds", ENV_RESULTS_TTL, DEFAULT_RESULTS_TTL_SECONDS
     )
@@ -204,6 +320,10 @@ def _settings(**options) -> tuple[RetentionPolicy, str]:
         events_ttl = None
     now = parse_now(options["now"]) if options["now"] else datetime.now(timezone.utc)
     return RetentionPolicy.build(now, results_ttl, events_ttl), store_file
+
+
+def _store_file(options) -> str:
+    return options["store_file"] or os.environ.get(ENV_STORE_FILE) or DEFAULT_STORE_FILE
 
 
 def pipeline_choice() -> dict:
@@ -224,16 +344,6 @@ def _ttl(option: str | None, name: str, env: str, default: float) -> float:
     if env in os.environ:
         return parse_duration(os.environ[env], env)
     return default
-
-
-def _write_report(path: Path, document: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temp.write_text(document, encoding="utf-8")
-        os.replace(temp, path)
-    except OSError as exc:
-        raise StreamcleanError(f"cannot write the report to {path}: {exc.strerror}") from None
 
 
 @contextmanager
@@ -284,7 +394,7 @@ def main() -> None:
     Examples:
       streamclean inspect --store-file runtime/async_jobs/store.v1.json
       streamclean clean --dry-run
-      streamclean clean --quiet --metrics-textfile /var/lib/node_exporter/textfile/streamclean.prom
+      streamclean clean --quiet --metrics-textfile /var/lib/prometheus/node-exporter/streamclean.prom
 
     \b
     Shell completion (bash; zsh and fish likewise with zsh_source, fish_source):
@@ -292,27 +402,40 @@ def main() -> None:
     """
 
 
-@main.command("clean", context_settings=CONTEXT_SETTINGS)
+@main.command(
+    "clean", context_settings=CONTEXT_SETTINGS, short_help="Delete expired results and events of terminal jobs."
+)
 @clean_options
 def clean_command(**options) -> None:
     """Delete expired results and events of terminal jobs from the store.
 
     Prints the report as JSON on stdout and a one-line summary on stderr; shows progress on
-    stderr while it works if stderr is a terminal. Exit status: 0 done, 1 failed (store
-    unchanged), 2 usage error, 75 the store changed during the run or another cleanup holds
-    the lock (try again later).
+    stderr while it works if stderr is a terminal. The outputs (--output-json,
+    --metrics-textfile) are checked before the store is read.
+
+    \b
+    Exit status:
+      0   done
+      1   failed; the store is byte for byte as it was
+      2   usage error
+      74  the store was cleaned, but something after that failed (the report or the metrics
+          file, a signal, a swap that could not be undone): see the message; the report is
+          on stdout when there is one
+      75  try again later: another cleanup holds the lock, or the store changed during the run
 
     \b
     Examples:
       streamclean clean --store-file runtime/async_jobs/store.v1.json --dry-run
       streamclean clean --results-ttl-seconds 7d --events-ttl-seconds 3d \\
           --output-json artifacts/async/retention-latest.json
-      streamclean clean --quiet --metrics-textfile /var/lib/node_exporter/textfile/streamclean.prom
+      streamclean clean --quiet --metrics-textfile /var/lib/prometheus/node-exporter/streamclean.prom
     """
     run_clean("streamclean", **options)
 
 
-@main.command("inspect", context_settings=CONTEXT_SETTINGS)
+@main.command(
+    "inspect", context_settings=CONTEXT_SETTINGS, short_help="Show what is in the store and what clean would delete."
+)
 @store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the inspection as JSON instead of a table.")
 @quiet_option("No progress display")
@@ -332,7 +455,7 @@ def inspect_command(as_json: bool, quiet: bool, **options) -> None:
     with _errors_as_one_line("streamclean"):
         policy, store_file = _settings(**options)
         choice = pipeline_choice()
-        with progress_on_stderr(quiet) as progress:
+        with progress_on_stderr(quiet, CLEAN_PASSES) as progress:
             inspection = inspect_store(store_file, policy, progress=progress, **choice)
     if as_json:
         click.echo(json.dumps(inspection.as_dict(), indent=2, ensure_ascii=False))
@@ -361,7 +484,12 @@ _DROP_IN_HELP = """Delete expired results and events of terminal jobs from the a
 A drop-in replacement for the service's retention script, backed by streamclean: the same
 options, environment and JSON report on stdout (with "runner": "{runner}"). Unlike `streamclean
 clean` it prints no summary line: stderr stays empty on success. Exit status: 0 done, 1 failed
-(store unchanged), 2 usage error, 75 try again later.
+(store unchanged), 2 usage error, 74 the store was cleaned but something after that failed
+(see the message), 75 try again later.
+
+When the python3 running it cannot import streamclean (cron's usually cannot), the script
+runs itself once more with the interpreter named by STREAMCLEAN_PYTHON, or else with
+.venv/bin/python in the folder above scripts/.
 
 \b
 Examples:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_CLEANED = 74  # BSD sysexits EX_IOERR: the cleaned store is in place, something after it failed
 EXIT_TEMPFAIL = 75  # BSD sysexits EX_TEMPFAIL: cron and systemd read it as "try again later"
 
 
 class StreamcleanError(Exception):
-    """A run could not complete; the store is as it was."""
+    """A run could not complete; the store is as it was (unless `exit_code` is EXIT_CLEANED)."""
 
     exit_code = EXIT_FAILED
 
@@ -48,6 +49,16 @@ class WriteError(StreamcleanError):
     """Writing, syncing or swapping in the new store failed (full disk, I/O error, ...)."""
 
 
+class SwapNotUndoneError(WriteError):
+    """A step after the swap failed and so did undoing the swap: the cleaned store is in place."""
+
+    exit_code = EXIT_CLEANED
+
+
+class OutputError(StreamcleanError):
+    """The report or the metrics file cannot be written where the options say."""
+
+
 class StoreChangedError(StreamcleanError):
     """Someone else wrote the store while we worked; writing ours would lose their change."""
 
@@ -73,3 +84,5 @@ class InterruptedRunError(StreamcleanError):
             super().__init__(f"interrupted by {signame}", "the store was left unchanged")
         self.signame = signame
         self.after_swap = after_swap
+        if after_swap:
+            self.exit_code = EXIT_CLEANED

@@ -1,150 +1,162 @@
 """The run's metrics as a Prometheus text file, for node_exporter's textfile collector.
 
 node_exporter reads every `*.prom` file in its textfile directory each time it is scraped, so
-the file must never be seen half written: it is written to a temporary file in the same folder
-(a name not ending in `.prom`, so the collector skips it) and renamed over the target.
+the file must never be seen half written: `atomicfile` writes it to a temporary file in the same
+folder (a name not ending in `.prom`, so the collector skips it) and renames it over the target.
 
-A failed run writes the file too, so that a failure is visible without reading cron mail:
-`streamclean_last_run_success 0`, and `streamclean_last_success_timestamp_seconds` carried
-over unchanged from the previous file, so that "no successful cleanup for a day" can be
-alerted on. The record and size metrics describe a finished run only; after a failure they
-are left out rather than repeated from an earlier run.
+What each exit status records:
+
+- 0: everything; `streamclean_last_success_timestamp_seconds` is the run's end, unless it was
+  a dry run, which leaves it as it was (a host that only dry-runs must not look cleaned).
+- 1, 2 and 74 (failed; 74: the cleaned store is in place but something after the swap failed):
+  `streamclean_last_run_success 0` and the last-success time carried over unchanged from the
+  previous file, so that "no successful cleanup for a day" can be alerted on. The record and
+  size metrics describe a run that got as far as its report (0, and 74 after the swap), and
+  are otherwise left out rather than repeated from an earlier run.
+- 75 (gave way to another cleanup or to the service): nothing of the previous file changes but
+  `streamclean_last_skip_timestamp_seconds`; a healthy host whose run met a longer one stays
+  healthy, and one that gives way every night is caught by the last-success alert.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StreamcleanError
+from .atomicfile import write_atomically
+from .errors import EXIT_FAILED, EXIT_TEMPFAIL, OutputError
 from .report import CleanupReport
 
 FILE_MODE = 0o644  # node_exporter usually runs as its own user: it must be able to read the file
 
 LAST_SUCCESS = "streamclean_last_success_timestamp_seconds"
-_LAST_SUCCESS_LINE = re.compile(rf"^{LAST_SUCCESS}\s+(\S+)\s*$", re.MULTILINE)
+LAST_SKIP = "streamclean_last_skip_timestamp_seconds"
+
+# Every family the file can hold, in the file's order, with its HELP text.
+FAMILIES = {
+    "streamclean_records_deleted": "Records the last run deleted (a dry run: would have deleted), by kind.",
+    "streamclean_records_kept": "Records the last run kept, by kind.",
+    "streamclean_store_bytes": "Size of the store before and after the last run, in bytes.",
+    "streamclean_last_run_timestamp_seconds": "When the last run ended, in seconds since the epoch.",
+    "streamclean_last_run_duration_seconds": "How long the last run took, in seconds.",
+    "streamclean_last_run_success": "1 if the last run succeeded (exit status 0), else 0; "
+    "a run that gave way (exit status 75) leaves it as it was.",
+    "streamclean_last_run_exit_status": "The exit status of the last run that did not give way.",
+    LAST_SUCCESS: "When the last successful run that was not a dry run ended, in seconds since the epoch.",
+    LAST_SKIP: "When a run last gave way (exit status 75) to another cleanup or to the service.",
+}
+_SAMPLE_LINE = re.compile(r"^(\w+)(\{[^}]*\})?\s+(\S+)\s*$", re.MULTILINE)
+
+Samples = dict[str, list[tuple[str, str]]]  # family -> [(labels, value)], values as written
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What the metrics say about one run: when it ended, how long it took, and its report.
-
-    `report` is None when the run failed (the command exits non-zero).
-    """
+    """What the metrics say about one run: when it ended, how long it took, its exit status
+    and its report (None when the run ended before it had one)."""
 
     finished_at: float  # seconds since the epoch
     duration_seconds: float
     report: CleanupReport | None = None
+    exit_status: int = EXIT_FAILED
 
     @property
     def succeeded(self) -> bool:
-        return self.report is not None
+        return self.exit_status == 0
+
+    @property
+    def gave_way(self) -> bool:
+        return self.exit_status == EXIT_TEMPFAIL
 
 
 def write_textfile(path: str | os.PathLike, outcome: RunOutcome) -> None:
-    """Replace the metrics file at `path` atomically; raises StreamcleanError if it cannot."""
+    """Replace the metrics file at `path` atomically; raises OutputError if it cannot."""
     path = Path(path)
-    last_success = _format_seconds(outcome.finished_at) if outcome.succeeded else previous_last_success(path)
-    text = render(outcome, last_success)
+    text = render_samples(samples_for(outcome, previous_samples(path)))
     try:
-        _replace_atomically(path, text.encode("utf-8"))
+        write_atomically(path, text.encode("utf-8"), new_file_mode=FILE_MODE)
     except OSError as exc:
-        raise StreamcleanError(
+        raise OutputError(
             f"cannot write the metrics file {path}: {exc.strerror or exc}",
             "its folder must exist and be writable",
         ) from None
 
 
-def render(outcome: RunOutcome, last_success: str | None) -> str:
-    """The text exposition format: each metric with its HELP and TYPE lines, then its samples."""
-    lines: list[str] = []
-
-    def gauge(name: str, help_text: str, samples: list[tuple[str, object]]) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} gauge")
-        lines.extend(f"{name}{labels} {value}" for labels, value in samples)
-
+def samples_for(outcome: RunOutcome, previous: Samples) -> Samples:
+    """The samples of the new file, given the run and those of the file it replaces."""
+    if outcome.gave_way:
+        return {**previous, LAST_SKIP: [("", _format_seconds(outcome.finished_at))]}
+    samples: Samples = {}
     report = outcome.report
     if report is not None:
-        gauge(
-            "streamclean_records_deleted",
-            "Records the last run deleted (a dry run: would have deleted), by kind.",
-            [('{kind="results"}', report.results.delete_count), ('{kind="events"}', report.events.delete_count)],
-        )
-        gauge(
-            "streamclean_records_kept",
-            "Records the last run kept, by kind.",
-            [('{kind="results"}', report.results.kept_count), ('{kind="events"}', report.events.kept_count)],
-        )
-        gauge(
-            "streamclean_store_bytes",
-            "Size of the store before and after the last run, in bytes.",
-            [('{stage="before"}', report.bytes_before), ('{stage="after"}', report.bytes_after)],
-        )
-    gauge(
-        "streamclean_last_run_timestamp_seconds",
-        "When the last run ended, in seconds since the epoch.",
-        [("", _format_seconds(outcome.finished_at))],
-    )
-    gauge(
-        "streamclean_last_run_duration_seconds",
-        "How long the last run took, in seconds.",
-        [("", _format_seconds(outcome.duration_seconds))],
-    )
-    gauge(
-        "streamclean_last_run_success",
-        "1 if the last run succeeded (exit status 0), else 0.",
-        [("", 1 if outcome.succeeded else 0)],
-    )
-    if last_success is not None:
-        gauge(
-            LAST_SUCCESS,
-            "When the last successful run ended, in seconds since the epoch.",
-            [("", last_success)],
-        )
+        samples["streamclean_records_deleted"] = [
+            ('{kind="results"}', str(report.results.delete_count)),
+            ('{kind="events"}', str(report.events.delete_count)),
+        ]
+        samples["streamclean_records_kept"] = [
+            ('{kind="results"}', str(report.results.kept_count)),
+            ('{kind="events"}', str(report.events.kept_count)),
+        ]
+        samples["streamclean_store_bytes"] = [
+            ('{stage="before"}', str(report.bytes_before)),
+            ('{stage="after"}', str(report.bytes_after)),
+        ]
+    samples["streamclean_last_run_timestamp_seconds"] = [("", _format_seconds(outcome.finished_at))]
+    samples["streamclean_last_run_duration_seconds"] = [("", _format_seconds(outcome.duration_seconds))]
+    samples["streamclean_last_run_success"] = [("", "1" if outcome.succeeded else "0")]
+    samples["streamclean_last_run_exit_status"] = [("", str(outcome.exit_status))]
+    if outcome.succeeded and report is not None and not report.dry_run:
+        samples[LAST_SUCCESS] = [("", _format_seconds(outcome.finished_at))]
+    elif LAST_SUCCESS in previous:
+        samples[LAST_SUCCESS] = previous[LAST_SUCCESS]
+    if LAST_SKIP in previous:
+        samples[LAST_SKIP] = previous[LAST_SKIP]
+    return samples
+
+
+def render_samples(samples: Samples) -> str:
+    """The text exposition format: each metric with its HELP and TYPE lines, then its samples."""
+    lines: list[str] = []
+    for name, help_text in FAMILIES.items():
+        if name in samples:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} gauge")
+            lines.extend(f"{name}{labels} {value}" for labels, value in samples[name])
     return "\n".join(lines) + "\n"
 
 
-def previous_last_success(path: Path) -> str | None:
-    """The last-success timestamp of the file a previous run wrote, exactly as written, or None.
+def render(outcome: RunOutcome, previous: Samples | None = None) -> str:
+    return render_samples(samples_for(outcome, previous or {}))
 
-    A file that is missing, unreadable or holds no valid value means "never succeeded": the
-    metric is then left out, which an `absent()` alert catches as well as an old timestamp.
-    """
+
+def previous_samples(path: Path) -> Samples:
+    """The samples of streamclean's families in the file a previous run wrote, exactly as
+    written; a file that is missing or unreadable, or a value that is not a number, counts as
+    absent. An absent last-success time means "never succeeded", which an `absent()` alert
+    catches as well as an old timestamp."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return None
-    match = _LAST_SUCCESS_LINE.search(text)
-    if match is None:
-        return None
-    try:
-        float(match.group(1))
-    except ValueError:
-        return None
-    return match.group(1)
+        return {}
+    samples: Samples = {}
+    for name, labels, value in _SAMPLE_LINE.findall(text):
+        if name not in FAMILIES:
+            continue
+        try:
+            float(value)
+        except ValueError:
+            continue
+        samples.setdefault(name, []).append((labels, value))
+    return samples
+
+
+def previous_last_success(path: Path) -> str | None:
+    """The last-success timestamp of the file a previous run wrote, exactly as written, or None."""
+    values = previous_samples(path).get(LAST_SUCCESS)
+    return values[0][1] if values else None
 
 
 def _format_seconds(seconds: float) -> str:
     return f"{seconds:.3f}"
-
-
-def _replace_atomically(path: Path, data: bytes) -> None:
-    folder = path.parent
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fchmod(out.fileno(), FILE_MODE)  # mkstemp makes it 0600
-            os.fsync(out.fileno())  # so a crash after the rename cannot leave an empty file
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise

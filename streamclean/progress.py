@@ -2,6 +2,11 @@
 
     filter   412.3 of 1,000.0 MB  41.2 %  85.3 MB/s  ETA 0:07
 
+The ETA is for the whole run: the rest of this pass and every pass still to come (`passes`, the
+passes a run makes in order: `clean` reads the store twice, `inspect` three times), each taken
+to read the store's size at the current pass's rate. A pass not in the list (`space`, which
+counts the new store's size on a nearly full disk) adds nothing once it has started.
+
 It is redrawn in place with a carriage return, at most a few times a second, and only when
 someone is watching: when stderr is not a terminal (cron, a pipe, a log file) nothing of it is
 written, so captured stderr holds errors and nothing else. `cleanup.clean` calls it after every
@@ -35,8 +40,10 @@ class ProgressLine:
         *,
         now: Callable[[], float] = time.monotonic,
         interval: float = DRAW_INTERVAL,
+        passes: tuple[str, ...] = (),
     ) -> None:
         self._stream = stream
+        self._to_come = list(passes)  # the passes not yet started
         self._now = now
         self._interval = interval
         self._pass: str | None = None
@@ -53,10 +60,13 @@ class ProgressLine:
             if self._pass is not None:
                 self._pass_started = previous_call
             self._pass = pass_name
+            if pass_name in self._to_come:
+                del self._to_come[: self._to_come.index(pass_name) + 1]
         elif done < total and moment - self._last_draw < self._interval:
             return
         self._last_draw = moment
-        self._draw(render(pass_name, done, total, moment - self._pass_started))
+        later = total * len(self._to_come)  # every pass reads the same store
+        self._draw(render(pass_name, done, total, moment - self._pass_started, later))
 
     def clear(self) -> None:
         """Blank the line, so whatever is written next starts at column 0 on a clean line."""
@@ -82,15 +92,16 @@ class ProgressLine:
         self._stream.flush()
 
 
-def render(pass_name: str, done: int, total: int, elapsed: float) -> str:
-    """One progress line (no carriage return): pass, done of total, %, MB/s, ETA."""
+def render(pass_name: str, done: int, total: int, elapsed: float, later: int = 0) -> str:
+    """One progress line (no carriage return): pass, done of total, %, MB/s, and the ETA of
+    the rest of this pass and of the `later` bytes the passes still to come will read."""
     share = f"{min(100.0, 100 * done / total):5.1f} %" if total else "    - %"
     of_total = megabytes(total)
     width = len(of_total) - len(" MB")  # done stands right-aligned under total: the line keeps still
     line = f"{pass_name:<7} {done / MB:>{width},.1f} of {of_total}  {share}"
     if elapsed >= _RATE_AFTER and done:
         rate = done / elapsed
-        eta = max(0, total - done) / rate
+        eta = (max(0, total - done) + later) / rate
         line += f"  {rate / MB:,.1f} MB/s  ETA {clock(eta)}"
     return line
 
@@ -103,8 +114,9 @@ def is_terminal(stream: TextIO) -> bool:
 
 
 @contextmanager
-def progress_on_stderr(quiet: bool = False) -> Iterator[Progress | None]:
-    """A progress callable drawing on stderr, or None when stderr is no terminal or `quiet`.
+def progress_on_stderr(quiet: bool = False, passes: tuple[str, ...] = ()) -> Iterator[Progress | None]:
+    """A progress callable drawing on stderr, or None when stderr is no terminal or `quiet`;
+    `passes` as for ProgressLine.
 
     The line is blanked on the way out, also on an error, so the error message or the summary
     that follows stands on a line of its own.
@@ -113,7 +125,7 @@ def progress_on_stderr(quiet: bool = False) -> Iterator[Progress | None]:
     if quiet or not is_terminal(stream):
         yield None
         return
-    line = ProgressLine(stream)
+    line = ProgressLine(stream, passes=passes)
     try:
         yield line
     finally:

@@ -1,4 +1,4 @@
-"""The report of SPEC §3: counts per kind and the JSON that dashboards read."""
+"""The report of docs/CONTRACT.md §3: counts per kind and the JSON that dashboards read."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class CleanupReport:
         return self.results.delete_count + self.events.delete_count
 
     def as_dict(self, runner: str = "streamclean") -> dict:
-        """The report in SPEC §3's key order; keys after `events` are streamclean's own."""
+        """The report in docs/CONTRACT.md §3's key order; keys after `events` are streamclean's own."""
         policy = self.policy
         return {
             "runner": runner,

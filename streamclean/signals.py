@@ -7,8 +7,8 @@ already past the point where stopping would have saved anything. Creating the te
 and removing it again are critical sections too (a signal between creating the file and noting
 that it exists would leave it behind); there the remembered signal is delivered on the way out.
 
-A signal after the swap still ends the run with status 1, but its message says that the new
-store is in place: "the store was left unchanged" would no longer be true.
+A signal after the swap still ends the run, with status 74 (errors.EXIT_CLEANED) and a message
+saying that the new store is in place: "the store was left unchanged" would no longer be true.
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ def swapped() -> None:
     """The new store is in place: from here on an interruption must not claim otherwise."""
     global _swapped
     _swapped = True
+
+
+def store_swapped() -> bool:
+    """Whether the current run's new store is in place (so a failure now cannot claim otherwise)."""
+    return _swapped
 
 
 @contextmanager

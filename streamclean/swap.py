@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import fs, signals
-from .errors import StoreChangedError, StoreFileError, StreamcleanError, WriteError
+from .errors import StoreChangedError, StoreFileError, StreamcleanError, SwapNotUndoneError, WriteError
 
 _SUFFIX = ".partial"
 _UNCHANGED = "the store was left unchanged"
@@ -214,7 +214,7 @@ class AtomicReplace:
             ) from None
         except OSError as exc:
             kept = self._move_aside(self.temp)
-            raise WriteError(
+            raise SwapNotUndoneError(
                 f"{error.message}, and undoing the swap failed: {exc.strerror}: {self.store} now "
                 f"holds the cleaned store and {kept} the file it replaced",
                 f"check the disk; to restore the old store: mv {kept} {self.store}",
@@ -299,7 +299,7 @@ class AtomicReplace:
     def _restore(self, keep: Path | None, problem: str) -> NoReturn:
         """Put the old store back after a failure that followed the rename; raise."""
         if keep is None:
-            raise WriteError(
+            raise SwapNotUndoneError(
                 f"{problem}; the cleaned store is in place, but after a crash the old one may return",
                 "check the disk",
             )
@@ -309,7 +309,7 @@ class AtomicReplace:
                 raise _changed(self.store)
             fs.replace(str(keep), str(self.store))
         except OSError as exc:
-            raise WriteError(
+            raise SwapNotUndoneError(
                 f"{problem}, and restoring the old store failed: {exc.strerror}: {self.store} now "
                 f"holds the cleaned store and {keep} the old one",
                 f"check the disk; to restore the old store: mv {keep} {self.store}",

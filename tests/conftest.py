@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -75,3 +76,12 @@ def invoke():
 
 def listing(folder: Path) -> list[str]:
     return sorted(os.listdir(folder))
+
+
+@pytest.fixture
+def handlers_restored():
+    """In-process runs install streamclean's handlers; give pytest its own back afterwards."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)

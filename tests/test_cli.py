@@ -252,3 +252,27 @@ def test_an_unforeseen_error_is_one_line_and_leaves_the_store(store, invoke, mon
         "the store was left unchanged; please report this with the command line\n"
     )
     assert store.read_bytes() == data
+
+
+# -- issue 11, point 11 -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--store-file", "--output-json", "--lock-file", "--metrics-textfile"])
+def test_path_options_complete_as_paths(option):
+    env = {"_STREAMCLEAN_COMPLETE": "bash_complete", "COMP_WORDS": f"streamclean clean {option} ", "COMP_CWORD": "3"}
+    result = CliRunner().invoke(main, [], prog_name="streamclean", env=env)
+    assert result.output == "file,\n"  # bash then completes file and folder names itself
+
+
+def test_a_store_that_is_a_folder_is_still_exit_1_not_a_usage_error(tmp_path, invoke):
+    result = invoke("clean", "--store-file", tmp_path)
+    assert result.exit_code == 1
+    assert result.stderr == f"streamclean: error: store file is a directory: {tmp_path}; give the path of store.v1.json\n"
+
+
+def test_the_command_list_in_help_is_not_cut_short(invoke):
+    result = invoke("--help")
+    commands = result.stdout.split("Commands:\n", 1)[1]
+    assert "..." not in commands
+    assert "  clean    Delete expired results and events of terminal jobs.\n" in commands
+    assert "  inspect  Show what is in the store and what clean would delete.\n" in commands

@@ -1,14 +1,17 @@
 """--metrics-textfile: node_exporter's textfile format, written atomically, after failures too."""
 
+import fcntl
 import itertools
 import os
 import re
+import shutil
 import stat
+import subprocess
 
 import pytest
 
 from conftest import NOW_ISO, listing
-from streamclean import cli, metrics
+from streamclean import atomicfile, cli, metrics
 from streamclean.metrics import RunOutcome, previous_last_success, write_textfile
 
 FINISHED_AT = 1764322345.5
@@ -32,10 +35,13 @@ streamclean_last_run_timestamp_seconds 1764322345.500
 # HELP streamclean_last_run_duration_seconds How long the last run took, in seconds.
 # TYPE streamclean_last_run_duration_seconds gauge
 streamclean_last_run_duration_seconds 2.500
-# HELP streamclean_last_run_success 1 if the last run succeeded (exit status 0), else 0.
+# HELP streamclean_last_run_success 1 if the last run succeeded (exit status 0), else 0; a run that gave way (exit status 75) leaves it as it was.
 # TYPE streamclean_last_run_success gauge
 streamclean_last_run_success 1
-# HELP streamclean_last_success_timestamp_seconds When the last successful run ended, in seconds since the epoch.
+# HELP streamclean_last_run_exit_status The exit status of the last run that did not give way.
+# TYPE streamclean_last_run_exit_status gauge
+streamclean_last_run_exit_status 0
+# HELP streamclean_last_success_timestamp_seconds When the last successful run that was not a dry run ended, in seconds since the epoch.
 # TYPE streamclean_last_success_timestamp_seconds gauge
 streamclean_last_success_timestamp_seconds 1764322345.500
 """
@@ -47,9 +53,12 @@ streamclean_last_run_timestamp_seconds 1764322345.500
 # HELP streamclean_last_run_duration_seconds How long the last run took, in seconds.
 # TYPE streamclean_last_run_duration_seconds gauge
 streamclean_last_run_duration_seconds 2.500
-# HELP streamclean_last_run_success 1 if the last run succeeded (exit status 0), else 0.
+# HELP streamclean_last_run_success 1 if the last run succeeded (exit status 0), else 0; a run that gave way (exit status 75) leaves it as it was.
 # TYPE streamclean_last_run_success gauge
 streamclean_last_run_success 0
+# HELP streamclean_last_run_exit_status The exit status of the last run that did not give way.
+# TYPE streamclean_last_run_exit_status gauge
+streamclean_last_run_exit_status {status}
 """
 
 
@@ -76,7 +85,7 @@ def test_a_successful_run_writes_every_metric_with_help_and_type(store, invoke, 
 
 
 def test_every_sample_has_help_and_type_lines():
-    text = metrics.render(RunOutcome(FINISHED_AT, 1.0, None), "1700000000.000")
+    text = metrics.render(RunOutcome(FINISHED_AT, 1.0, None), {metrics.LAST_SUCCESS: [("", "1700000000.000")]})
     names = {line.split("{")[0].split()[0] for line in text.splitlines() if not line.startswith("#")}
     for name in names:
         assert f"# HELP {name} " in text and f"# TYPE {name} gauge" in text
@@ -87,8 +96,9 @@ def test_a_failed_run_carries_the_last_success_over_unchanged(store, invoke, clo
     textfile.write_text(SUCCESS.replace("1764322345.500", "1700000000.25"))
     result = invoke("clean", "--store-file", store.with_name("missing.json"), "--metrics-textfile", textfile)
     assert result.exit_code == 1 and result.stderr.startswith("streamclean: error: store file not found")
-    assert textfile.read_text() == FAILURE_HEAD + (
-        "# HELP streamclean_last_success_timestamp_seconds When the last successful run ended, in seconds since the epoch.\n"
+    assert textfile.read_text() == FAILURE_HEAD.format(status=1) + (
+        "# HELP streamclean_last_success_timestamp_seconds When the last successful run that was not a dry run "
+        "ended, in seconds since the epoch.\n"
         "# TYPE streamclean_last_success_timestamp_seconds gauge\n"
         "streamclean_last_success_timestamp_seconds 1700000000.25\n"
     )
@@ -98,13 +108,13 @@ def test_a_failed_run_carries_the_last_success_over_unchanged(store, invoke, clo
 def test_a_failed_first_run_has_no_last_success(store, invoke, clocks, textfile):
     result = invoke("clean", "--store-file", store.with_name("missing.json"), "--metrics-textfile", textfile)
     assert result.exit_code == 1
-    assert textfile.read_text() == FAILURE_HEAD
+    assert textfile.read_text() == FAILURE_HEAD.format(status=1)
 
 
 def test_a_usage_error_in_a_value_is_a_failed_run_too(store, invoke, clocks, textfile):
     result = invoke("clean", "--store-file", store, "--events-ttl-seconds", "soon", "--metrics-textfile", textfile)
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
-    assert textfile.read_text() == FAILURE_HEAD
+    assert textfile.read_text() == FAILURE_HEAD.format(status=2)
 
 
 def test_success_after_failure_sets_a_new_last_success(store, invoke, clocks, textfile):
@@ -123,15 +133,17 @@ def test_an_unreadable_previous_value_counts_as_none(textfile, previous):
     assert previous_last_success(textfile) is None
 
 
-def test_an_unwritable_metrics_file_is_one_line_and_exit_1_after_the_report(store, invoke, clocks, tmp_path):
+def test_a_metrics_file_in_a_missing_folder_is_refused_before_the_store_is_read(store, invoke, clocks, tmp_path):
+    before = store.read_bytes(), os.stat(store).st_mtime_ns
     target = tmp_path / "no-such-folder" / "streamclean.prom"
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", target)
-    assert result.exit_code == 1
-    assert '"runner": "streamclean"' in result.stdout  # the cleanup itself ran and is reported
+    assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr == (
-        f"streamclean: error: cannot write the metrics file {target}: No such file or directory; "
-        "its folder must exist and be writable\n"
+        f"streamclean: error: cannot write the metrics to {target}: the folder {target.parent} does not "
+        "exist; the store was left unchanged; its folder must exist and be writable\n"
     )
+    assert (store.read_bytes(), os.stat(store).st_mtime_ns) == before
+    assert listing(store.parent) == ["store.v1.json"]  # not even the lock: the store was never opened
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(textfile, monkeypatch):
@@ -140,8 +152,8 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(textfile, monk
     def full_disk(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(metrics.os, "replace", full_disk)
-    with pytest.raises(metrics.StreamcleanError, match="No space left on device"):
+    monkeypatch.setattr(atomicfile.os, "replace", full_disk)
+    with pytest.raises(metrics.OutputError, match="No space left on device"):
         write_textfile(textfile, RunOutcome(FINISHED_AT, 1.0, None))
     assert textfile.read_text() == SUCCESS and listing(textfile.parent) == ["streamclean.prom"]
 
@@ -150,3 +162,113 @@ def test_a_dry_run_reports_what_it_would_delete(store, invoke, clocks, textfile)
     invoke("clean", "--store-file", store, "--now", NOW_ISO, "--dry-run", "--metrics-textfile", textfile)
     assert 'streamclean_records_deleted{kind="events"} 2\n' in textfile.read_text()
     assert os.path.getsize(store) == 1220
+
+
+# -- what each exit status records (issue 11, points 4 and 5) -------------------------------------
+
+
+def _hold_lock(store):
+    fd = os.open(f"{store}.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_giving_way_changes_only_the_skip_time(store, invoke, clocks, textfile, monkeypatch):
+    """Exit 75 (another cleanup holds the lock) is no failure: success and last success stay."""
+    invoke("clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", textfile)
+    monkeypatch.setattr(cli, "_wall_clock", lambda: FINISHED_AT + 86400)
+    fd = _hold_lock(store)
+    try:
+        result = invoke("clean", "--store-file", store, "--metrics-textfile", textfile)
+    finally:
+        os.close(fd)
+    assert result.exit_code == 75, result.stderr
+    assert textfile.read_text() == SUCCESS + (
+        "# HELP streamclean_last_skip_timestamp_seconds When a run last gave way (exit status 75) to another "
+        "cleanup or to the service.\n"
+        "# TYPE streamclean_last_skip_timestamp_seconds gauge\n"
+        "streamclean_last_skip_timestamp_seconds 1764408745.500\n"
+    )
+    assert listing(textfile.parent) == ["streamclean.prom"]
+
+
+def test_the_skip_time_survives_the_next_run(store, invoke, clocks, textfile):
+    fd = _hold_lock(store)
+    try:
+        assert invoke("clean", "--store-file", store, "--metrics-textfile", textfile).exit_code == 75
+    finally:
+        os.close(fd)
+    assert "streamclean_last_run_success" not in textfile.read_text()  # a first run that gave way
+    invoke("clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", textfile)
+    assert textfile.read_text().endswith("streamclean_last_skip_timestamp_seconds 1764322345.500\n")
+    assert "streamclean_last_run_success 1\n" in textfile.read_text()
+
+
+def test_a_dry_run_never_refreshes_the_last_success(store, invoke, clocks, textfile):
+    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--dry-run", "--metrics-textfile", textfile)
+    assert result.exit_code == 0
+    text = textfile.read_text()
+    assert "streamclean_last_run_success 1\n" in text
+    assert metrics.LAST_SUCCESS not in text  # a host that only dry-runs never looks cleaned
+    textfile.write_text(SUCCESS.replace("1764322345.500", "1700000000.25"))
+    invoke("clean", "--store-file", store, "--now", NOW_ISO, "--dry-run", "--metrics-textfile", textfile)
+    assert textfile.read_text().endswith(f"{metrics.LAST_SUCCESS} 1700000000.25\n")
+
+
+def test_a_cleaned_store_whose_report_failed_records_74_and_its_counts(store, invoke, clocks, textfile, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli, "write_atomically", full_disk)
+    report = store.parent / "report.json"
+    result = invoke(
+        "clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", textfile, "--output-json", report
+    )
+    assert result.exit_code == 74
+    text = textfile.read_text()
+    assert 'streamclean_records_deleted{kind="events"} 2\n' in text
+    assert "streamclean_last_run_success 0\n" in text and "streamclean_last_run_exit_status 74\n" in text
+    assert metrics.LAST_SUCCESS not in text
+
+
+# -- a real parser ------------------------------------------------------------------------------
+
+
+def _files_of_every_kind(store, invoke, textfile, tmp_path) -> list[str]:
+    texts = []
+    invoke("clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", textfile)
+    texts.append(textfile.read_text())  # success
+    fd = _hold_lock(store)
+    try:
+        invoke("clean", "--store-file", store, "--metrics-textfile", textfile)
+    finally:
+        os.close(fd)
+    texts.append(textfile.read_text())  # gave way
+    invoke("clean", "--store-file", store.with_name("missing.json"), "--metrics-textfile", textfile)
+    texts.append(textfile.read_text())  # failed
+    return texts
+
+
+def test_every_file_parses_with_prometheus_client(store, invoke, clocks, textfile, tmp_path):
+    parser = pytest.importorskip("prometheus_client.parser", reason="pip install '.[test]'")
+    success, skipped, failed = _files_of_every_kind(store, invoke, textfile, tmp_path)
+    parsed = {}
+    for text in (success, skipped, failed):
+        families = list(parser.text_string_to_metric_families(text))
+        assert all(family.type == "gauge" and family.documentation for family in families)
+        samples = [sample for family in families for sample in family.samples]
+        parsed[text] = {sample.name + str(sorted(sample.labels.items())): sample.value for sample in samples}
+    assert parsed[success]["streamclean_records_deleted[('kind', 'events')]"] == 2
+    assert parsed[success]["streamclean_last_run_success[]"] == 1
+    assert parsed[skipped]["streamclean_last_run_success[]"] == 1  # giving way is no failure
+    assert parsed[skipped]["streamclean_last_skip_timestamp_seconds[]"] == FINISHED_AT
+    assert parsed[failed]["streamclean_last_run_success[]"] == 0
+    assert parsed[failed]["streamclean_last_run_exit_status[]"] == 1
+    assert parsed[failed][f"{metrics.LAST_SUCCESS}[]"] == FINISHED_AT
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_every_file_passes_promtool(store, invoke, clocks, textfile, tmp_path):
+    for text in _files_of_every_kind(store, invoke, textfile, tmp_path):
+        checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -160,3 +160,22 @@ def test_the_line_is_cut_to_the_terminal_width(monkeypatch):
     clock.now += 5.0
     line("filter", 50 * MB, 100 * MB)
     assert stream.getvalue() == "\r" + render("filter", 50 * MB, 100 * MB, 5.0)[:19]
+
+
+def test_the_eta_counts_the_passes_still_to_come():
+    """Issue 11, point 11: the ETA is for the whole run, not the current pass."""
+    stream, clock = io.StringIO(), FakeClock()
+    line = ProgressLine(stream, now=clock, passes=("index", "filter"))
+    clock.now += 5.0
+    line("index", 50 * MB, 100 * MB)  # 10 MB/s: 5 s left of this pass, 10 s for the filter pass
+    assert stream.getvalue().split("\r")[-1].rstrip().endswith("10.0 MB/s  ETA 0:15")
+    clock.now += 1.0
+    line("space", 20 * MB, 100 * MB)  # a pass not planned (20 MB/s): 4 s left, and 5 s of filter pass
+    assert stream.getvalue().split("\r")[-1].rstrip().endswith("20.0 MB/s  ETA 0:09")
+    clock.now += 2.0
+    line("filter", 50 * MB, 100 * MB)  # the last pass (25 MB/s): its own rest only
+    assert stream.getvalue().split("\r")[-1].rstrip().endswith("25.0 MB/s  ETA 0:02")
+
+
+def test_render_adds_the_later_passes_to_the_eta():
+    assert render("index", 25 * MB, 100 * MB, elapsed=5.0, later=100 * MB).endswith("5.0 MB/s  ETA 0:35")

@@ -42,15 +42,6 @@ def store(tmp_path, stores):
     return path
 
 
-@pytest.fixture
-def handlers_restored():
-    """In-process runs install streamclean's handlers; give pytest its own back afterwards."""
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
-
-
 # -- a real process, signalled from outside ---------------------------------------------------
 
 POINTS = {
