@@ -32,9 +32,6 @@ _KEY = {
     for indent in (2, 4)
 }
 WHOLE_ARRAY_LIMIT = 1 << 20  # a job's events array larger than this is streamed element by element
-BATCH = 1 << 18  # the members of a section decoded by one call: at most this many bytes of them
-_SEPARATOR = b',\n    "'  # between two members of a section, in the service's layout
-_SECTION_END = b"\n  }"  # a section's value closes
 
 
 class Window:
@@ -134,14 +131,6 @@ def load(data: bytes | bytearray) -> object:
         pass  # NaN, Infinity, a lone surrogate: values orjson refuses and the service writes
     try:
         # Decoded strictly first: json.loads(bytes) would let encoded surrogates through.
-        return json.loads(bytes(data).decode("utf-8"))
-    except (ValueError, RecursionError):
-        raise LayoutMismatch("a record does not parse") from None
-
-
-def _stdlib_load(data: bytes | bytearray) -> object:
-    """Decoded by the standard library, the service's own parser (strict UTF-8 first)."""
-    try:
         return json.loads(bytes(data).decode("utf-8"))
     except (ValueError, RecursionError):
         raise LayoutMismatch("a record does not parse") from None
@@ -449,145 +438,40 @@ class LayoutReader:
         decoded. With `exact`, a record whose field of that name came back as a float is read
         again by the stdlib (orjson reads integers beyond 64 bits as floats). `close` is the
         closing brace's offset once the walk is over."""
-        w = self.window
-
-        def one(member: Member) -> None:
-            text = w.slice(member.value_start, member.value_end)
-            record = load(text)
-            member.value = load_exact(text, record, exact) if exact is not None else record
-
-        return Walk(lambda result: self._batched(result, open_at, resume_after, True, one, exact))
+        return _Decoded(walk(self.window, open_at, 4, keyed=True, resume_after=resume_after), self.window, exact)
 
     def job_arrays(self, open_at: int | None, resume_after: int | None = None):
         """The members of the `events` section: each job's events. A member's `values` is its
         array decoded whole (a list), or None: then `value` is `STREAM` for an array to stream with
         `elements` (larger than WHOLE_ARRAY_LIMIT), or the value itself if it is not an array.
         The consumer sets `value_end` of a streamed array to what `elements` leaves there."""
-        return Walk(lambda result: self._batched(result, open_at, resume_after, False, self._job_array, None))
+        return Walk(lambda arrays: self._job_arrays(arrays, open_at, resume_after))
 
-    def _job_array(self, member: Member) -> None:
-        """One job's events the careful way: the array's end found inline, or streamed."""
+    def _job_arrays(self, arrays: Walk, open_at: int | None, resume_after: int | None):
         w = self.window
-        start = member.value_start
-        i = start - w.base
-        found = w.buf.find(b"\n    ]", i, i + WHOLE_ARRAY_LIMIT) if w.buf[i : i + 2] == b"[\n" else -1
-        if found >= 0:
-            end = w.base + found + 6
-        else:
-            end = _array_end_within(w, start, WHOLE_ARRAY_LIMIT)
-        if end is None:  # a huge array: element by element, so memory stays flat
-            member.values, member.value = None, STREAM
-            return
-        if end < 0:
-            end = value_end(w, start, 4)
-        value = load(w.slice(start, end))
-        member.value_end = end
-        if type(value) is list:
-            member.values = value
-        else:
-            member.values, member.value = None, value
-
-    def _batched(self, result: Walk, open_at: int | None, resume_after: int | None, span_values: bool,
-                 one: Callable[[Member], None], exact: str | None):
-        """The members of a section object (at indent 4), most of them a batch at a time.
-
-        A batch is the members that lie whole in the next BATCH bytes of the window: found by
-        splitting at the separator `,\n    "`, which in the service's layout only stands
-        between two members of the section (a string holds no raw newline), and decoded by one
-        orjson call. That call must give exactly one member per piece, which proves every piece
-        is one whole member, so the offsets are exact. Where a batch cannot be had (a member
-        larger than a batch, values orjson refuses, an escaped key), members are walked and
-        decoded one at a time (`one`) up to the end of that stretch.
-        """
-        w = self.window
-        comma_at = resume_after  # the comma before the next member; None before the first
-        careful_until = -1  # members ending before this offset are taken one at a time
-        while True:
-            if comma_at is None:
-                head = w.slice(open_at, open_at + 2)
-                if head[1:2] == b"}":
-                    result.close = open_at + 1
-                    return
-                if head != b"{\n":
-                    raise LayoutMismatch("not the service's layout")
-                line = open_at + 2
+        members = walk(w, open_at, 4, keyed=True, span_values=False, resume_after=resume_after)
+        for member in members:
+            start = member.value_start
+            # The usual case, an array that ends within the window, found inline: this runs once a job.
+            i = start - w.base
+            found = w.buf.find(b"\n    ]", i, i + WHOLE_ARRAY_LIMIT) if w.buf[i : i + 2] == b"[\n" else -1
+            if found >= 0:
+                end = w.base + found + 6
             else:
-                following = w.slice(comma_at, comma_at + 4)
-                if following == b"\n  }":
-                    result.close = comma_at + 3
-                    return
-                if following[:2] != b",\n":
-                    raise LayoutMismatch("not the service's layout after a value")
-                line = comma_at + 2
-            w.keep = line - 2
-            batch = None if line < careful_until else self._batch(line, comma_at, exact, records=span_values)
-            if batch is None:
-                if line >= careful_until:
-                    careful_until = self._batch_end
-                members = walk(w, open_at, 4, keyed=True, span_values=span_values, resume_after=comma_at)
-                member = next(iter(members))
-                one(member)
-                yield member
-                comma_at = member.value_end
-                continue
-            members, comma_at = batch
-            for member in members:
-                w.keep = open_at if member.comma_at is None else member.comma_at
-                yield member
-
-    def _batch(self, line: int, comma_at: int | None, exact: str | None, records: bool):
-        """The members lying whole in the next BATCH bytes from the member line `line`, and
-        where the last of them ends; None if there is no such batch (`_batch_end` then says
-        how far the members are to be taken one at a time)."""
-        w = self.window
-        if w.end < line + BATCH:
-            w.need(line + BATCH)
-        buf, base = w.buf, w.base
-        i = line - base
-        self._batch_end = line + 1  # by default: one member, the careful way
-        if buf[i : i + 5] != b'    "':
-            return None
-        start = i + 4
-        limit = min(len(buf), start + BATCH)
-        end = buf.find(_SECTION_END, start, limit)
-        if end < 0:
-            end = buf.rfind(_SEPARATOR, start, limit)
-            if end < 0:
-                return None
-        chunk = bytes(buf[start:end])
-        pieces = chunk.split(_SEPARATOR)
-        try:
-            parts = orjson.loads(b"[{" + b'},{"'.join(pieces) + b"}]")
-        except orjson.JSONDecodeError:
-            self._batch_end = base + end  # values orjson refuses (NaN, a lone surrogate): one by one
-            return None
-        members = []
-        at = base + start  # where the piece's key begins
-        for number, (piece, part) in enumerate(zip(pieces, parts)):
-            if len(part) != 1:
-                self._batch_end = base + end
-                return None
-            ((key, value),) = part.items()
-            token = b'"' + key.encode("utf-8", "surrogatepass") + b'": '
-            quoted = 0 if number == 0 else 1  # the split took the quote of all but the first
-            if not piece.startswith(token[quoted:]) or not _laid_out(piece, len(token) - quoted):
-                # an escaped key, or not the service's layout: the careful way finds out which
-                self._batch_end = base + end
-                return None
-            value_end = at + len(piece) + quoted
-            member = Member(key, at, at + len(token), value_end, comma_at)
-            if records:
-                member.value = value
-            elif type(value) is list:
-                member.values = value
+                end = _array_end_within(w, start, WHOLE_ARRAY_LIMIT)
+            if end is None:  # a huge array: element by element, so memory stays flat
+                member.values, member.value = None, STREAM
             else:
-                member.value = value
-            if exact is not None and type(value) is dict and type(value.get(exact)) is float:
-                member.value = _stdlib_load(b"{" + (b'"' if quoted else b"") + piece + b"}")[key]
-            members.append(member)
-            comma_at = value_end
-            at = value_end + len(_SEPARATOR) - 1
-        return members, comma_at
+                if end < 0:
+                    end = value_end(w, start, 4)
+                value = load(w.slice(start, end))
+                member.value_end = end
+                if type(value) is list:
+                    member.values = value
+                else:
+                    member.values, member.value = None, value
+            yield member
+        arrays.close = members.close
 
     def elements(self, array: Member, count: int | None = None):
         """The elements of a job's events array, each decoded; sets the array's `value_end`.
@@ -654,20 +538,23 @@ class LayoutReader:
         return tail_split(read_at, size, jobs_span, events_span)
 
 
-_CLOSERS = {0x7B: b"\n    }", 0x5B: b"\n    ]"}
+class _Decoded:
+    """A walk whose members come with their values decoded."""
 
+    def __init__(self, members: walk, w: Window, exact: str | None) -> None:
+        self._members, self._w, self._exact = members, w, exact
 
-def _laid_out(piece: bytes, value_at: int) -> bool:
-    """Whether a member's value is laid out as the service writes it at depth 1, as far as the
-    walk checks it: `{}`, `[]`, a container opening on its line and closing on a line of its
-    own at the member's indentation, or a value on one line; nothing follows it."""
-    first = piece[value_at] if value_at < len(piece) else -1
-    closer = _CLOSERS.get(first)
-    if closer is not None:
-        if piece[value_at + 1 : value_at + 2] == b"\n":
-            return piece.endswith(closer)
-        return len(piece) == value_at + 2 and piece[value_at + 1] == first + 2  # {} or []
-    return first >= 0 and b"\n" not in piece[value_at:] and piece[-1:] not in (b" ", b"\t", b"\r")
+    @property
+    def close(self) -> int | None:
+        return self._members.close
+
+    def __iter__(self):
+        w, exact = self._w, self._exact
+        for member in self._members:
+            text = w.slice(member.value_start, member.value_end)
+            record = load(text)
+            member.value = load_exact(text, record, exact) if exact is not None else record
+            yield member
 
 
 def _array_end_within(w: Window, start: int, limit: int) -> int | None:
