@@ -241,7 +241,7 @@ def test_the_survey_does_not_hold_the_store(generated_store, reader, monkeypatch
     (The layout reader's buffers are made small, so that they fit many times into this store.)"""
     from streamclean.readers import layout
 
-    for name in ("BLOCK_SIZE", "SCAN_BLOCK", "WHOLE_ARRAY_LIMIT", "BATCH"):
+    for name in ("BLOCK_SIZE", "SCAN_BLOCK", "WHOLE_ARRAY_LIMIT"):
         monkeypatch.setattr(layout, name, 1 << 16)
     tracemalloc.start()
     try:
