@@ -456,8 +456,9 @@ class Bench:
             argv = ["taskset", "-c", self.cpus, *argv]
         launch = Launch(spec, argv, self.workdir, child_env(env), sampler)
         os.sync()  # nothing of anyone's earlier runs is written back during this one
+        load = os.getloadavg()[0]  # the machine is shared: how busy it was, for the record
         run = launch.go()
-        record = {"round": round_no, **run.record(), "tool": tool.name, "spec": spec,
+        record = {"round": round_no, **run.record(), "tool": tool.name, "spec": spec, "loadavg_1m": load,
                   "cpus": self.cpus, "workers": env.get("STREAMCLEAN_WORKERS", "auto")
                   if tool.name not in ("floor", "orjson", "json") else None}
         record.update(self.check(tool, run, copy, out))

@@ -91,7 +91,12 @@ def run_section(title: str, store: harness.Store, reference: harness.Reference, 
         failure = str(exc)
     if baseline is None:
         baseline = next((t for t in ("orjson", "dry-run") if t in tools), None)
-    return {"title": title, "failure": failure, "store": store.info(), "reference": harness.asdict(reference), "cpus": cpus,
+    info = store.info()
+    if info["jobs"] is None:  # an existing store: its counts are the reference's
+        counts = reference.counts
+        info.update(jobs=counts["terminal_job_count"] + counts["active_job_count"],
+                    events=counts["events"]["total"], results=counts["results"]["total"])
+    return {"title": title, "failure": failure, "store": info, "reference": harness.asdict(reference), "cpus": cpus,
             "workers": workers or "auto", "tools": order, "baseline": baseline, "rounds": rounds,
             "order": "fixed" if fixed_order else "reversed every other round",
             "records": bench.records}
@@ -112,7 +117,8 @@ def reference_for(args, store: harness.Store, scratch: Path) -> harness.Referenc
         tool = "json" if store.bytes <= PEER_LIMIT else "streamclean-general"
     workdir = Path(tempfile.mkdtemp(prefix="reference-", dir=scratch))
     try:
-        log(f"reference: {tool} (cached by the store's SHA-256 in {harness.Reference.cache_file(store, tool).parent})")
+        cached = harness.Reference.cache_file(store, tool)
+        log(f"reference: {tool}, " + (f"from the cache ({cached})" if cached.exists() else f"computing it (cached in {cached})"))
         return harness.Reference.of(store, tool, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
