@@ -118,9 +118,11 @@ def section_table(section: dict) -> list[str]:
     where = f", `taskset -c {section['cpus']}`" if section.get("cpus") else ""
     jobs = f", {store['jobs']:,} jobs" if store.get("jobs") else ""
     baseline = section.get("baseline")
+    loads = [r["loadavg_1m"] for r in section["records"] if "loadavg_1m" in r]
+    busy = f"; load average before the runs {min(loads):.2f}–{max(loads):.2f}" if loads else ""
     lines = [
         f"**{section['title']}** — {store_label(store['bytes'])} store{jobs}{where}, "
-        f"{section['rounds']} round(s); checked against the `{section['reference']['tool']}` reference",
+        f"{section['rounds']} round(s); checked against the `{section['reference']['tool']}` reference{busy}",
         "",
         f"| tool | seconds, median [min–max] | MB/s | time vs {baseline or '—'} (pairs: min / median / max) "
         "| × floor, median [min–max] | peak RSS (largest process) | peak RSS sum | peak PSS sum | runs |",
