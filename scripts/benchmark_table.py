@@ -124,7 +124,7 @@ def section_table(section: dict) -> list[str]:
         f"**{section['title']}** — {store_label(store['bytes'])} store{jobs}{where}, "
         f"{section['rounds']} round(s); checked against the `{section['reference']['tool']}` reference{busy}",
         "",
-        f"| tool | seconds, median [min–max] | MB/s | time vs {baseline or '—'} (pairs: min / median / max) "
+        f"| tool | seconds, median [min–max] | MB/s | time vs {baseline or '(no baseline)'} (pairs: min / median / max) "
         "| × floor, median [min–max] | peak RSS (largest process) | peak RSS sum | peak PSS sum | runs |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -135,9 +135,10 @@ def section_table(section: dict) -> list[str]:
         pss_sum = f"{row['pss_sum_mib']:,.1f} MiB" if row["pss_sum_mib"] is not None else "—"
         timing_ok = row["sampler"] not in SAMPLED
         maxrss = f"{row['maxrss_mib']:,.1f} MiB" if row["sampler"] != "direct" else "—"
+        speed = f"{row['mb_per_s']:,.1f}" if timing_ok else "—"  # a sampled run's time is not its own
         lines.append(
             f"| {tool_text(row, section)} | {spread(row['seconds'], seconds_text)}{'' if timing_ok else ' (sampled)'} "
-            f"| {row['mb_per_s']:,.1f} | {ratio_text(row['ratios'])} "
+            f"| {speed} | {ratio_text(row['ratios'])} "
             f"| {spread(row['floor_multiples'], lambda v: f'{v:.1f}×')} | {maxrss} "
             f"| {rss_sum} | {pss_sum} | {row['runs']} |"
         )
