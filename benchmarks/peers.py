@@ -4,8 +4,9 @@
     python benchmarks/peers.py json   IN OUT [--now ISO] [--results-ttl-seconds S] [--events-ttl-seconds S]
     python benchmarks/peers.py orjson IN OUT [...]
 
-Each reads IN whole, deletes the expired results and events of terminal jobs exactly as SPEC §2
-says, writes the cleaned store to OUT and prints a SPEC §3-style report (the counts) on stdout.
+Each reads IN whole, deletes the expired results and events of terminal jobs by the test
+oracle's rule (tests/oracle.py, SPEC §2, imported by path rather than copied), writes the
+cleaned store to OUT and prints a SPEC §3-style report (the counts) on stdout.
 
 - `json`:   json.loads, and json.dumps(state, ensure_ascii=False, sort_keys=True, indent=2) — the
             service's own serialisation, so OUT is byte for byte what the service would write.
@@ -20,105 +21,40 @@ Both write OUT plainly (no temp file, no fsync), which only flatters them agains
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
+from pathlib import Path
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
 DEFAULT_RESULTS_TTL_SECONDS = 604800.0
 DEFAULT_EVENTS_TTL_SECONDS = 259200.0
+ORACLE = Path(__file__).resolve().parents[1] / "tests" / "oracle.py"
 
 
-def parse_timestamp(value) -> datetime | None:
-    """SPEC §2.4: None when missing or unparseable; a naive time is UTC."""
-    try:
-        text = str(value or "").strip()
-    except ValueError:  # an int too long for str() (Python 3.11's digit limit): not a timestamp
-        return None
-    if not text:
-        return None
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+def _load_oracle():
+    """The test oracle (tests/oracle.py), imported by path: its rule is the one the peers apply,
+    so there is no second copy of SPEC §2 to keep in step. (streamclean itself never uses it.)"""
+    spec = importlib.util.spec_from_file_location("streamclean_test_oracle", ORACLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def new_counts(cutoff: datetime | None) -> dict:
-    return {"total": 0, "eligible_terminal": 0, "delete_count": 0, "kept_count": 0,
-            "skipped_missing_timestamp": 0, "cutoff": None if cutoff is None else cutoff.isoformat()}
+oracle = _load_oracle()
+REPORT_KEYS = ("terminal_job_count", "active_job_count", "results", "events")
 
 
-def expired(counts: dict, cutoff: datetime | None, stamp) -> bool:
-    """For one eligible record: is it deleted? Counts a missing timestamp when retention is on."""
-    if cutoff is None:
-        return False
-    moment = parse_timestamp(stamp)
-    if moment is None:
-        counts["skipped_missing_timestamp"] += 1
-        return False
-    return moment <= cutoff
-
-
-def clean_state(state: dict, now: datetime, results_ttl: float | None, events_ttl: float | None):
-    """Apply SPEC §2 to a loaded store, in place; return the report's counts."""
-    results_cutoff = None if results_ttl is None else now - timedelta(seconds=results_ttl)
-    events_cutoff = None if events_ttl is None else now - timedelta(seconds=events_ttl)
-
-    jobs = state.get("jobs")
-    jobs = jobs if isinstance(jobs, dict) else {}
-    terminal = {job_id for job_id, job in jobs.items()
-                if isinstance(job, dict) and job.get("status") in TERMINAL_STATUSES}
-
-    results_counts = new_counts(results_cutoff)
-    results = state.get("results")
-    if isinstance(results, dict):
-        for result_id in list(results):
-            result = results[result_id]
-            if not isinstance(result, dict):
-                continue  # kept, not counted
-            results_counts["total"] += 1
-            if str(result.get("job_id") or "") in terminal:
-                results_counts["eligible_terminal"] += 1
-                if expired(results_counts, results_cutoff, result.get("created_at")):
-                    results_counts["delete_count"] += 1
-                    del results[result_id]
-
-    events_counts = new_counts(events_cutoff)
-    events = state.get("events")
-    if isinstance(events, dict):
-        for job_id, items in events.items():
-            if not isinstance(items, list):
-                continue  # kept, not counted
-            events_counts["total"] += len(items)
-            if job_id not in terminal:
-                continue
-            kept = []
-            for item in items:
-                events_counts["eligible_terminal"] += 1
-                stamp = item.get("occurred_at") if isinstance(item, dict) else None
-                if expired(events_counts, events_cutoff, stamp):
-                    events_counts["delete_count"] += 1
-                else:
-                    kept.append(item)
-            items[:] = kept  # the key stays, even when its array is now empty
-
-    for counts in (results_counts, events_counts):
-        counts["kept_count"] = counts["total"] - counts["delete_count"]
-    return {
-        "terminal_job_count": len(terminal),
-        "active_job_count": len(jobs) - len(terminal),
-        "results": results_counts,
-        "events": events_counts,
-    }
+def clean_state(state: dict, now: datetime, results_ttl: float | None, events_ttl: float | None) -> tuple:
+    """SPEC §2 applied to a loaded store by the oracle: (the cleaned state, the report's counts)."""
+    cleaned, report = oracle.clean_state(state, results_ttl=results_ttl, events_ttl=events_ttl, now=now)
+    return cleaned, {key: report[key] for key in REPORT_KEYS}
 
 
 def run_json(source: str, target: str, **rule) -> dict:
     with open(source, "rb") as fh:
         state = json.loads(fh.read())
-    counts = clean_state(state, **rule)
+    state, counts = clean_state(state, **rule)
     text = json.dumps(state, ensure_ascii=False, sort_keys=True, indent=2)
     with open(target, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -130,7 +66,7 @@ def run_orjson(source: str, target: str, **rule) -> dict:
 
     with open(source, "rb") as fh:
         state = orjson.loads(fh.read())
-    counts = clean_state(state, **rule)
+    state, counts = clean_state(state, **rule)
     data = orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     with open(target, "wb") as fh:
         fh.write(data)

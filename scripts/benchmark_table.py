@@ -1,33 +1,35 @@
 #!/usr/bin/env python3
-"""Print the README's Performance tables from pytest-benchmark JSON files of benchmarks/.
+"""Print the README's Performance tables from the JSON files of scripts/bench_pairs.py.
 
-    python -m pytest benchmarks/ --benchmark-only --store-size 500MB --benchmark-json artifacts/bench-500MB.json
-    python scripts/benchmark_table.py artifacts/bench-20MB.json artifacts/bench-500MB.json
+    python scripts/bench_pairs.py --store-size 500MB --rounds 5 --json artifacts/pairs-500MB.json
+    python scripts/benchmark_table.py artifacts/pairs-500MB.json [more.json ...]
 
-For every store size: each tool's median wall time, throughput (store MB / median seconds),
-peak RSS and time relative to the orjson in-memory peer on the same store in the same run;
-then the memory benchmark (peak RSS on two store sizes), the machine each file was measured
-on, and the command that produced it. Output is Markdown.
+One table per section (a store, a CPU set, a set of tools): for every tool its wall time as
+median [min–max] over the rounds, throughput (store MB / median seconds), its time relative to
+the baseline (the orjson peer) taken pair by pair within each round (min / median / max), its
+time as a multiple of the floor of the same round, and its memory: the largest process's
+`ru_maxrss` from the timed runs, and for memory runs (sampled) the peak RSS sum and PSS sum of
+its process tree. Then the machine, commit and command of each file. Output is Markdown.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
-TOOL_ORDER = ("streamclean", "streamclean-general", "orjson", "json")
+MIB = 1 << 20
+SAMPLED = ("statm", "tree")  # the samplers of memory runs; "none" and "direct" runs are timed
 TOOL_NAMES = {
     "streamclean": "`streamclean clean`",
-    "streamclean-general": "streamclean, general path (`FAST_PATH = False`)",
+    "streamclean-general": "`streamclean clean`, general reader",
     "orjson": "`orjson` in-memory peer",
     "json": "`json` in-memory peer",
-}
-BASELINE = "orjson"
-REFERENCE_TEXT = {
-    "json": "the `json` peer's (the service's own serialisation)",
-    "streamclean-general": "streamclean's general path (stores too big for the peers)",
+    "floor": "floor (read, write + fsync the result)",
+    "dry-run": "`streamclean clean --dry-run`",
+    "inspect": "`streamclean inspect --json`",
 }
 
 
@@ -36,135 +38,157 @@ def store_label(size: int) -> str:
 
 
 def seconds_text(value: float) -> str:
-    if value < 1:
-        return f"{value:.3f}"
-    if value < 100:
-        return f"{value:.2f}"
-    return f"{value:.1f}"
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 100 else f"{value:.1f}"
 
 
-def tool_text(info: dict) -> str:
-    tool = info.get("tool", "?")
-    text = TOOL_NAMES.get(tool, f"`{tool}`")
-    path = info.get("path")
-    if tool == "streamclean" and path not in (None, "fast"):
-        text += f" (path: {path})"
+def spread(values: list[float], fmt) -> str:
+    """median [min–max], or the one value."""
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return fmt(values[0])
+    return f"{fmt(statistics.median(values))} [{fmt(min(values))}–{fmt(max(values))}]"
+
+
+def summarize(section: dict) -> list[dict]:
+    """Per tool spec, in round order: times, pairwise ratios to the baseline and the floor, memory."""
+    by_round: dict[int, dict[str, float]] = {}
+    for record in section["records"]:
+        by_round.setdefault(record["round"], {})[record["spec"]] = record["seconds"]
+    baseline = section.get("baseline")
+    rows = []
+    for spec in section["tools"]:
+        records = [r for r in section["records"] if r["spec"] == spec]
+        if not records:
+            continue
+        seconds = [r["seconds"] for r in records]
+        ratios = [times[spec] / times[baseline] for times in by_round.values()
+                  if baseline and spec in times and baseline in times]
+        floors = [times[spec] / times["floor"] for times in by_round.values()
+                  if spec in times and "floor" in times]
+        sampled = [r for r in records if r["sampler"] in SAMPLED]
+        deep = [r for r in records if r["sampler"] == "tree"]  # statm samples no PSS
+        readers = sorted({str(r.get("reader")) for r in records if r.get("reader")})
+        rows.append({
+            "spec": spec,
+            "tool": records[0]["tool"],
+            "sampler": records[0]["sampler"],
+            "runs": len(records),
+            "seconds": seconds,
+            "median": statistics.median(seconds),
+            "mb_per_s": section["store"]["bytes"] / 1e6 / statistics.median(seconds),
+            "ratios": ratios if spec != baseline else [],
+            "floor_multiples": floors if spec != "floor" else [],
+            "maxrss_mib": max(r["maxrss_bytes"] for r in records) / MIB,
+            "rss_sum_mib": max(r["rss_sum_peak_bytes"] for r in sampled) / MIB if sampled else None,
+            "pss_sum_mib": max(r["pss_sum_peak_bytes"] for r in deep) / MIB if deep else None,
+            "hwm_sum_mib": max(r["hwm_sum_bytes"] for r in deep) / MIB if deep else None,
+            "readers": readers,
+            "warnings": sorted({r["reader_warning"] for r in records if r.get("reader_warning")}),
+        })
+    return rows
+
+
+def ratio_text(values: list[float]) -> str:
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.2f}×"
+    return f"{min(values):.2f} / **{statistics.median(values):.2f}** / {max(values):.2f}×"
+
+
+def tool_text(row: dict, section: dict) -> str:
+    text = TOOL_NAMES.get(row["tool"], f"`{row['tool']}`")
+    if row["sampler"] in SAMPLED:
+        text += f" (memory run, sampler {row['sampler']})"
+    elif row["sampler"] == "direct":
+        text += " (spawned directly, no launcher)"
+    if row["tool"].startswith("streamclean") or row["tool"] == "dry-run":
+        if row["readers"]:
+            text += f" [reader {', '.join(row['readers'])}]"
+        if section.get("workers") not in (None, "auto"):
+            text += f" [workers {section['workers']}]"
+    if row["warnings"]:
+        text += " — " + "; ".join(row["warnings"])
     return text
 
 
-def tool_rank(tool: str) -> tuple:
-    return (TOOL_ORDER.index(tool), "") if tool in TOOL_ORDER else (len(TOOL_ORDER), tool)
-
-
-def machine_text(document: dict) -> str:
-    machine = document.get("machine_info", {})
-    ours = machine.get("streamclean")
-    if ours:
-        ram = f"{ours['mem_total_gib']} GiB RAM" if ours.get("mem_total_gib") else "RAM unknown"
-        return (f"{ours['nproc']} CPUs ({ours['cpu_model']}), {ram}, Linux {ours.get('kernel', '?')}, "
-                f"{ours.get('python_implementation', 'Python')} {ours['python']}")
-    cpu = machine.get("cpu", {})
-    return (f"{cpu.get('count', '?')} CPUs ({cpu.get('brand_raw', machine.get('processor', '?'))}), "
-            f"{machine.get('system', '?')} {machine.get('release', '')}, "
-            f"{machine.get('python_implementation', 'Python')} {machine.get('python_version', '?')}")
-
-
-def command_text(document: dict, path: str) -> str:
-    command = document.get("streamclean_command")
-    if not command:
-        return f"(not recorded in {path})"
-    return command
-
-
-def speed_table(rows: list[tuple[dict, dict]]) -> list[str]:
-    """rows: (benchmark entry, its extra_info) for the side-by-side speed runs."""
-    baseline = {}  # (file index, store bytes) -> the orjson peer's median seconds
-    for bench, info in rows:
-        if info["tool"] == BASELINE:
-            baseline[(bench["_file"], info["store_bytes"])] = bench["stats"]["median"]
+def section_table(section: dict) -> list[str]:
+    store = section["store"]
+    where = f", `taskset -c {section['cpus']}`" if section.get("cpus") else ""
+    jobs = f", {store['jobs']:,} jobs" if store.get("jobs") else ""
+    baseline = section.get("baseline")
+    loads = [r["loadavg_1m"] for r in section["records"] if "loadavg_1m" in r]
+    busy = f"; load average before the runs {min(loads):.2f}–{max(loads):.2f}" if loads else ""
     lines = [
-        "| store | tool | seconds (median) | MB/s | peak RSS | peak PSS | time vs orjson | rounds |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        f"**{section['title']}** — {store_label(store['bytes'])} store{jobs}{where}, "
+        f"{section['rounds']} round(s); checked against the `{section['reference']['tool']}` reference{busy}",
+        "",
+        f"| tool | seconds, median [min–max] | MB/s | time vs {baseline or '(no baseline)'} (pairs: min / median / max) "
+        "| × floor, median [min–max] | peak RSS (largest process) | peak RSS sum | peak PSS sum | runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    rows = sorted(rows, key=lambda r: (r[1]["store_bytes"], r[0]["_file"], tool_rank(r[1]["tool"])))
-    for bench, info in rows:
-        median = bench["stats"]["median"]
-        size = info["store_bytes"]
-        base = baseline.get((bench["_file"], size))
-        ratio = f"{median / base:.2f}×" if base else "—"
-        store = f"{store_label(size)} ({info['jobs']:,} jobs)"
+    if section.get("failure"):
+        lines[0] += f" — **stopped by a wrong result: {section['failure'].splitlines()[0]}**"
+    for row in summarize(section):
+        rss_sum = f"{row['rss_sum_mib']:,.1f} MiB" if row["rss_sum_mib"] is not None else "—"
+        pss_sum = f"{row['pss_sum_mib']:,.1f} MiB" if row["pss_sum_mib"] is not None else "—"
+        timing_ok = row["sampler"] not in SAMPLED
+        maxrss = f"{row['maxrss_mib']:,.1f} MiB" if row["sampler"] != "direct" else "—"
+        speed = f"{row['mb_per_s']:,.1f}" if timing_ok else "—"  # a sampled run's time is not its own
         lines.append(
-            f"| {store} | {tool_text(info)} | {seconds_text(median)} | {size / 1e6 / median:,.1f} "
-            f"| {info['peak_rss_mib']:,.1f} MiB | {pss_text(info)} | {ratio} | {bench['stats']['rounds']} |"
+            f"| {tool_text(row, section)} | {spread(row['seconds'], seconds_text)}{'' if timing_ok else ' (sampled)'} "
+            f"| {speed} | {ratio_text(row['ratios'])} "
+            f"| {spread(row['floor_multiples'], lambda v: f'{v:.1f}×')} | {maxrss} "
+            f"| {rss_sum} | {pss_sum} | {row['runs']} |"
         )
     return lines
 
 
-def pss_text(info: dict) -> str:
-    return f"{info['peak_pss_mib']:,.1f} MiB" if "peak_pss_mib" in info else "—"  # older files lack it
+def machine_text(machine: dict) -> str:
+    ram = f"{machine['mem_total_gib']} GiB RAM" if machine.get("mem_total_gib") else "RAM unknown"
+    return (f"{machine['nproc']} CPUs ({machine['cpu_model']}), {ram}, Linux {machine.get('kernel', '?')}, "
+            f"CPython {machine['python']}")
 
 
-def memory_table(rows: list[tuple[dict, dict]]) -> list[str]:
-    lines = [
-        "| tool | small store | peak RSS | large store | peak RSS | large / small | growth per GB | issue sizes |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    rows = sorted(rows, key=lambda r: (r[1]["large_store_bytes"], tool_rank(r[1]["tool"])))
-    for _, info in rows:
-        lines.append(
-            f"| {tool_text(info)} | {store_label(info['small_store_bytes'])} | {info['small_peak_rss_mib']:.1f} MiB "
-            f"| {store_label(info['large_store_bytes'])} | {info['large_peak_rss_mib']:.1f} MiB "
-            f"| {info['ratio_large_to_small']:.2f} | {info['growth_mib_per_gb']:+.1f} MiB "
-            f"| {'yes' if info.get('issue_sizes') else 'no (smoke check)'} |"
-        )
-    return lines
+def render(sources: list[tuple[Path, dict]]) -> str:
+    out = []
+    for _, document in sources:
+        for section in document.get("sections", []):
+            out += section_table(section)
+            out.append("")
+    out.append("Seconds: wall time of the whole command, spawn to exit, no memory sampler (streamclean: "
+               "both passes, write, fsync, atomic swap; the peers: load, clean, dump to a new file, no "
+               "fsync). Each round runs every tool once on a fresh, fsynced copy of the store; ratios are "
+               "taken within each round. MB/s: store size / median. Peak RSS: `ru_maxrss` of the timed "
+               "runs (the largest single process). RSS and PSS sums: sampled every 10 ms over the "
+               "process tree (streamclean's worker included) in separate memory runs. Every output was "
+               "checked byte for byte and by its counts against the reference named above.")
+    out.append("")
+    for path, document in sources:
+        commit = document.get("commit", {})
+        at = f", commit {commit['id'][:10]}{' + local changes' if commit.get('dirty') else ''}" if commit.get("id") else ""
+        failures = document.get("failures")
+        failed = f" **FAILED: {'; '.join(failures)}**" if failures else ""
+        out.append(f"Measured on {machine_text(document['machine'])}, {document.get('date', '?')}{at} "
+                   f"(`{path.name}`). Reproduce: `{document.get('command', '?')}`.{failed}")
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="+", type=Path, help="JSON written by --benchmark-json")
+    parser.add_argument("files", nargs="+", type=Path, help="JSON written by scripts/bench_pairs.py --json")
     args = parser.parse_args(argv)
-
-    speed, memory, sources = [], [], []
-    for index, path in enumerate(args.files):
+    sources = []
+    for path in args.files:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             parser.error(f"{path}: {exc}")
+        if document.get("harness") != "scripts/bench_pairs.py":
+            parser.error(f"{path}: not written by scripts/bench_pairs.py")
         sources.append((path, document))
-        for bench in document.get("benchmarks", []):
-            info = bench.get("extra_info", {})
-            if "tool" not in info or "store_bytes" not in info:
-                continue  # not one of ours
-            bench["_file"] = index
-            (memory if info.get("kind") == "memory" else speed).append((bench, info))
-    if not speed and not memory:
-        parser.error("no streamclean benchmarks in these files")
-
-    out = []
-    if speed:
-        out += speed_table(speed)
-        out.append("")
-        references = sorted({info.get("verified_against", "json") for _, info in speed + memory})
-        checked = " and ".join(REFERENCE_TEXT.get(ref, f"`{ref}`") for ref in references)
-        out.append("Seconds: wall time of the whole command, interpreter start to exit (streamclean: both "
-                   "passes, write, fsync, atomic swap; the peers: load, clean, dump to a file, no fsync), "
-                   "median over the rounds. MB/s: store size / median. Peak RSS: the process's own "
-                   "`ru_maxrss` or, if larger, the peak of its process tree's resident sizes summed "
-                   "(streamclean's workers included), sampled every 10 ms. Peak PSS: the same sum of "
-                   "proportional set sizes, where a page two processes share counts half in each. "
-                   f"Every run's output is checked byte for byte against {checked}.")
-        out.append("")
-    if memory:
-        out += memory_table(memory)
-        out.append("")
-    for path, document in sources:
-        commit = document.get("commit_info", {})
-        at = f", commit {commit['id'][:10]}{' + local changes' if commit.get('dirty') else ''}" if commit.get("id") else ""
-        out.append(f"Measured on {machine_text(document)}, {document.get('datetime', '?')[:10]}{at} "
-                   f"(`{path.name}`). Reproduce: `{command_text(document, str(path))}`, then "
-                   f"`python scripts/benchmark_table.py {path}`.")
-    print("\n".join(out))
+    print(render(sources))
     return 0
 
 
