@@ -23,6 +23,7 @@ from .policy import KindRule, RetentionPolicy, is_terminal, parse_timestamp
 from .report import KindTally
 
 _UTC = timezone.utc
+_from_iso = datetime.fromisoformat
 
 
 class Judge:
@@ -76,16 +77,36 @@ class Judge:
             return None
         tally.eligible_terminal += len(records)
         cutoff = self.policy.events.cutoff
-        if cutoff is None:
+        if cutoff is None or not records:
             return None
+        # The usual case: every event a dict with a clean, zoned isoformat() string, parsed in
+        # bulk and decided by the newest and the oldest. Anything else goes one by one.
+        try:
+            moments = list(map(_from_iso, [record["occurred_at"] for record in records]))
+            earliest, latest = min(moments), max(moments)
+        except (KeyError, TypeError, ValueError):
+            return self._event_batch_one_by_one(records, cutoff, tally)
+        if earliest.tzinfo is None:  # naive (UTC) moments: compared one by one
+            return self._event_batch_one_by_one(records, cutoff, tally)
+        if earliest > cutoff:
+            return None
+        if latest <= cutoff:
+            tally.delete_count += len(records)
+            return [True] * len(records)
+        verdicts = [moment <= cutoff for moment in moments]
+        tally.delete_count += sum(verdicts)
+        return verdicts
+
+    @staticmethod
+    def _event_batch_one_by_one(records: list, cutoff: datetime, tally: KindTally) -> list[bool] | None:
         verdicts = []
         deleted = skipped = 0
-        from_iso = datetime.fromisoformat
+        from_iso = _from_iso
         for record in records:
             value = record.get("occurred_at") if type(record) is dict else None
             moment = None
             if type(value) is str:
-                # parse_timestamp's first try, inlined: this runs once an event
+                # parse_timestamp's first try, inlined
                 try:
                     moment = from_iso(value)
                 except ValueError:

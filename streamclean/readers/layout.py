@@ -166,14 +166,17 @@ class walk:
         keyed: bool,
         span_values: bool = True,
         resume_after: int | None = None,
+        decode: bool = False,
+        exact: str | None = None,
     ) -> None:
         self.close: int | None = None
-        self._steps = self._walk(w, open_at, indent, keyed, span_values, resume_after)
+        self._steps = self._walk(w, open_at, indent, keyed, span_values, resume_after, decode, exact)
 
     def __iter__(self):
         return self._steps
 
-    def _walk(self, w: Window, open_at: int, indent: int, keyed: bool, span_values: bool, resume_after):
+    def _walk(self, w: Window, open_at: int, indent: int, keyed: bool, span_values: bool, resume_after,
+              decode: bool, exact: str | None):
         # The innermost loop of both passes, run once a record: the usual case is handled on
         # the buffer directly, and anything unusual goes through the Window's careful methods.
         # With `resume_after`, the walk starts behind a member value ending there, which
@@ -221,9 +224,14 @@ class walk:
                 closer = value_closers.get(buf[i]) if buf[i + 1 : i + 2] == b"\n" else None
                 found = buf.find(closer, i) if closer is not None else -1
                 if found >= 0:
-                    member.value_end = base + found + len(closer)
+                    end = member.value_end = base + found + len(closer)
+                    text = buf[i : found + len(closer)]
                 else:
-                    member.value_end = value_end(w, value_start, indent)
+                    end = member.value_end = value_end(w, value_start, indent)
+                    text = w.slice(value_start, end)
+                if decode:
+                    record = load(text)
+                    member.value = load_exact(text, record, exact) if exact is not None else record
             yield member
             end = member.value_end
             if w.end < end + len(close_line):
@@ -404,10 +412,9 @@ class LayoutReader:
         w, start = self.window, member.value_start
         first = w.byte(start)
         if first in (0x7B, 0x5B):
-            members = walk(w, start, 4, keyed=first == 0x7B)
+            members = walk(w, start, 4, keyed=first == 0x7B, decode=True)
             count = 0
-            for item in members:
-                load(w.slice(item.value_start, item.value_end))
+            for _ in members:
                 count += 1
             return members.close + 1, count
         end = value_end(w, start, 2)
@@ -438,7 +445,7 @@ class LayoutReader:
         decoded. With `exact`, a record whose field of that name came back as a float is read
         again by the stdlib (orjson reads integers beyond 64 bits as floats). `close` is the
         closing brace's offset once the walk is over."""
-        return _Decoded(walk(self.window, open_at, 4, keyed=True, resume_after=resume_after), self.window, exact)
+        return walk(self.window, open_at, 4, keyed=True, resume_after=resume_after, decode=True, exact=exact)
 
     def job_arrays(self, open_at: int | None, resume_after: int | None = None):
         """The members of the `events` section: each job's events. A member's `values` is its
@@ -478,10 +485,9 @@ class LayoutReader:
         Each piece the layout finds must decode on its own, which proves it is an element; with
         `count`, there must be that many."""
         w = self.window
-        elements = walk(w, array.value_start, 6, keyed=False)
+        elements = walk(w, array.value_start, 6, keyed=False, decode=True)
         seen = 0
         for element in elements:
-            element.value = load(w.slice(element.value_start, element.value_end))
             seen += 1
             yield element
         if count is not None and seen != count:
@@ -511,10 +517,11 @@ class LayoutReader:
         if self._on_progress is not None:
             self._on_progress(line)
         events = scan(stream, 0, b'\n  "events": {\n', limit=line)
-        if events >= 0:
-            close = scan(stream, events, _SECTION_CLOSE, limit=line + 4)
-            if close >= 0:
-                self.events_span = (events + len(b'\n  "events": '), close + 4)  # the value, without the comma
+        if events >= 0 and _read_at(stream, line - 5, 5) == b"\n  },":
+            # The service writes its sections in sorted order: `events` closes on the line
+            # before `jobs`. Were another section between them, the split inside `events`
+            # would not be met where it is expected, and the run would start over on `general`.
+            self.events_span = (events + len(b'\n  "events": '), line - 1)  # the value, without the comma
         start = line + len(b'\n  "jobs": ')
         if _read_at(stream, start, 1) != b"{":
             raise LayoutMismatch("jobs is not an object")
@@ -536,25 +543,6 @@ class LayoutReader:
     def tail_split(read_at: Callable[[int, int], bytes], size: int, jobs_span, events_span) -> tuple[int, bool]:
         """Where a second process can take over pass 2 (see `tail_split` below)."""
         return tail_split(read_at, size, jobs_span, events_span)
-
-
-class _Decoded:
-    """A walk whose members come with their values decoded."""
-
-    def __init__(self, members: walk, w: Window, exact: str | None) -> None:
-        self._members, self._w, self._exact = members, w, exact
-
-    @property
-    def close(self) -> int | None:
-        return self._members.close
-
-    def __iter__(self):
-        w, exact = self._w, self._exact
-        for member in self._members:
-            text = w.slice(member.value_start, member.value_end)
-            record = load(text)
-            member.value = load_exact(text, record, exact) if exact is not None else record
-            yield member
 
 
 def _array_end_within(w: Window, start: int, limit: int) -> int | None:
