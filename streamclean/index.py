@@ -11,7 +11,7 @@ from array import array
 from bisect import bisect_left
 from typing import BinaryIO
 
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX_DIGITS = "0123456789abcdef"
 _LOW64 = (1 << 64) - 1
 
 
@@ -154,6 +154,9 @@ def _uuid_text(number: int) -> str:
 
 
 def _uuid_number(job_id: str) -> int | None:
-    if len(job_id) == 36 and _CANONICAL_UUID.fullmatch(job_id):
-        return int(job_id.replace("-", ""), 16)
+    """The 128-bit number of a canonical (lowercase, hyphenated) UUID, else None."""
+    if len(job_id) == 36 and job_id[8] == job_id[13] == job_id[18] == job_id[23] == "-":
+        digits = job_id.replace("-", "")
+        if len(digits) == 32 and not digits.strip(_HEX_DIGITS):  # nothing but 0-9 and a-f
+            return int(digits, 16)
     return None
