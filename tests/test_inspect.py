@@ -256,3 +256,24 @@ def test_the_survey_does_not_hold_the_store(generated_store, reader, monkeypatch
 
 def test_unknown_option_exits_2(invoke):
     assert invoke("inspect", "--frobnicate").exit_code == 2
+
+
+def test_a_job_s_events_surveyed_in_bulk_count_as_one_by_one():
+    """The survey's bulk form for a whole events array gives the plain form's histogram."""
+    from datetime import timedelta
+
+    from streamclean.inspect import StoreSurvey
+
+    at = GENERATOR_NOW
+    arrays = [
+        [{"occurred_at": (at - timedelta(days=d, seconds=1)).isoformat()} for d in (0, 1, 1, 9)],
+        [{"occurred_at": (at + timedelta(hours=2)).isoformat()}, {"occurred_at": at.isoformat()}],
+        [{"occurred_at": "2026-03-01T00:00:00"}, {"occurred_at": "nonsense"}, 5, {}],  # one by one
+    ]
+    bulk, plain = StoreSurvey(at), StoreSurvey(at)
+    for events in arrays:
+        bulk.events(events)
+        for event in events:
+            plain.event(event)
+    assert bulk.event_ages == plain.event_ages
+    assert bulk.event_ages.future == 1 and bulk.event_ages.per_day[1] == 2
