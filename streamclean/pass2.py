@@ -113,7 +113,7 @@ def _filter_section(reader, section, index, jobs_span, judge, out, survey, previ
         end, count = _filter_results(reader, section.value_start, index, judge, out, survey)
     elif key == "events" and first == 0x7B:
         end, count = _filter_events(reader, section.value_start, index, judge, out, survey)
-    elif key == "jobs" and jobs_span is not None:
+    elif key == "jobs" and first == 0x7B:  # pass 1 read it (a span of None: pass 1 did not find it)
         end = reader.known_section(section, jobs_span, out)
     else:
         end, count = reader.check(section)

@@ -66,7 +66,9 @@ def split_points(data: bytes) -> list:
         _, jobs_span = pass1.index_jobs(reader, Judge(POLICY))
         events_span = reader.events_span
     except LayoutMismatch:
-        return [(len(data) // 2, False), (len(data) // 2, True)]  # must step aside all the same
+        jobs_span = None
+    if jobs_span is None:  # no split where pass 1 found no jobs: any other must step aside
+        return [(len(data) // 2, False), (len(data) // 2, True)]
     between = []
     if events_span is not None:
         offset = data.find(b',\n    "', events_span[0])

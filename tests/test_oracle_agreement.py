@@ -134,7 +134,7 @@ def now_arg_for(sc, form):
 
 @settings(max_examples=300, **PROPERTY)
 @given(sc=scenarios(surrogates=False), now_form=st.sampled_from(["aware", "naive"]))
-def test_service_format_store_matches_oracle_byte_for_byte(sc, now_form):
+def test_service_format_store_matches_oracle_byte_for_byte(sc, now_form, reader):
     data = dump_like_service(sc.state)
     new_state, oracle_report = oracle_for(data, sc)
     with tempfile.TemporaryDirectory() as folder:
@@ -143,8 +143,10 @@ def test_service_format_store_matches_oracle_byte_for_byte(sc, now_form):
         listing = os.listdir(folder)
         ino, mtime, _ = fingerprint(path)
 
-        report = run_cli(cli_args(path, sc.results, sc.events, now_arg_for(sc, now_form)))
+        report = run_cli(cli_args(path, sc.results, sc.events, now_arg_for(sc, now_form)),
+                         env={**CLEAN_ENV, "STREAMCLEAN_READER": reader})
 
+        assert report["reader"] == reader  # the service's own layout: the layout reader did the work
         assert_report(report, oracle_report, path=path, dry_run=False)
         assert path.read_bytes() == dump_like_service(new_state)
         if deleted(oracle_report) == 0:
@@ -154,7 +156,7 @@ def test_service_format_store_matches_oracle_byte_for_byte(sc, now_form):
 
 @settings(max_examples=200, **PROPERTY)
 @given(sc=scenarios(surrogates=True), fmt=st.sampled_from(sorted(SERIALISERS)))
-def test_ascii_and_compact_stores_match_oracle(sc, fmt):
+def test_ascii_and_compact_stores_match_oracle(sc, fmt, reader):
     text = SERIALISERS[fmt](sc.state)
     new_state, oracle_report = oracle_for(text, sc)
     with tempfile.TemporaryDirectory() as folder:
@@ -162,8 +164,21 @@ def test_ascii_and_compact_stores_match_oracle(sc, fmt):
         path.write_bytes(text.encode("utf-8"))
         listing = os.listdir(folder)
         before = fingerprint(path)
+        args = cli_args(path, sc.results, sc.events, sc.now.isoformat())
+        env = {**CLEAN_ENV, "STREAMCLEAN_READER": reader}
 
-        report = run_cli(cli_args(path, sc.results, sc.events, sc.now.isoformat()))
+        if reader == "layout":
+            # Another layout: the layout reader either reads it exactly or refuses it whole.
+            result = CliRunner().invoke(main, args, env=env)
+            if result.exit_code == 1:
+                assert "not in the service's layout" in result.stderr and result.stderr.count("\n") == 1
+                assert fingerprint(path) == before and not leftovers(folder, listing)
+                return
+            assert result.exit_code == 0, result.stderr
+            report = json.loads(result.stdout)
+        else:
+            report = run_cli(args, env=env)
+        assert report["reader"] == reader
 
         assert_report(report, oracle_report, path=path, dry_run=False)
         out = path.read_bytes()

@@ -13,7 +13,8 @@ so that pass 2 can leave records out as byte ranges and copy everything kept und
   `STREAM` for an array to stream with `elements(member)`, or else the non-array value.
 - `elements(array)`: an array's elements, each decoded, the array's `value_end` set after.
 - `check(section)`: validate a section kept as it is; its end and entry count.
-- `known_section(section, span, out)`: a section pass 1 read already (`jobs`).
+- `known_section(section, span, out)`: the `jobs` object, which pass 1 read already (at `span`;
+  None if pass 1 found none, which the `layout` reader takes as a mismatch).
 - `find_jobs()`: pass 1's way to the `jobs` section (None if there is none).
 - `window`: the byte window kept bytes are copied from, or None (then the kernel copies them).
 

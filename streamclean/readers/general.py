@@ -327,9 +327,9 @@ class GeneralReader:
         member.value = sc.value()[0]
         return sc.offset(), 1
 
-    def known_section(self, member: Member, span: tuple[int, int], out) -> int:
+    def known_section(self, member: Member, span: tuple[int, int] | None, out) -> int:
         end = self.check(member)[0]
-        if (member.value_start, end) != span:
+        if span is not None and (member.value_start, end) != span:
             raise self.sc.error("the jobs section is not where pass 1 read it")  # the file changed under us
         return end
 

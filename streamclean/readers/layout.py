@@ -421,12 +421,12 @@ class LayoutReader:
         member.value = load(w.slice(start, end))
         return end, 1
 
-    def known_section(self, member: Member, span: tuple[int, int], out) -> int:
+    def known_section(self, member: Member, span: tuple[int, int] | None, out) -> int:
         """Pass 2 over a section pass 1 read already, from the same open file (`jobs`): once it
         starts where pass 1 found it, it is copied in the kernel without being read again, and
         its end checked. Returns where it ends."""
         w, start = self.window, member.value_start
-        if start != span[0]:
+        if span is None or start != span[0]:
             raise LayoutMismatch("the jobs section is not where pass 1 read it")
         end = span[1]
         if w.byte(start + 1) == 0x0A and end - start > 4:
@@ -513,7 +513,8 @@ class LayoutReader:
         # Long patterns: bytes.find runs about 2.5 times as fast on them as on `\n  "`.
         line = scan(stream, 0, b'\n  "jobs": ')
         if line < 0:
-            raise LayoutMismatch("no jobs section where the service puts it")
+            stream.seek(0)
+            return None  # no jobs: pass 2 refuses a `jobs` section it meets all the same
         if self._on_progress is not None:
             self._on_progress(line)
         events = scan(stream, 0, b'\n  "events": {\n', limit=line)
@@ -524,7 +525,8 @@ class LayoutReader:
             self.events_span = (events + len(b'\n  "events": '), line - 1)  # the value, without the comma
         start = line + len(b'\n  "jobs": ')
         if _read_at(stream, start, 1) != b"{":
-            raise LayoutMismatch("jobs is not an object")
+            stream.seek(0)
+            return None  # `jobs` is not an object: no job is terminal; pass 2 checks its value
         stream.seek(start)
         self.window = Window(stream, self._on_progress, start)
         return Member("jobs", line + 3, start, -1)
