@@ -86,8 +86,10 @@ class Faults:
 
 
 VARIANTS = {
-    # name: (store fixture, extra options, renameat2 available)
+    # name: (store fixture, extra options, renameat2 available); the store's own layout is read
+    # by the layout reader, other layouts (and "/general") by the general reader
     "service-layout": ("service_store", [], True),
+    "service-layout/general": ("service_store", [], True),
     "compact": ("compact_store", [], True),
     "backup": ("service_store", ["--backup"], True),
     "no-renameat2": ("service_store", [], False),
@@ -101,6 +103,8 @@ OLDER_BACKUP = b'{"an": "older backup"}'
 def test_failing_any_file_operation_leaves_the_store_as_it_was(variant, request, tmp_path, monkeypatch):
     fixture, extra, exchange = VARIANTS[variant]
     old, new = request.getfixturevalue(fixture)
+    reader = "general" if variant.endswith("/general") or fixture == "compact_store" else "layout"
+    monkeypatch.setenv("STREAMCLEAN_READER", reader)
     backup = OLDER_BACKUP if "--backup" in extra else None
     if not exchange:
         monkeypatch.setattr(fs, "_renameat2", None)
@@ -109,7 +113,8 @@ def test_failing_any_file_operation_leaves_the_store_as_it_was(variant, request,
     counting = Faults(real_call)
     store = _fresh(tmp_path, old, backup)
     monkeypatch.setattr(fs, "call", counting)
-    assert _invoke(store, *extra).exit_code == 0
+    result = _invoke(store, *extra)
+    assert result.exit_code == 0 and json.loads(result.stdout)["reader"] == reader
     assert store.read_bytes() == new
     operations = counting.calls
     assert operations.count("fsync") == 1 and "fsync_dir" in operations
