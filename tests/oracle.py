@@ -82,7 +82,8 @@ def clean_state(state, *, results_ttl, events_ttl, now, jobs_ttl=None):
         jc["delete_count"] = len(removed)
         jc["kept_count"] = jc["total"] - jc["delete_count"]
         jc["cutoff"] = jobs_cutoff.isoformat()
-        new_state["jobs"] = {key: job for key, job in jobs.items() if key not in removed}
+        if isinstance(state.get("jobs"), dict):
+            new_state["jobs"] = {key: job for key, job in jobs.items() if key not in removed}
         if isinstance(state.get("notifications"), dict):
             kept = {}
             for key, note in state["notifications"].items():
