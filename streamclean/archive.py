@@ -139,7 +139,11 @@ class ArchiveWriter:
         line["after"] = after
         if self._body is None:
             self._open_body()
-        self._body.write(orjson.dumps(line) + b"\n")
+        try:
+            encoded = orjson.dumps(line)
+        except TypeError:  # a key with a lone surrogate (written escaped in the store): escaped here too
+            encoded = json.dumps(line, ensure_ascii=True).encode()
+        self._body.write(encoded + b"\n")
         self.records += 1
 
     def _open_body(self) -> None:
@@ -266,6 +270,13 @@ class ArchiveReader:
         self._stream = gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
         self._raw = raw
         self._number = 0
+        try:
+            self._read_header()
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_header(self) -> None:
         first = self._next_line()
         if first is None:
             raise self.error("the archive is empty")
@@ -305,7 +316,10 @@ class ArchiveReader:
         try:
             item = orjson.loads(line)
         except orjson.JSONDecodeError:
-            raise self.error("not a JSON object") from None
+            try:  # a lone surrogate escape (in a key), which orjson refuses and JSON allows
+                item = json.loads(line.decode("utf-8"))
+            except ValueError:
+                raise self.error("not a JSON object") from None
         if not isinstance(item, dict):
             raise self.error("not a JSON object")
         section, key, position = item.get("section"), item.get("key"), item.get("position")

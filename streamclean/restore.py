@@ -42,6 +42,10 @@ from .units import megabytes
 Progress = Callable[[str, int, int], None]
 
 
+class _NoPlace(ArchiveError):
+    """An archived record that has no place in the store (its section or array is missing)."""
+
+
 @dataclass
 class RestoreReport:
     """What a restore found and did; counts are archive lines (records) by section, a whole
@@ -117,6 +121,11 @@ def restore(
                 try:
                     _attempt(name, store, source, snapshot, archive_file, header, report, write, progress)
                     break
+                except _NoPlace:
+                    if report.store_matches:
+                        raise
+                    report.restored["(no place)"] += 1  # another store: refused below
+                    break
                 except LayoutMismatch:
                     source.seek(0)
                     if choice == "layout":
@@ -125,7 +134,7 @@ def restore(
     if not report.store_matches and report.restored_count:
         raise ArchiveError(
             f"the archive {archive_file} was made from another store (or this one changed since): "
-            f"{report.restored_count} of its records are missing here, and the store is not the one "
+            f"{'some' if '(no place)' in report.restored else report.restored_count} of its records are missing here, and the store is not the one "
             f"it names ({header['after']['size']} bytes, sha256 {header['after']['sha256'][:16]}…)",
             "the store was left unchanged; restore onto the store that cleanup produced",
         )
@@ -219,7 +228,7 @@ class _Merge:
         self.out.finish(size)
         if self._next is not None:
             entry = self._next
-            raise ArchiveError(f"archive line {entry.line}: the store has no place for it (section "
+            raise _NoPlace(f"archive line {entry.line}: the store has no place for it (section "
                                f"{entry.section!r} missing, not an object, or out of order)",
                                "the store was left unchanged")
 
@@ -252,7 +261,7 @@ class _Merge:
         group = []
         while (entry := self.peek("events")) is not None and (key is None or entry.key < key):
             if entry.position is not None:
-                raise ArchiveError(f"archive line {entry.line}: the events array of job {entry.key!r} "
+                raise _NoPlace(f"archive line {entry.line}: the events array of job {entry.key!r} "
                                    "is not in the store", "the store was left unchanged")
             group.append(self.take())
         return group
