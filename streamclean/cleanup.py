@@ -132,12 +132,12 @@ class Run:
                     self.seal(archive, replace, out)
                 with signals.critical_section():
                     replace.commit()
-                self.report.rewritten = True
+                    self.report.rewritten = True
+                    if archive is not None:  # named in the same breath: a signal waits for it too
+                        archive.publish()
+                        self.report.archive = archive.as_report()
         if archive is not None:
             archive.close_body()
-            if self.report.rewritten:
-                archive.publish()
-                self.report.archive = archive.as_report()
         report = self.report
         report.reader = name
         report.terminal_job_count, report.active_job_count = index.terminal_count, index.active_count
