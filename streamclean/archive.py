@@ -60,6 +60,9 @@ def refuse_existing(path: str | os.PathLike) -> None:
             f"the archive file exists already: {path}",
             "give a new name, for example one with the date: --archive-file archive-$(date +%Y%m%dT%H%M%S).jsonl.gz",
         )
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise ArchiveError(f"the archive's folder does not exist: {folder}", "create it, or give another --archive-file")
 
 
 def temp_name(path: Path) -> Path:

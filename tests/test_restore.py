@@ -301,3 +301,13 @@ def test_a_restore_onto_a_partly_restored_store_counts_what_is_there(tmp_path):
     result = run(restore_args(store, archive), code=1)
     assert "9 of its records are missing here" in result.stderr
     assert fingerprint(store) == before
+
+
+def test_an_archive_in_a_missing_folder_is_refused_before_the_store_is_read(tmp_path):
+    store = tmp_path / "store.v1.json"
+    store.write_bytes(service_bytes(small_state()))
+    before = fingerprint(store)
+    result = run(["clean", "--store-file", store, "--now", NOW_ISO, "--archive-file", tmp_path / "no" / "a.jsonl"], code=1)
+    assert result.stderr == (f"streamclean: error: the archive's folder does not exist: {tmp_path / 'no'}; "
+                             "create it, or give another --archive-file\n")
+    assert fingerprint(store) == before and sorted(os.listdir(tmp_path)) == ["store.v1.json"]
