@@ -179,6 +179,10 @@ def _clean(runner: str, quiet: bool, **options) -> tuple[CleanupReport, str]:
 def summary_line(runner: str, report: CleanupReport, seconds: float) -> str:
     """One line for a person: what went, what stayed, how much space, how long."""
     deleted = f"{_count(report.results.delete_count, 'result')} and {_count(report.events.delete_count, 'event')}"
+    if report.policy.jobs.enabled:  # job retention: the jobs too (their results and events are counted above)
+        deleted = (f"{_count(report.jobs.delete_count, 'job')}, {_count(report.results.delete_count, 'result')}, "
+                   f"{_count(report.events.delete_count, 'event')} and "
+                   f"{_count(report.with_jobs.notifications, 'notification')}")
     kept = f"{_count(report.results.kept_count, 'result')} and {_count(report.events.kept_count, 'event')}"
     freed = megabytes(report.bytes_before - report.bytes_after)
     if report.dry_run:

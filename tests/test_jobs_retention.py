@@ -285,3 +285,13 @@ def test_inspect_shows_what_job_retention_would_free(tmp_path):
     assert re.search(r"\n  jobs +2 of +5 +40.0 %  cutoff 2026-03-09T12:00:00\+00:00; 2 terminal without finished_at kept\n", text)
     assert "with them 2 of the results, 4 of the events above, and 2 of 4 notifications" in text
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["store.v1.json"]
+
+
+def test_the_summary_line_names_the_jobs(tmp_path):
+    path = tmp_path / "store.v1.json"
+    path.write_bytes(service_bytes(edge_state()))
+    result = CliRunner().invoke(main, ["clean", "--store-file", str(path), "--now", NOW_ISO, "--jobs-ttl-seconds", "1d"],
+                                env=ENV)
+    assert result.exit_code == 0
+    assert re.fullmatch(r"streamclean: deleted 2 jobs, 2 results, 6 events and 2 notifications, kept 2 results "
+                        r"and 1 event; 0.0 MB freed in \d+\.\d s\n", result.stderr), result.stderr
