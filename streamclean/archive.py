@@ -70,30 +70,68 @@ def temp_name(path: Path) -> Path:
 
 
 class _Body:
-    """Bytes to a descriptor through `fs`, buffered, gzip-compressed as one member when asked."""
+    """Bytes to a descriptor through `fs`, buffered, gzip-compressed as one member when asked.
+    With `threaded`, full buffers are compressed and written on a thread of their own
+    (`splice._DiskWriter`: zlib and os.write release the GIL), while pass 2 goes on; `close()`
+    must follow, also on failure, before the descriptor is closed."""
 
-    def __init__(self, fd: int, gzip: bool) -> None:
+    def __init__(self, fd: int, gzip: bool, threaded: bool = False) -> None:
         self.fd = fd
         self._buffer = bytearray()
         self._zip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
         self.written = 0
+        self._disk = None
+        if threaded:
+            from .splice import _DiskWriter
+
+            with signals.critical_section(deliver=True):  # the thread must be known to close()
+                self._disk = _DiskWriter(self._emit, fd)
 
     def write(self, data: bytes) -> None:
         self._buffer += data
         if len(self._buffer) >= _BUFFER:
-            self._flush()
+            chunk = bytes(self._buffer)
+            self._buffer.clear()
+            self._hand(chunk)
 
-    def _flush(self, final: bool = False) -> None:
-        data = bytes(self._buffer)
-        self._buffer.clear()
+    def _hand(self, chunk) -> None:
+        if self._disk is not None:
+            self._disk.put(chunk)
+        elif callable(chunk):
+            chunk()
+        else:
+            self._emit(self.fd, chunk)
+
+    def _emit(self, fd: int, data: bytes) -> None:
         if self._zip is not None:
-            data = self._zip.compress(data) + (self._zip.flush() if final else b"")
+            data = self._zip.compress(data)
         if data:
-            _write(self.fd, data)
+            _write(fd, data)
             self.written += len(data)
 
+    def _final(self) -> None:
+        if self._zip is not None:
+            tail = self._zip.flush()
+            _write(self.fd, tail)
+            self.written += len(tail)
+
     def finish(self) -> None:
-        self._flush(final=True)
+        """Everything written (on the thread, in order) and the gzip member ended."""
+        if self._buffer:
+            chunk = bytes(self._buffer)
+            self._buffer.clear()
+            self._hand(chunk)
+        self._hand(self._final)
+        if self._disk is not None:
+            disk, self._disk = self._disk, None
+            disk.close()
+
+    def close(self) -> None:
+        """Stop the thread, whatever happened; raises nothing."""
+        if self._disk is not None:
+            with signals.critical_section():
+                self._disk.abandon()
+            self._disk = None
 
 
 def _write(fd: int, data: bytes) -> None:
@@ -155,7 +193,7 @@ class ArchiveWriter:
         fd = unnamed_file(self.path)
         if fd is None:
             raise WriteError(f"cannot create the archive beside {self.path}", "its folder must exist and be writable")
-        self._body = _Body(fd, self._gzip)
+        self._body = _Body(fd, self._gzip, threaded=True)
 
     def seal(self, header: dict) -> None:
         """Before the swap: header and body under the temporary name, fsynced."""
@@ -203,6 +241,7 @@ class ArchiveWriter:
 
     def close_body(self) -> None:
         if self._body is not None:
+            self._body.close()
             with signals.critical_section():
                 try:
                     os.close(self._body.fd)
