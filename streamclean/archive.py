@@ -80,6 +80,7 @@ class _Body:
         self._buffer = bytearray()
         self._zip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
         self.written = 0
+        self._finished = False
         self._disk = None
         if threaded:
             from .splice import _DiskWriter
@@ -116,7 +117,10 @@ class _Body:
             self.written += len(tail)
 
     def finish(self) -> None:
-        """Everything written (on the thread, in order) and the gzip member ended."""
+        """Everything written (on the thread, in order) and the gzip member ended; once."""
+        if self._finished:
+            return
+        self._finished = True
         if self._buffer:
             chunk = bytes(self._buffer)
             self._buffer.clear()
@@ -161,9 +165,16 @@ class ArchiveWriter:
         self.size = 0
 
     def record(self, section: str, key: str, position: int | None, start: int, value_start: int,
-               value_end: int, resume: int | None) -> None:
+               value_end: int, resume: int | None, head: bytes | None = None) -> None:
+        """One record left out: bytes `start` to `resume` (or `value_end`) of the store, its
+        value from `value_start`; `head`, if given, holds the bytes up to `value_end` already."""
         end = value_end if resume is None else resume
-        raw = os.pread(self._source_fd, end - start, start)
+        if head is None:
+            raw = os.pread(self._source_fd, end - start, start)
+        elif end > value_end:
+            raw = head + os.pread(self._source_fd, end - value_end, value_end)
+        else:
+            raw = head
         if len(raw) != end - start:
             raise WriteError("the store ended early while archiving a record", "the store was left unchanged; run again")
         try:
@@ -187,10 +198,43 @@ class ArchiveWriter:
         self._body.write(encoded + b"\n")
         self.records += 1
 
+    @classmethod
+    def part(cls, path: str | os.PathLike, source_fd: int, fd: int) -> "ArchiveWriter":
+        """The archive of a worker's part of pass 2 (`split.TailWorker`), into the unnamed
+        file `fd` the main process made: a gzip member of its own, appended to the main
+        process's part afterwards (`append_part`)."""
+        part = cls(path, source_fd, Path(path))
+        part._part_fd = fd
+        return part
+
+    def finish_part(self) -> tuple[int, int]:
+        """In the worker: the part complete; its records and bytes."""
+        if self._body is None:
+            return 0, 0
+        self._body.finish()
+        return self.records, self._body.written
+
+    def append_part(self, fd: int, records: int, nbytes: int) -> None:
+        """In the main process, once its own part is done: the worker's part after it."""
+        if not records:
+            return
+        if self._body is None:
+            self._open_body()
+        self._body.finish()
+        try:
+            fs.copy_range(fd, self._body.fd, nbytes, 0)
+        except OSError as exc:
+            raise WriteError(f"cannot write the archive: {exc.strerror or exc}",
+                             "the store was left unchanged; free space beside the archive and run again") from None
+        self._body.written += nbytes
+        self.records += records
+
+    _part_fd: int | None = None
+
     def _open_body(self) -> None:
         from .split import unnamed_file  # the worker file's kind: no name, so nothing left behind
 
-        fd = unnamed_file(self.path)
+        fd = unnamed_file(self.path) if self._part_fd is None else self._part_fd
         if fd is None:
             raise WriteError(f"cannot create the archive beside {self.path}", "its folder must exist and be writable")
         self._body = _Body(fd, self._gzip, threaded=True)

@@ -189,9 +189,10 @@ class Run:
                    archive=None) -> split.TailWorker | None:
         """The store's tail filtered on the second core, when there is one and room for the
         worker's output beside the old store and the new one (worst case: nothing deleted).
-        Not with an archive, which is written by this process alone in store order; with job
-        retention, the tail starts where `jobs` ends (the events object is filtered whole)."""
-        if jobs_span is None or archive is not None or not self.may_fork(name):
+        With an archive, the worker archives its part into an unnamed file of its own, which
+        this process appends behind its own part (store order); with job retention, the tail
+        starts where `jobs` ends (the events object is filtered whole)."""
+        if jobs_span is None or not self.may_fork(name):
             return None
         splitter = getattr(reader_class(name), "tail_split", None)
         if splitter is None:
@@ -212,8 +213,16 @@ class Run:
             segment = split.unnamed_file(replace.store)
             if segment is None:
                 return None
+        archive_fd = None
+        if archive is not None:
+            archive_fd = split.unnamed_file(archive.path)
+            if archive_fd is None:
+                if segment is not None:
+                    os.close(segment)
+                return None
         return split.TailWorker(self.source.fileno(), start, in_events, size, index, jobs_span, judge,
-                                segment, _copy_range, _write_new_store, survey)
+                                segment, _copy_range, _write_new_store, survey,
+                                None if archive is None else archive.path, archive_fd)
 
     def may_fork(self, name: str) -> bool:
         """A worker process pays off (`auto`): a store big enough and a second CPU; `2` forces

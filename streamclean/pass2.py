@@ -42,7 +42,8 @@ def filter_store(reader, out: RangeWriter, index: JobIndex, jobs_span: Span | No
             previous = reader.top_open + 1
         if tail is not None and tail.in_events and section.key == "events":
             # The worker took over behind the job whose events end at `tail.start`.
-            count = _filter_events(reader, section.value_start, index, judge, out, survey, stop_at=tail.start)[1]
+            count = _filter_events(reader, section.value_start, index, judge, out, survey, stop_at=tail.start,
+                                   archive=archive)[1]
             if survey is not None:
                 survey.section("events", tail.start - previous, count, section.start)
             break
@@ -69,6 +70,8 @@ def filter_store(reader, out: RangeWriter, index: JobIndex, jobs_span: Span | No
         if survey is not None:
             survey.add(done.survey)
         out.finish_with_tail(tail.start, done, tail.copy_output)
+        if archive is not None and done.archived is not None:
+            archive.append_part(tail.archive_fd, *done.archived)  # the worker's records follow ours
     if not jobs_confirmed:
         raise LayoutMismatch("the jobs section pass 1 read is not the top-level one")
 
@@ -85,10 +88,11 @@ class Tail:
     skipped: int
     jobs_confirmed: bool = False
     survey: object = None
+    archived: tuple[int, int] | None = None  # the archive part's records and bytes, if archiving
 
 
 def filter_tail(reader, start: int, in_events: bool, out: RangeWriter, index: JobIndex,
-                jobs_span: Span | None, judge: Judge, size: int, survey=None) -> Tail:
+                jobs_span: Span | None, judge: Judge, size: int, survey=None, archive=None) -> Tail:
     """Pass 2 over the store's tail, every byte from `start`, as `filter_store` would filter
     it. `start` is where the top-level `jobs` value ends or, `in_events`, where a job's events
     array ends inside the events section; the reader begins there.
@@ -99,16 +103,19 @@ def filter_tail(reader, start: int, in_events: bool, out: RangeWriter, index: Jo
     seen: set[str] = set()
     resume_after = start
     if in_events:
-        resume_after, count = _filter_events(reader, None, index, judge, out, survey, resume_after=start)
+        resume_after, count = _filter_events(reader, None, index, judge, out, survey, resume_after=start,
+                                             archive=archive)
         if survey is not None:
             survey.section("events", resume_after - start, count)
     jobs_confirmed = False
     previous = resume_after
     for section in reader.sections(seen, resume_after=resume_after):
-        previous = section.value_end = _filter_section(reader, section, index, jobs_span, judge, out, survey, previous)
+        previous = section.value_end = _filter_section(reader, section, index, jobs_span, judge, out, survey, previous,
+                                                       archive)
         jobs_confirmed = jobs_confirmed or (section.key == "jobs" and jobs_span is not None)
     out.finish(size)
-    return Tail(judge, seen, out.diverged, out.skipped, jobs_confirmed, survey)
+    archived = archive.finish_part() if archive is not None else None
+    return Tail(judge, seen, out.diverged, out.skipped, jobs_confirmed, survey, archived)
 
 
 def _splice(out, open_at: int, archive, section: str, key: str | None = None) -> Splice:

@@ -95,7 +95,10 @@ class ArchivingSplice(Splice):
     def drop(self, member) -> None:
         if self._pending is not None:
             self._hand_over(None)
-        self._pending = (member.key, self._position, self._previous_end, member.value_start, member.value_end)
+        start, end = self._previous_end, member.value_end
+        w = self._out._w  # the reader's window holds the member now (from the value before it on)
+        head = bytes(w.buf[start - w.base : end - w.base]) if w is not None and w.base <= start and end <= w.end else None
+        self._pending = (member.key, self._position, start, member.value_start, end, head)
         super().drop(member)
         self._previous_end = member.value_end
         self._position += 1
@@ -120,12 +123,13 @@ class ArchivingSplice(Splice):
         raise TypeError("an archived container is dropped member by member")
 
     def _hand_over(self, resume: int | None) -> None:
-        key, position, start, value_start, value_end = self._pending
+        key, position, start, value_start, value_end, head = self._pending
         self._pending = None
-        if self._key is None:
-            self._archive.record(self._section, key, None, start, value_start, value_end, resume)
+        if self._key is not None:
+            key = self._key
         else:
-            self._archive.record(self._section, self._key, position, start, value_start, value_end, resume)
+            position = None
+        self._archive.record(self._section, key, position, start, value_start, value_end, resume, head)
 
 
 class RangeWriter:
