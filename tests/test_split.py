@@ -209,16 +209,23 @@ class RoleFaults:
         return [tuple(line.split()) for line in self.log.read_text().splitlines()]
 
 
-def test_failing_any_file_operation_of_either_process_leaves_the_store(tmp_path, stores, monkeypatch):
-    old, new, _ = stores
+def _operations_by_role(tmp_path: Path, old: bytes, monkeypatch, *extra: str):
+    """A successful run on a copy of `old` in `tmp_path/store`: the folder, the real fs.call and
+    the (role, operation) pairs the run made."""
     folder = tmp_path / "store"
     folder.mkdir()
     real_call = fs.call
     counting = RoleFaults(real_call, tmp_path / "count.log", os.getpid())
     monkeypatch.setattr(fs, "call", counting)
     store = _fresh(folder, old)
-    assert _invoke(store).exit_code == 0 and store.read_bytes() == new
-    operations = counting.operations()
+    assert _invoke(store, *extra).exit_code == 0
+    return folder, real_call, counting.operations()
+
+
+def test_failing_any_file_operation_of_either_process_leaves_the_store(tmp_path, stores, monkeypatch):
+    old, new, _ = stores
+    folder, real_call, operations = _operations_by_role(tmp_path, old, monkeypatch)
+    assert (folder / "store.v1.json").read_bytes() == new
     by_role = {role: [op for r, op in operations if r == role] for role in ("parent", "worker")}
     assert by_role["worker"], "the worker wrote nothing: it did not run"
     swap = by_role["parent"].index("exchange")
@@ -404,14 +411,9 @@ def test_two_processes_archive_what_one_archives(tmp_path, stores, monkeypatch):
 
 def test_failing_any_file_operation_of_the_worker_while_archiving_leaves_no_archive(tmp_path, stores, monkeypatch):
     old, new, _ = stores
-    folder = tmp_path / "store"
-    folder.mkdir()
-    real_call = fs.call
-    counting = RoleFaults(real_call, tmp_path / "count.log", os.getpid())
-    monkeypatch.setattr(fs, "call", counting)
-    store = _fresh(folder, old)
-    assert _invoke(store, "--archive-file", str(folder / "a.jsonl.gz")).exit_code == 0
-    ops = [op for role, op in counting.operations() if role == "worker"]
+    folder, real_call, operations = _operations_by_role(tmp_path, old, monkeypatch, "--archive-file",
+                                                         str(tmp_path / "store" / "a.jsonl.gz"))
+    ops = [op for role, op in operations if role == "worker"]
     assert ops.count("write") >= 2, ops  # the worker's new store and its part of the archive
     for n, op in enumerate(ops):
         monkeypatch.setattr(fs, "call", RoleFaults(real_call, tmp_path / f"{n}.log", os.getpid(), "worker", n))
