@@ -311,3 +311,47 @@ def test_an_archive_in_a_missing_folder_is_refused_before_the_store_is_read(tmp_
     assert result.stderr == (f"streamclean: error: the archive's folder does not exist: {tmp_path / 'no'}; "
                              "create it, or give another --archive-file\n")
     assert fingerprint(store) == before and sorted(os.listdir(tmp_path)) == ["store.v1.json"]
+
+
+def _spec_store() -> bytes:
+    from test_oracle_agreement import SPEC_STORE
+
+    return SPEC_STORE.encode()
+
+
+@pytest.mark.parametrize("name, blob", [
+    ("small", service_bytes(small_state())),
+    ("edge", service_bytes(edge_state())),
+    ("spec", _spec_store()),
+])
+@pytest.mark.parametrize("jobs_ttl", [None, "1d", "0"])
+def test_the_hand_written_stores_round_trip(tmp_path, reader, name, blob, jobs_ttl):
+    extra = [] if jobs_ttl is None else ["--jobs-ttl-seconds", jobs_ttl]
+    cleaned = assert_round_trip(tmp_path, blob, lambda store: ["clean", "--store-file", store, "--now", NOW_ISO, *extra],
+                                "", {"STREAMCLEAN_READER": reader})
+    assert cleaned is not None and cleaned["reader"] == reader
+
+
+def test_restore_writes_its_report_with_output_json(tmp_path):
+    store, archive = _cleaned_with_archive(tmp_path)
+    out = tmp_path / "reports" / "restore.json"
+    printed = run(restore_args(store, archive, "--output-json", out))
+    assert json.loads(out.read_text()) == printed and printed["command"] == "restore"
+
+
+def test_a_restore_that_meets_a_write_gives_way(tmp_path, monkeypatch):
+    from streamclean import swap
+
+    store, archive = _cleaned_with_archive(tmp_path)
+    cleaned = store.read_bytes()
+    real = swap.AtomicReplace.commit
+
+    def service_writes_first(self):
+        os.utime(store, ns=(1, 1))
+        return real(self)
+
+    monkeypatch.setattr(swap.AtomicReplace, "commit", service_writes_first)
+    result = run(restore_args(store, archive), code=75)
+    assert "changed by someone else" in result.stderr
+    assert store.read_bytes() == cleaned
+    assert sorted(os.listdir(tmp_path)) == ["archive.jsonl.gz", "store.v1.json", "store.v1.json.lock"]
