@@ -71,22 +71,25 @@ def temp_name(path: Path) -> Path:
 
 class _Body:
     """Bytes to a descriptor through `fs`, buffered, gzip-compressed as one member when asked.
-    With `threaded`, full buffers are compressed and written on a thread of their own
+    After `start_thread`, full buffers are compressed and written on a thread of their own
     (`splice._DiskWriter`: zlib and os.write release the GIL), while pass 2 goes on; `close()`
     must follow, also on failure, before the descriptor is closed."""
 
-    def __init__(self, fd: int, gzip: bool, threaded: bool = False) -> None:
+    def __init__(self, fd: int, gzip: bool) -> None:
         self.fd = fd
         self._buffer = bytearray()
         self._zip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
         self.written = 0
         self._finished = False
         self._disk = None
-        if threaded:
-            from .splice import _DiskWriter
 
-            with signals.critical_section(deliver=True):  # the thread must be known to close()
-                self._disk = _DiskWriter(self._emit, fd)
+    def start_thread(self) -> None:
+        """Compress and write on a thread from now on (call once this body is known to
+        whoever will `close()` it)."""
+        from .splice import _DiskWriter
+
+        with signals.critical_section(deliver=True):  # the thread must be known to close()
+            self._disk = _DiskWriter(self._emit, self.fd)
 
     def write(self, data: bytes) -> None:
         self._buffer += data
@@ -127,8 +130,8 @@ class _Body:
             self._hand(chunk)
         self._hand(self._final)
         if self._disk is not None:
-            disk, self._disk = self._disk, None
-            disk.close()
+            self._disk.close()  # on an error (or a signal) here, `close()` still stops the thread
+            self._disk = None
 
     def close(self) -> None:
         """Stop the thread, whatever happened; raises nothing."""
@@ -237,7 +240,8 @@ class ArchiveWriter:
         fd = unnamed_file(self.path) if self._part_fd is None else self._part_fd
         if fd is None:
             raise WriteError(f"cannot create the archive beside {self.path}", "its folder must exist and be writable")
-        self._body = _Body(fd, self._gzip, threaded=True)
+        self._body = _Body(fd, self._gzip)
+        self._body.start_thread()
 
     def seal(self, header: dict) -> None:
         """Before the swap: header and body under the temporary name, fsynced."""

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,7 @@ def test_failing_any_operation_of_a_clean_with_an_archive(tmp_path, stores, monk
             assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"], case
         else:
             assert "the store is cleaned" in lines[0] or "now holds the cleaned store" in lines[0], case
+        assert not _writer_threads(), case
     assert outcomes == {"old", "new"}  # faults after the swap were reached too
 
 
@@ -262,7 +264,13 @@ def test_a_signal_at_any_operation_of_a_clean_with_an_archive(tmp_path, stores, 
         else:  # inside the swap and the naming the signal waits: the run completes
             assert result.exit_code == 0, (case, result.stderr)
             assert (tmp_path / ARCHIVE).exists(), case
+        assert not _writer_threads(), case
     assert states == {"old", "new"}
+
+
+def _writer_threads() -> list:
+    """Writer threads still running (the store's, the archive's): each run must stop its own."""
+    return [thread for thread in threading.enumerate() if thread.name == "streamclean-writer" and thread.is_alive()]
 
 
 def test_a_signal_at_any_operation_of_a_restore(tmp_path, stores, monkeypatch, handlers_restored):
@@ -284,3 +292,4 @@ def test_a_signal_at_any_operation_of_a_restore(tmp_path, stores, monkeypatch, h
             assert result.stderr == "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n", case
             assert store.read_bytes() == new, case
         assert sorted(os.listdir(tmp_path)) == [ARCHIVE, "store.v1.json", "store.v1.json.lock"], case
+        assert not _writer_threads(), case
