@@ -38,7 +38,7 @@ from pathlib import Path
 import orjson
 
 from . import fs, signals
-from .errors import StreamcleanError, UsageError, WriteError
+from .errors import StreamcleanError, WriteError
 
 FORMAT = 1
 GZIP_LEVEL = 1  # gzip's default ran at 17.6 MB/s here, level 1 at 114 MB/s
@@ -166,6 +166,7 @@ class ArchiveWriter:
         self._temp_exists = False
         self.records = 0
         self.size = 0
+        self._part_fd: int | None = None  # a worker's part: the file the main process made for it
 
     def record(self, section: str, key: str, position: int | None, start: int, value_start: int,
                value_end: int, resume: int | None, head: bytes | None = None) -> None:
@@ -231,8 +232,6 @@ class ArchiveWriter:
                              "the store was left unchanged; free space beside the archive and run again") from None
         self._body.written += nbytes
         self.records += records
-
-    _part_fd: int | None = None
 
     def _open_body(self) -> None:
         from .split import unnamed_file  # the worker file's kind: no name, so nothing left behind
@@ -474,9 +473,3 @@ def joined(entries: list[Entry], after_a_member: bool, before_a_member: bool) ->
             after = after.replace(b",", b"", 1)
         parts += (separator, entry.head, entry.text, after)
     return b"".join(parts)
-
-
-def check_name(path: str | os.PathLike, what: str = "--archive-file") -> str:
-    if not str(path):
-        raise UsageError(f"{what}: an empty name")
-    return str(path)

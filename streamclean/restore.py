@@ -117,6 +117,7 @@ def restore(
             after = header["after"]
             report.store_matches = snapshot.size == after["size"] and _digest(source.fileno()) == after["sha256"]
             write = report.store_matches and not dry_run
+            no_place = False  # an archived record with no place in this store at all
             for name in candidates(choice):
                 try:
                     _attempt(name, store, source, snapshot, archive_file, header, report, write, progress)
@@ -124,17 +125,17 @@ def restore(
                 except _NoPlace:
                     if report.store_matches:
                         raise
-                    report.restored["(no place)"] += 1  # another store: refused below
+                    no_place = True  # another store: refused below
                     break
                 except LayoutMismatch:
                     source.seek(0)
                     if choice == "layout":
                         raise InvalidStoreError("not in the service's layout, which STREAMCLEAN_READER=layout "
                                                 "requires (valid JSON: unset it, or set auto or general)") from None
-    if not report.store_matches and report.restored_count:
+    if not report.store_matches and (report.restored_count or no_place):
         raise ArchiveError(
             f"the archive {archive_file} was made from another store (or this one changed since): "
-            f"{'some' if '(no place)' in report.restored else report.restored_count} of its records are missing here, and the store is not the one "
+            f"{'some' if no_place else report.restored_count} of its records are missing here, and the store is not the one "
             f"it names ({header['after']['size']} bytes, sha256 {header['after']['sha256'][:16]}…)",
             "the store was left unchanged; restore onto the store that cleanup produced",
         )
