@@ -171,14 +171,12 @@ class ArchiveWriter:
     def record(self, section: str, key: str, position: int | None, start: int, value_start: int,
                value_end: int, resume: int | None, head: bytes | None = None) -> None:
         """One record left out: bytes `start` to `resume` (or `value_end`) of the store, its
-        value from `value_start`; `head`, if given, holds the bytes up to `value_end` already."""
+        value from `value_start`; `head`, if given, holds the first of those bytes already (read
+        from the reader's window), the rest are read from the store."""
         end = value_end if resume is None else resume
-        if head is None:
-            raw = os.pread(self._source_fd, end - start, start)
-        elif end > value_end:
-            raw = head + os.pread(self._source_fd, end - value_end, value_end)
-        else:
-            raw = head
+        raw = head or b""
+        if len(raw) < end - start:
+            raw += os.pread(self._source_fd, end - start - len(raw), start + len(raw))
         if len(raw) != end - start:
             raise WriteError("the store ended early while archiving a record", "the store was left unchanged; run again")
         try:

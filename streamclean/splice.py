@@ -125,6 +125,10 @@ class ArchivingSplice(Splice):
     def _hand_over(self, resume: int | None) -> None:
         key, position, start, value_start, value_end, head = self._pending
         self._pending = None
+        if head is not None and resume is not None and resume > value_end:
+            w = self._out._w  # the separator behind it is in the window too, as it is decided now
+            if w is not None and w.base <= value_end and resume <= w.end:
+                head += w.buf[value_end - w.base : resume - w.base]
         if self._key is not None:
             key = self._key
         else:
