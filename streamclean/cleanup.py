@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from . import archive as archives
 from . import fs, pass1, pass2, signals, split
 from .errors import InvalidStoreError, StoreFileError, UsageError, WriteError
+from .index import NO_FINISHED_AT, REMOVED
 from .judge import Judge
 from .lock import StoreLock
 from .policy import RetentionPolicy
@@ -50,14 +52,20 @@ def clean(
     reader: str = "auto",
     workers: str | int = "auto",
     survey: Callable[[], object] | None = None,
+    archive_file: str | os.PathLike | None = None,
 ) -> CleanupReport:
     """Apply the retention policy to the store at `store_file`.
 
     Raises a StreamcleanError subclass on failure, with the store exactly as it was. When
     nothing is to be deleted, or in a dry run, nothing is written at all. With `survey`, a
     factory of an observer the passes tell what they read (`inspect`), the report carries it.
+    With `archive_file`, every record removed is kept there for `restore` (see `archive.py`);
+    an existing file is refused before the store is opened, and a dry run or a run that
+    deletes nothing writes none.
     """
     choice, workers = check_reader(reader), check_workers(workers)
+    if archive_file is not None:
+        archives.refuse_existing(archive_file)
     # A symlinked store is cleaned where it lives; the link itself stays a link.
     store = Path(os.path.realpath(store_file))
     signals.run_started()
@@ -68,7 +76,8 @@ def clean(
         with nullcontext() if dry_run else StoreLock(Path(lock_file or f"{store}.lock")):
             if not dry_run:
                 remove_leftovers(store)
-            run = Run(store, source, snapshot, policy, report, dry_run, backup, progress, workers, survey)
+            run = Run(store, source, snapshot, policy, report, dry_run, backup, progress, workers, survey,
+                      None if archive_file is None else Path(archive_file))
             if snapshot.size == 0:
                 report.survey = survey() if survey else None
                 return report  # an empty store: nothing to read, nothing to delete
@@ -97,28 +106,38 @@ class Run:
     progress: Progress | None
     workers: str
     survey: Callable[[], object] | None
+    archive_file: Path | None = None
 
     def attempt(self, name: str) -> None:
         """Both passes and the swap on the reader `name`; LayoutMismatch if it does not fit."""
         survey = self.survey() if self.survey else None
         index, jobs_span, events_span = self.pass1(name, survey)
         judge = Judge(self.policy)
-        replace = None
+        replace = archive = None
         if not self.dry_run:
             backup = self.store.with_name(self.store.name + ".bak") if self.backup else None
             replace = AtomicReplace(self.store, self.snapshot, backup)
             self.ensure_space(name, index, jobs_span)
-        with _rolled_back_on_error(replace):
-            tail = self.start_tail(name, index, jobs_span, events_span, judge, replace, survey)
+            if self.archive_file is not None:
+                archive = archives.ArchiveWriter(self.archive_file, self.source.fileno(), self.store)
+        with _rolled_back_on_error(replace, archive):
+            tail = self.start_tail(name, index, jobs_span, events_span, judge, replace, survey, archive)
             try:
-                out = self.pass2(name, index, jobs_span, judge, replace, tail, survey)
+                out = self.pass2(name, index, jobs_span, judge, replace, tail, survey, archive=archive)
             finally:
                 if tail is not None:
                     tail.stop()
             if replace is not None and out.fd is not None:
+                if archive is not None:
+                    self.seal(archive, replace, out)
                 with signals.critical_section():
                     replace.commit()
-                self.report.rewritten = True
+                    self.report.rewritten = True
+                    if archive is not None:  # named in the same breath: a signal waits for it too
+                        archive.publish()
+                        self.report.archive = archive.as_report()
+        if archive is not None:
+            archive.close_body()
         self.fill_report(name, index, judge, out, survey)
 
     def fill_report(self, name: str, index, judge: Judge, out: RangeWriter, survey) -> None:
@@ -126,6 +145,11 @@ class Run:
         report.reader = name
         report.terminal_job_count, report.active_job_count = index.terminal_count, index.active_count
         report.results, report.events = judge.results, judge.events
+        if self.policy.jobs.enabled:
+            jobs = report.jobs
+            jobs.total, jobs.eligible_terminal = len(index), index.terminal_count
+            jobs.delete_count, jobs.skipped_missing_timestamp = index.count(REMOVED), index.count(NO_FINISHED_AT)
+            report.with_jobs = judge.with_jobs
         report.bytes_after = self.snapshot.size - out.skipped
         report.survey = survey
 
@@ -141,7 +165,16 @@ class Run:
         index, jobs_span = pass1.index_jobs(reader, Judge(self.policy), helper, survey)
         return index, jobs_span, getattr(reader, "events_span", None)
 
-    def pass2(self, name, index, jobs_span, judge, replace, tail=None, survey=None, stage="filter") -> RangeWriter:
+    def seal(self, archive, replace: AtomicReplace, out: RangeWriter) -> None:
+        """The archive, put together and fsynced before the swap: its header names the new
+        store by size and SHA-256 (read back from the written file, still in the page cache)."""
+        new_size = self.snapshot.size - out.skipped
+        header = archives.header(self.store, self.snapshot.size, new_size, archives.digest(replace.temp),
+                                 self.policy.now.isoformat())
+        archive.seal(header)
+
+    def pass2(self, name, index, jobs_span, judge, replace, tail=None, survey=None, stage="filter",
+              archive=None) -> RangeWriter:
         """Pass 2 into the new store (`replace`), or counting only (None)."""
         self.source.seek(0)
         on_progress = self._progress(stage)
@@ -150,21 +183,28 @@ class Run:
         reader = reader_class(name)(self.source, on_progress)
         out = RangeWriter(reader.window, replace.open if replace else lambda: None, self._copy_source, _write_new_store)
         try:
-            pass2.filter_store(reader, out, index, jobs_span, judge, self.snapshot.size, tail, survey)
+            pass2.filter_store(reader, out, index, jobs_span, judge, self.snapshot.size, tail, survey, archive)
         finally:
             out.close()  # before anyone closes or removes the file it writes to
         return out
 
-    def start_tail(self, name, index, jobs_span, events_span, judge, replace, survey) -> split.TailWorker | None:
+    def start_tail(self, name, index, jobs_span, events_span, judge, replace, survey,
+                   archive=None) -> split.TailWorker | None:
         """The store's tail filtered on the second core, when there is one and room for the
-        worker's output beside the old store and the new one (worst case: nothing deleted)."""
+        worker's output beside the old store and the new one (worst case: nothing deleted).
+        With an archive, the worker archives its part into an unnamed file of its own, which
+        this process appends behind its own part (store order); with job retention, the tail
+        starts where `jobs` ends (the events object is filtered whole)."""
         if jobs_span is None or not self.may_fork(name):
             return None
         splitter = getattr(reader_class(name), "tail_split", None)
         if splitter is None:
             return None
         size = self.snapshot.size
-        start, in_events = splitter(split.read_at(self.source.fileno()), size, jobs_span, events_span)
+        if self.policy.jobs.enabled:
+            start, in_events = jobs_span[1], False
+        else:
+            start, in_events = splitter(split.read_at(self.source.fileno()), size, jobs_span, events_span)
         segment = None
         if replace is not None:
             try:
@@ -176,8 +216,16 @@ class Run:
             segment = split.unnamed_file(replace.store)
             if segment is None:
                 return None
+        archive_fd = None
+        if archive is not None:
+            archive_fd = split.unnamed_file(archive.path)
+            if archive_fd is None:
+                if segment is not None:
+                    os.close(segment)
+                return None
         return split.TailWorker(self.source.fileno(), start, in_events, size, index, jobs_span, judge,
-                                segment, _copy_range, _write_new_store, survey)
+                                segment, _copy_range, _write_new_store, survey,
+                                None if archive is None else archive.path, archive_fd)
 
     def may_fork(self, name: str) -> bool:
         """A worker process pays off (`auto`): a store big enough and a second CPU; `2` forces
@@ -247,12 +295,17 @@ def _both_processes(on_progress: Callable[[int], None], tail: split.TailWorker):
 
 
 @contextmanager
-def _rolled_back_on_error(replace: AtomicReplace | None):
+def _rolled_back_on_error(replace: AtomicReplace | None, archive=None):
     try:
         yield
     except BaseException:
         if replace is not None:
             replace.rollback()
+        if archive is not None:
+            if replace is not None and replace.holds_ours():
+                archive.close_body()  # the swap could not be undone: the cleaned store stays, so does its archive
+            else:
+                archive.rollback()
         raise
 
 

@@ -34,6 +34,7 @@ DEFAULT_STORE_FILE = "runtime/async_jobs/store.v1.json"
 ENV_STORE_FILE = "ASYNC_JOBS_STORE_FILE"
 ENV_RESULTS_TTL = "ASYNC_JOB_RESULTS_RETENTION_SECONDS"
 ENV_EVENTS_TTL = "ASYNC_JOB_EVENTS_RETENTION_SECONDS"
+ENV_JOBS_TTL = "STREAMCLEAN_JOBS_RETENTION_SECONDS"
 ENV_READER = "STREAMCLEAN_READER"
 ENV_WORKERS = "STREAMCLEAN_WORKERS"
 
@@ -85,6 +86,13 @@ def store_options(command):
         click.option("--disable-results-retention", is_flag=True, help="Delete no results."),
         click.option("--disable-events-retention", is_flag=True, help="Delete no events."),
         click.option(
+            "--jobs-ttl-seconds",
+            metavar="DUR",
+            help="Job retention: remove terminal jobs that finished this long ago, with their "
+            "events, results and notifications. [env var: " + ENV_JOBS_TTL + "; default: off]",
+        ),
+        click.option("--disable-jobs-retention", is_flag=True, help="Remove no jobs (overrides the env var)."),
+        click.option(
             "--now",
             metavar="ISO-8601",
             help="Fix the clock (a naive time is UTC). [default: the current time]",
@@ -120,6 +128,12 @@ def clean_options(command):
             help="The lock that keeps cleanups apart. [default: <store>.lock]",
         ),
         click.option("--backup", is_flag=True, help="Keep the replaced store as <store>.bak."),
+        click.option(
+            "--archive-file",
+            metavar="PATH",
+            help="Keep every removed record in PATH (JSON Lines; gzip if PATH ends in .gz) for "
+            "`streamclean restore`. PATH must not exist.",
+        ),
         click.option(
             "--metrics-textfile",
             metavar="PATH",
@@ -197,6 +211,7 @@ def _clean(run: _Run, quiet: bool, metrics_file: str | None, **options) -> None:
             lock_file=options["lock_file"],
             backup=options["backup"],
             progress=progress,
+            archive_file=options.get("archive_file") or None,
             **choice,
         )
     run.document = json.dumps(run.report.as_dict(run.runner), indent=2, ensure_ascii=False) + "\n"
@@ -244,6 +259,10 @@ def _cleaned_but(error: StreamcleanError, reported: bool) -> str:
 def summary_line(runner: str, report: CleanupReport, seconds: float) -> str:
     """One line for a person: what went, what stayed, how much space, how long."""
     deleted = f"{_count(report.results.delete_count, 'result')} and {_count(report.events.delete_count, 'event')}"
+    if report.policy.jobs.enabled:  # job retention: the jobs too (their results and events are counted above)
+        deleted = (f"{_count(report.jobs.delete_count, 'job')}, {_count(report.results.delete_count, 'result')}, "
+                   f"{_count(report.events.delete_count, 'event')} and "
+                   f"{_count(report.with_jobs.notifications, 'notification')}")
     kept = f"{_count(report.results.kept_count, 'result')} and {_count(report.events.kept_count, 'event')}"
     freed = megabytes(report.bytes_before - report.bytes_after)
     if report.dry_run:
@@ -318,8 +337,11 @@ def _settings(**options) -> tuple[RetentionPolicy, str]:
         results_ttl = None
     if options["disable_events_retention"]:
         events_ttl = None
+    jobs_ttl = _ttl(options.get("jobs_ttl_seconds"), "--jobs-ttl-seconds", ENV_JOBS_TTL, None)
+    if options.get("disable_jobs_retention"):
+        jobs_ttl = None
     now = parse_now(options["now"]) if options["now"] else datetime.now(timezone.utc)
-    return RetentionPolicy.build(now, results_ttl, events_ttl), store_file
+    return RetentionPolicy.build(now, results_ttl, events_ttl, jobs_ttl), store_file
 
 
 def _store_file(options) -> str:
@@ -338,7 +360,7 @@ def pipeline_choice() -> dict:
     }
 
 
-def _ttl(option: str | None, name: str, env: str, default: float) -> float:
+def _ttl(option: str | None, name: str, env: str, default: float | None) -> float | None:
     if option is not None:
         return parse_duration(option, name)
     if env in os.environ:
@@ -497,3 +519,43 @@ Examples:
   {runner} --results-ttl-seconds 604800 --events-ttl-seconds 259200 \\
       --output-json artifacts/async/retention-latest.json
 """
+
+
+# -- restore ---------------------------------------------------------------------------------------
+
+
+@main.command("restore", context_settings=CONTEXT_SETTINGS, short_help="Put back what a cleanup archived with --archive-file.")
+@click.option("--store-file", metavar="PATH",
+              help=f"The store. [env var: {ENV_STORE_FILE}; default: {DEFAULT_STORE_FILE}]")
+@click.option("--archive-file", metavar="PATH", required=True,
+              help="The archive a `clean --archive-file` wrote (gzip or plain JSON Lines).")
+@click.option("--dry-run", is_flag=True, help="Report what would be put back; write nothing.")
+@click.option("--lock-file", metavar="PATH", help="The lock that keeps runs apart. [default: <store>.lock]")
+@click.option("--output-json", metavar="PATH", help="Also write the report to PATH.")
+@quiet_option("No progress display")
+def restore_command(store_file, archive_file, dry_run, lock_file, output_json, quiet) -> None:
+    """Put back into the store every record an archive holds that is missing from it.
+
+    Restoring onto the store the cleanup produced gives back the store as it was before the
+    cleanup, byte for byte. Records already present are left as they are and counted; onto a
+    store the archive was not made from, nothing is put back (exit 1). Prints a JSON report.
+    Exit status as for `clean`.
+
+    \b
+    Examples:
+      streamclean restore --archive-file archive-20261128T031700.jsonl.gz --dry-run
+      streamclean restore --store-file runtime/async_jobs/store.v1.json \\
+          --archive-file archive-20261128T031700.jsonl.gz
+    """
+    from .restore import restore
+
+    with _errors_as_one_line("streamclean"):
+        store = store_file or os.environ.get(ENV_STORE_FILE) or DEFAULT_STORE_FILE
+        choice = pipeline_choice()
+        with progress_on_stderr(quiet) as progress:
+            report = restore(store, archive_file, dry_run=dry_run, lock_file=lock_file,
+                             reader=choice["reader"], progress=progress)
+        document = json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n"
+        if output_json:
+            _write_report(Path(output_json), document)
+    click.echo(document, nl=False)

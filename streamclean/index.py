@@ -1,6 +1,9 @@
 """The job index: every job id of the store and whether it is terminal, compactly.
 
-Pass 1 fills it; it answers one question for pass 2: is this job id terminal?
+Pass 1 fills it; it answers pass 2's questions: is this job id terminal? And, with job
+retention on, is the job removed (`flags_of`)? Each job has one flag byte: TERMINAL, REMOVED
+(terminal, and finished at or before the jobs cutoff) and NO_FINISHED_AT (terminal, but its
+`finished_at` does not parse: kept, and counted as skipped).
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from typing import BinaryIO
 
 _HEX_DIGITS = "0123456789abcdef"
 _LOW64 = (1 << 64) - 1
+
+TERMINAL = 1
+REMOVED = 2
+NO_FINISHED_AT = 4
 
 
 class JobIndex:
@@ -29,10 +36,12 @@ class JobIndex:
     def __init__(self) -> None:
         self._high = array("Q")
         self._low = array("Q")
-        self._flags = array("B")  # 1: terminal
-        self._others: dict[str, bool] = {}
+        self._flags = array("B")  # TERMINAL, REMOVED, NO_FINISHED_AT
+        self._others: dict[str, int] = {}
 
-    def add(self, job_id: str, terminal: bool) -> None:
+    def add(self, job_id: str, terminal: bool | int) -> None:
+        """Record a job: `terminal` is a bool or the job's flags (TERMINAL | ...)."""
+        terminal = int(terminal)
         number = _uuid_number(job_id)
         if number is None or not self._add_number(number, terminal):
             self._others[job_id] = terminal
@@ -66,8 +75,8 @@ class JobIndex:
         else:
             for high, low, terminal in zip(later._high, later._low, later._flags):
                 number = high << 64 | low
-                if not self._add_number(number, bool(terminal)):
-                    self._others[_uuid_text(number)] = bool(terminal)
+                if not self._add_number(number, terminal):
+                    self._others[_uuid_text(number)] = terminal
         for job_id, terminal in later._others.items():
             self.add(job_id, terminal)
 
@@ -118,8 +127,27 @@ class JobIndex:
         if number is not None:
             position = self._position(number >> 64, number & _LOW64)
             if position is not None:
-                return bool(self._flags[position])
-        return self._others.get(job_id, False)
+                return bool(self._flags[position] & TERMINAL)
+        return bool(self._others.get(job_id, 0) & TERMINAL)
+
+    def flags_of(self, job_id: object) -> int:
+        """The flags of `job_id` (0 for an unknown id)."""
+        if type(job_id) is not str:
+            return 0
+        number = _uuid_number(job_id)
+        if number is not None:
+            position = self._position(number >> 64, number & _LOW64)
+            if position is not None:
+                return self._flags[position]
+        return self._others.get(job_id, 0)
+
+    def count(self, flag: int) -> int:
+        """How many jobs have `flag`."""
+        in_arrays = sum(self._flags.count(value) for value in range(8) if value & flag)
+        return in_arrays + sum(1 for value in self._others.values() if value & flag)
+
+    def __len__(self) -> int:
+        return len(self._flags) + len(self._others)
 
     def _position(self, high: int, low: int) -> int | None:
         position = bisect_left(self._high, high)
@@ -131,7 +159,7 @@ class JobIndex:
 
     @property
     def terminal_count(self) -> int:
-        return self._flags.count(1) + sum(self._others.values())
+        return self.count(TERMINAL)
 
     @property
     def active_count(self) -> int:

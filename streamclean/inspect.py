@@ -195,7 +195,7 @@ class Inspection:
     def as_dict(self) -> dict:
         report = self.dry_run
         dry = report.as_dict()
-        return {
+        document = {
             "store_file": report.store_file,
             "now": dry["now"],
             "ttl_seconds": dry["ttl_seconds"],
@@ -218,6 +218,12 @@ class Inspection:
                 "events": self.survey.event_ages.as_dict(),
             },
         }
+        if "jobs" in dry:  # job retention on: what it would take, besides the counts above
+            document["jobs"] = dry["jobs"]
+            document["reclaimable"] = dict(document["reclaimable"], jobs=report.jobs.delete_count,
+                                           notifications=report.with_jobs.notifications)
+            document["reclaimable"]["bytes"] = document["reclaimable"].pop("bytes")
+        return document
 
 
 def inspect_store(
@@ -374,6 +380,16 @@ def _cleanup_block(inspection: Inspection) -> str:
         cutoff = f"cutoff {rule.cutoff.isoformat()}" if rule.cutoff else "retention disabled"
         lines.append(
             f"  {kind:<7}  {tally.delete_count:>11,} of {tally.total:>11,}  {percent(tally.delete_count, tally.total):>7}  {cutoff}"
+        )
+    if report.policy.jobs.enabled:  # job retention: the jobs, and what went with them
+        jobs, rule, taken = report.jobs, report.policy.jobs, report.with_jobs
+        lines.append(
+            f"  {'jobs':<7}  {jobs.delete_count:>11,} of {jobs.total:>11,}  {percent(jobs.delete_count, jobs.total):>7}"
+            f"  cutoff {rule.cutoff.isoformat()}; {jobs.skipped_missing_timestamp:,} terminal without finished_at kept"
+        )
+        lines.append(
+            f"  {'':<7}  with them {taken.results:,} of the results, {taken.events:,} of the events above, "
+            f"and {taken.notifications:,} of {taken.notifications_total:,} notifications"
         )
     lines.append(
         f"  {'bytes':<7}  {size(freed):>11} of {size(report.bytes_before):>11}  "

@@ -10,6 +10,12 @@ job, and an eligible one is deleted when its timestamp parses and is at or befor
 cutoff (`<=`). An eligible record without a parseable timestamp is kept and counted as
 skipped. Records of other jobs are never touched.
 
+Job retention (off unless the policy has a jobs cutoff) is decided here too: a terminal job
+whose `finished_at` parses and is at or before the jobs cutoff is removed, and with it its
+events array, its results and its notifications (`job_flags` in pass 1; `result_of_jobs`,
+`events_of_removed_job`, `notification` in pass 2). A record that goes with its job is counted
+in its kind's tally as deleted (it is eligible: its job is terminal) and in `with_jobs`.
+
 Each verdict has a plain form, one record at a time, and `event` has a batch form for the
 hot loop (one call a job's whole events array) that gives the same verdicts and counts; the
 tests hold the two to each other.
@@ -19,8 +25,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from .index import NO_FINISHED_AT, REMOVED, TERMINAL
 from .policy import KindRule, RetentionPolicy, is_terminal, parse_timestamp
-from .report import KindTally
+from .report import KindTally, WithJobs
 
 _UTC = timezone.utc
 _from_iso = datetime.fromisoformat
@@ -33,6 +40,7 @@ class Judge:
         self.policy = policy
         self.results = KindTally()
         self.events = KindTally()
+        self.with_jobs = WithJobs()  # records that went with removed jobs (job retention)
 
     # -- pass 1 --------------------------------------------------------------------------------
 
@@ -40,6 +48,19 @@ class Judge:
     def terminal(job: object) -> bool:
         """Whether a job's results and events are eligible at all."""
         return is_terminal(job)
+
+    def job_flags(self, job: object) -> int:
+        """A job's flags for the index with job retention on: TERMINAL, and REMOVED when it
+        finished at or before the jobs cutoff, or NO_FINISHED_AT when that does not parse."""
+        if not is_terminal(job):
+            return 0
+        rule = self.policy.jobs
+        if rule.cutoff is None:
+            return TERMINAL
+        moment = parse_timestamp(job.get("finished_at"))
+        if moment is None:
+            return TERMINAL | NO_FINISHED_AT
+        return TERMINAL | REMOVED if rule.is_expired(moment) else TERMINAL
 
     # -- pass 2: results -----------------------------------------------------------------------
 
@@ -53,6 +74,35 @@ class Judge:
         if str(record.get("job_id") or "") not in terminal_jobs:
             return False
         return _expired(record.get("created_at"), self.policy.results, tally)
+
+    def result_of_jobs(self, record: object, index) -> bool:
+        """`result` with job retention on: a result of a removed job goes with it."""
+        if isinstance(record, dict) and index.flags_of(str(record.get("job_id") or "")) & REMOVED:
+            tally = self.results
+            tally.total += 1
+            tally.eligible_terminal += 1
+            tally.delete_count += 1
+            self.with_jobs.results += 1
+            return True
+        return self.result(record, index)
+
+    def notification(self, record: object, index) -> bool:
+        """A member of `notifications` (job retention on): True when its job is removed."""
+        if not isinstance(record, dict):
+            return False
+        self.with_jobs.notifications_total += 1
+        if index.flags_of(str(record.get("job_id") or "")) & REMOVED:
+            self.with_jobs.notifications += 1
+            return True
+        return False
+
+    def events_of_removed_job(self, count: int) -> None:
+        """Count the `count` events of a removed job's array, which goes whole."""
+        tally = self.events
+        tally.total += count
+        tally.eligible_terminal += count
+        tally.delete_count += count
+        self.with_jobs.events += count
 
     # -- pass 2: events ------------------------------------------------------------------------
 
@@ -134,6 +184,7 @@ class Judge:
         """Count in what another part of the same pass judged (a worker's)."""
         self.results.add(other.results)
         self.events.add(other.events)
+        self.with_jobs.add(other.with_jobs)
 
 
 def _expired(value: object, rule: KindRule, tally: KindTally) -> bool:

@@ -53,7 +53,7 @@ def index_from(reader, boundary: int, judge: Judge, survey=None) -> tuple[JobInd
 
 
 def _index(records, judge: Judge, index: JobIndex, survey=None, stop_at: int | None = None) -> int:
-    terminal = judge.terminal
+    terminal = judge.job_flags if judge.policy.jobs.enabled else judge.terminal
     count = 0
     for job in records:
         index.add(job.key, terminal(job.value))

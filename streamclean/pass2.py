@@ -8,23 +8,30 @@ one batch, and split into its elements only when some of them go.
 With a `tail` (a `split.TailWorker`, already started), everything from the tail's start on is
 filtered by the worker's process while this one filters what comes before; the tail's output
 is spliced in behind ours, and its counts added to ours. `filter_tail` is what the worker runs.
+
+With job retention on (the policy has a jobs cutoff), the sections a removed job has records
+in are walked too: `jobs` (instead of being copied unread), `notifications`, and the `events`
+object itself, whose members of removed jobs go whole. With an `archive` (an
+`archive.ArchiveWriter`), every container is spliced by an `ArchivingSplice`, which hands it
+each record left out, with the exact bytes that go with it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .index import JobIndex
+from .errors import InvalidStoreError
+from .index import REMOVED, JobIndex
 from .judge import Judge
 from .readers import LayoutMismatch
 from .readers.base import STREAM
-from .splice import RangeWriter, Splice
+from .splice import ArchivingSplice, RangeWriter, Splice
 
 Span = tuple[int, int]
 
 
 def filter_store(reader, out: RangeWriter, index: JobIndex, jobs_span: Span | None, judge: Judge,
-                 size: int, tail=None, survey=None) -> None:
+                 size: int, tail=None, survey=None, archive=None) -> None:
     """Filter the whole store (or, with `tail`, the part before the tail's start)."""
     seen: set[str] = set()
     jobs_confirmed = jobs_span is None
@@ -35,11 +42,13 @@ def filter_store(reader, out: RangeWriter, index: JobIndex, jobs_span: Span | No
             previous = reader.top_open + 1
         if tail is not None and tail.in_events and section.key == "events":
             # The worker took over behind the job whose events end at `tail.start`.
-            count = _filter_events(reader, section.value_start, index, judge, out, survey, stop_at=tail.start)[1]
+            count = _filter_events(reader, section.value_start, index, judge, out, survey, stop_at=tail.start,
+                                   archive=archive)[1]
             if survey is not None:
                 survey.section("events", tail.start - previous, count, section.start)
             break
-        end = section.value_end = _filter_section(reader, section, index, jobs_span, judge, out, survey, previous)
+        end = section.value_end = _filter_section(reader, section, index, jobs_span, judge, out, survey, previous,
+                                                  archive)
         previous = end
         if section.key == "jobs" and jobs_span is not None:
             jobs_confirmed = True
@@ -61,6 +70,8 @@ def filter_store(reader, out: RangeWriter, index: JobIndex, jobs_span: Span | No
         if survey is not None:
             survey.add(done.survey)
         out.finish_with_tail(tail.start, done, tail.copy_output)
+        if archive is not None and done.archived is not None:
+            archive.append_part(tail.archive_fd, *done.archived)  # the worker's records follow ours
     if not jobs_confirmed:
         raise LayoutMismatch("the jobs section pass 1 read is not the top-level one")
 
@@ -77,10 +88,11 @@ class Tail:
     skipped: int
     jobs_confirmed: bool = False
     survey: object = None
+    archived: tuple[int, int] | None = None  # the archive part's records and bytes, if archiving
 
 
 def filter_tail(reader, start: int, in_events: bool, out: RangeWriter, index: JobIndex,
-                jobs_span: Span | None, judge: Judge, size: int, survey=None) -> Tail:
+                jobs_span: Span | None, judge: Judge, size: int, survey=None, archive=None) -> Tail:
     """Pass 2 over the store's tail, every byte from `start`, as `filter_store` would filter
     it. `start` is where the top-level `jobs` value ends or, `in_events`, where a job's events
     array ends inside the events section; the reader begins there.
@@ -91,30 +103,42 @@ def filter_tail(reader, start: int, in_events: bool, out: RangeWriter, index: Jo
     seen: set[str] = set()
     resume_after = start
     if in_events:
-        resume_after, count = _filter_events(reader, None, index, judge, out, survey, resume_after=start)
+        resume_after, count = _filter_events(reader, None, index, judge, out, survey, resume_after=start,
+                                             archive=archive)
         if survey is not None:
             survey.section("events", resume_after - start, count)
     jobs_confirmed = False
     previous = resume_after
     for section in reader.sections(seen, resume_after=resume_after):
-        previous = section.value_end = _filter_section(reader, section, index, jobs_span, judge, out, survey, previous)
+        previous = section.value_end = _filter_section(reader, section, index, jobs_span, judge, out, survey, previous,
+                                                       archive)
         jobs_confirmed = jobs_confirmed or (section.key == "jobs" and jobs_span is not None)
     out.finish(size)
-    return Tail(judge, seen, out.diverged, out.skipped, jobs_confirmed, survey)
+    archived = archive.finish_part() if archive is not None else None
+    return Tail(judge, seen, out.diverged, out.skipped, jobs_confirmed, survey, archived)
 
 
-def _filter_section(reader, section, index, jobs_span, judge, out, survey, previous: int) -> int:
+def _splice(out, open_at: int, archive, section: str, key: str | None = None) -> Splice:
+    return Splice(out, open_at) if archive is None else ArchivingSplice(out, open_at, archive, section, key)
+
+
+def _filter_section(reader, section, index, jobs_span, judge, out, survey, previous: int, archive=None) -> int:
     """Filter (or check) one top-level section; returns the offset where its value ends. For
     the survey a section's bytes run from the end of the one before (`previous`)."""
     first = reader.first_byte(section)
     key = section.key
     count = 0  # entries: pass 1 counts those of `jobs`
+    jobs_on = judge.policy.jobs.enabled
     if key == "results" and first == 0x7B:
-        end, count = _filter_results(reader, section.value_start, index, judge, out, survey)
+        end, count = _filter_results(reader, section.value_start, index, judge, out, survey, archive)
     elif key == "events" and first == 0x7B:
-        end, count = _filter_events(reader, section.value_start, index, judge, out, survey)
+        end, count = _filter_events(reader, section.value_start, index, judge, out, survey, archive=archive)
+    elif key == "jobs" and first == 0x7B and jobs_on:
+        end = _filter_jobs(reader, section, jobs_span, index, out, archive)
     elif key == "jobs" and first == 0x7B:  # pass 1 read it (a span of None: pass 1 did not find it)
         end = reader.known_section(section, jobs_span, out)
+    elif key == "notifications" and first == 0x7B and jobs_on:
+        end, count = _filter_notifications(reader, section.value_start, index, judge, out, archive)
     else:
         end, count = reader.check(section)
         if survey is not None:
@@ -124,10 +148,41 @@ def _filter_section(reader, section, index, jobs_span, judge, out, survey, previ
     return end
 
 
-def _filter_results(reader, open_at, index, judge: Judge, out, survey) -> tuple[int, int]:
-    splice = Splice(out, open_at)
+def _filter_jobs(reader, section, jobs_span: Span | None, index: JobIndex, out, archive) -> int:
+    """Job retention: the jobs section again, without the removed jobs (pass 1 judged them)."""
+    if jobs_span is None or section.value_start != jobs_span[0]:
+        _moved(reader)
+    splice = _splice(out, section.value_start, archive, "jobs")
+    records = reader.records(section.value_start)
+    flags_of = index.flags_of
+    for job in records:
+        if flags_of(job.key) & REMOVED:
+            splice.drop(job)
+        else:
+            splice.keep(job)
+    splice.close(records.close)
+    if records.close + 1 != jobs_span[1]:
+        _moved(reader)
+    return records.close + 1
+
+
+def _moved(reader):
+    if reader.name == "general":
+        raise InvalidStoreError("the jobs section is not where pass 1 read it (did the file change?)")
+    raise LayoutMismatch("the jobs section is not where pass 1 read it")
+
+
+def _filter_notifications(reader, open_at, index, judge: Judge, out, archive) -> tuple[int, int]:
+    """Job retention: the notifications of removed jobs go."""
+    return _filter_results(reader, open_at, index, judge, out, None, archive, "notifications", judge.notification)
+
+
+def _filter_results(reader, open_at, index, judge: Judge, out, survey, archive=None, section: str = "results",
+                    judged=None) -> tuple[int, int]:
+    splice = _splice(out, open_at, archive, section)
     records = reader.records(open_at, exact="job_id")
-    judged = judge.result
+    if judged is None:
+        judged = judge.result_of_jobs if judge.policy.jobs.enabled else judge.result
     count = 0
     for record in records:
         count += 1
@@ -142,15 +197,27 @@ def _filter_results(reader, open_at, index, judge: Judge, out, survey) -> tuple[
 
 
 def _filter_events(reader, open_at, index, judge: Judge, out, survey,
-                   resume_after: int | None = None, stop_at: int | None = None) -> tuple[int, int]:
+                   resume_after: int | None = None, stop_at: int | None = None, archive=None) -> tuple[int, int]:
     """Filter the events section opening at `open_at` (or, with `resume_after`, the rest of it
     behind a job's array ending there); returns where the section ends, or `stop_at` once a
     job's array ends exactly there (a LayoutMismatch if one runs past it), and how many jobs'
-    events it walked."""
+    events it walked. With job retention on, the arrays of removed jobs go whole (then the
+    section is never split: the split lies at the end of `jobs`)."""
     arrays = reader.job_arrays(open_at, resume_after)
+    outer = None
+    if judge.policy.jobs.enabled:
+        if resume_after is not None or stop_at is not None:
+            raise LayoutMismatch("with job retention the events section is filtered in one piece")
+        outer = _splice(out, open_at, archive, "events")
     count = 0
     for job in arrays:
         count += 1
+        if outer is not None:
+            if index.flags_of(job.key) & REMOVED:
+                _removed_job_events(reader, job, judge, survey)
+                outer.drop(job)
+                continue
+            outer.keep(job)
         terminal = job.key in index
         values = job.values
         if values is not None:  # the whole array, decoded in one call
@@ -158,9 +225,9 @@ def _filter_events(reader, open_at, index, judge: Judge, out, survey,
                 survey.events(values)
             verdicts = judge.event_batch(values, terminal)
             if verdicts is not None:
-                _drop_events(reader, job, values, verdicts, out)
+                _drop_events(reader, job, values, verdicts, out, archive)
         elif job.value is STREAM:  # an array to stream, element by element
-            splice = Splice(out, job.value_start)
+            splice = _splice(out, job.value_start, archive, "events", job.key)
             for element in reader.elements(job):
                 if survey is not None:
                     survey.event(element.value)
@@ -170,21 +237,41 @@ def _filter_events(reader, open_at, index, judge: Judge, out, survey,
                     splice.keep(element)
             splice.close(job.value_end - 1)
         # else: not an array of events: kept as it is, and not counted
+        if outer is not None:
+            outer.kept_until(job.value_end)
         if stop_at is not None and job.value_end >= stop_at:
             if job.value_end != stop_at:
                 raise LayoutMismatch("the split point is not between two jobs' events")
             return stop_at, count
     if stop_at is not None:
         raise LayoutMismatch("the split point is not in the events section")
+    if outer is not None:
+        outer.close(arrays.close)
     return arrays.close + 1, count
 
 
-def _drop_events(reader, job, values: list, verdicts: list[bool], out) -> None:
+def _removed_job_events(reader, job, judge: Judge, survey) -> None:
+    """A removed job's events array, which goes whole: counted, and read past if streamed."""
+    if job.values is not None:
+        if survey is not None:
+            survey.events(job.values)
+        judge.events_of_removed_job(len(job.values))
+    elif job.value is STREAM:
+        count = 0
+        for element in reader.elements(job):
+            count += 1
+            if survey is not None:
+                survey.event(element.value)
+        judge.events_of_removed_job(count)
+
+
+def _drop_events(reader, job, values: list, verdicts: list[bool], out, archive=None) -> None:
     """Leave out the events of one array the verdicts delete. A job's events lie close in
-    time, so usually all of them go and the array is emptied whole; a mixed one is walked
-    element by element (the reader proves each piece is one of the `values`)."""
-    splice = Splice(out, job.value_start)
-    if all(verdicts):
+    time, so usually all of them go and the array is emptied whole; a mixed one (or any, to
+    be archived) is walked element by element (the reader proves each piece is one of the
+    `values`)."""
+    splice = _splice(out, job.value_start, archive, "events", job.key)
+    if all(verdicts) and archive is None:
         splice.drop_all(job.value_end - 1)  # leaves "[]", as json.dumps writes an empty list
         return
     for position, element in enumerate(reader.elements(job, count=len(values))):

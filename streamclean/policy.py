@@ -92,7 +92,7 @@ def _z_to_offset(text: str) -> str:
 
 @dataclass(frozen=True)
 class KindRule:
-    """Retention of one kind of record (results or events): its TTL and its cutoff."""
+    """Retention of one kind of record (results, events or jobs): its TTL and its cutoff."""
 
     ttl_seconds: float | None
     cutoff: datetime | None
@@ -108,21 +108,26 @@ class KindRule:
 
 @dataclass(frozen=True)
 class RetentionPolicy:
-    """Both kinds' rules, fixed at one `now`."""
+    """The kinds' rules, fixed at one `now`. `jobs` (job retention, off unless a jobs TTL is
+    given) removes a terminal job whose `finished_at` is at or before its cutoff, with
+    everything of it: its events array, its results, its notifications."""
 
     now: datetime
     results: KindRule
     events: KindRule
+    jobs: KindRule = KindRule(None, None)
 
     @classmethod
     def build(
-        cls, now: datetime, results_ttl: float | None, events_ttl: float | None
+        cls, now: datetime, results_ttl: float | None, events_ttl: float | None,
+        jobs_ttl: float | None = None,
     ) -> "RetentionPolicy":
         now = as_utc(now)
         return cls(
             now=now,
             results=_kind_rule(now, results_ttl, "results"),
             events=_kind_rule(now, events_ttl, "events"),
+            jobs=_kind_rule(now, jobs_ttl, "jobs"),
         )
 
 

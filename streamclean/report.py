@@ -40,6 +40,51 @@ class KindTally:
 
 
 @dataclass
+class WithJobs:
+    """What went with removed jobs (job retention): results and events (also counted in their
+    kinds' `delete_count`), notifications, and how many notifications were judged."""
+
+    results: int = 0
+    events: int = 0
+    notifications: int = 0
+    notifications_total: int = 0
+
+    def add(self, other: "WithJobs") -> None:
+        self.results += other.results
+        self.events += other.events
+        self.notifications += other.notifications
+        self.notifications_total += other.notifications_total
+
+
+@dataclass
+class JobsTally:
+    """The jobs block: every job of the index (a repeated id once, its last word), the
+    terminal ones, the removed ones, those kept for want of a valid `finished_at`."""
+
+    total: int = 0
+    eligible_terminal: int = 0
+    delete_count: int = 0
+    skipped_missing_timestamp: int = 0
+
+    def as_dict(self, rule: KindRule, with_jobs: WithJobs) -> dict:
+        return {
+            "total": self.total,
+            "eligible_terminal": self.eligible_terminal,
+            "delete_count": self.delete_count,
+            "kept_count": self.total - self.delete_count,
+            "skipped_missing_timestamp": self.skipped_missing_timestamp,
+            "cutoff": _iso(rule.cutoff),
+            "ttl_seconds": rule.ttl_seconds,
+            "removed_with_jobs": {
+                "results": with_jobs.results,
+                "events": with_jobs.events,
+                "notifications": with_jobs.notifications,
+            },
+            "notifications_total": with_jobs.notifications_total,
+        }
+
+
+@dataclass
 class CleanupReport:
     """Everything a run found and did."""
 
@@ -55,6 +100,9 @@ class CleanupReport:
     rewritten: bool = False
     reader: str | None = None  # which reader did the work: "layout" or "general"
     survey: object = field(default=None, repr=False)  # what `inspect` asked the passes to gather
+    jobs: JobsTally = field(default_factory=JobsTally)
+    with_jobs: WithJobs = field(default_factory=WithJobs)
+    archive: dict | None = None  # the archive written (`--archive-file`): file, records, bytes
 
     @property
     def delete_count(self) -> int:
@@ -63,7 +111,7 @@ class CleanupReport:
     def as_dict(self, runner: str = "streamclean") -> dict:
         """The report in docs/CONTRACT.md §3's key order; keys after `events` are streamclean's own."""
         policy = self.policy
-        return {
+        document = {
             "runner": runner,
             "store_file": self.store_file,
             "now": _iso(policy.now),
@@ -78,11 +126,18 @@ class CleanupReport:
             "active_job_count": self.active_job_count,
             "results": self.results.as_dict(policy.results),
             "events": self.events.as_dict(policy.events),
+        }
+        if policy.jobs.enabled:
+            document["jobs"] = self.jobs.as_dict(policy.jobs, self.with_jobs)
+        document.update({
             "store_bytes_before": self.bytes_before,
             "store_bytes_after": self.bytes_after,
             "rewritten": self.rewritten,
             "reader": self.reader,
-        }
+        })
+        if self.archive is not None:
+            document["archive"] = self.archive
+        return document
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -65,6 +65,76 @@ class Splice:
         self._out.skip_from(self._open_at + 1)
         self._out.resume_at(close_at)
 
+    def kept_until(self, end: int) -> None:
+        """The member last kept ends at `end` (known only once its value was read, after `keep`)."""
+        self._last_kept_end = end
+
+
+class ArchivingSplice(Splice):
+    """A `Splice` that also hands every member it drops to an archive (`archive.record`),
+    with the exact bytes it takes along: `before` (from the end of the previous value, or
+    from just after the opening bracket, to the value), the value, and `after` (what the
+    range leaves out behind the value: at the start of a container the separator up to the
+    next kept member, in an emptied container the whitespace before its closing bracket).
+    The pieces of a run of dropped members tile exactly the byte range left out, so putting
+    them back where the range was gives the old bytes. A dropped member is handed over once
+    the next member (or the close) shows where its range ends. `section` and `key` name the
+    container: for a job's events array, elements are archived with their positions."""
+
+    __slots__ = ("_archive", "_section", "_key", "_previous_end", "_position", "_pending")
+
+    def __init__(self, out: "RangeWriter", open_at: int, archive, section: str, key: str | None = None) -> None:
+        super().__init__(out, open_at)
+        self._archive = archive
+        self._section = section
+        self._key = key  # the array's job key; None for an object's members
+        self._previous_end = open_at + 1
+        self._position = 0
+        self._pending = None
+
+    def drop(self, member) -> None:
+        if self._pending is not None:
+            self._hand_over(None)
+        start, end = self._previous_end, member.value_end
+        w = self._out._w  # the reader's window holds the member now (from the value before it on)
+        head = bytes(w.buf[start - w.base : end - w.base]) if w is not None and w.base <= start and end <= w.end else None
+        self._pending = (member.key, self._position, start, member.value_start, end, head)
+        super().drop(member)
+        self._previous_end = member.value_end
+        self._position += 1
+
+    def keep(self, member) -> None:
+        if self._pending is not None:
+            self._hand_over(member.comma_at + 1 if self._last_kept_end is None else member.comma_at)
+        super().keep(member)
+        self._previous_end = member.value_end
+        self._position += 1
+
+    def kept_until(self, end: int) -> None:
+        super().kept_until(end)
+        self._previous_end = end
+
+    def close(self, close_at: int) -> None:
+        if self._pending is not None:
+            self._hand_over(close_at if self._last_kept_end is None else None)
+        super().close(close_at)
+
+    def drop_all(self, close_at: int) -> None:
+        raise TypeError("an archived container is dropped member by member")
+
+    def _hand_over(self, resume: int | None) -> None:
+        key, position, start, value_start, value_end, head = self._pending
+        self._pending = None
+        if head is not None and resume is not None and resume > value_end:
+            w = self._out._w  # the separator behind it is in the window too, as it is decided now
+            if w is not None and w.base <= value_end and resume <= w.end:
+                head += w.buf[value_end - w.base : resume - w.base]
+        if self._key is not None:
+            key = self._key
+        else:
+            position = None
+        self._archive.record(self._section, key, position, start, value_start, value_end, resume, head)
+
 
 class RangeWriter:
     """The new store as the old one minus skipped byte ranges.
@@ -91,6 +161,7 @@ class RangeWriter:
         self.cursor = self._origin  # input offset up to which the output is decided
         self.skipping = False
         self.skipped = 0
+        self.inserted = 0  # bytes put in that the old store did not have (`insert`, restore)
         self._out = bytearray()
         if w is not None:
             w.on_drop = self._emit_upto
@@ -107,6 +178,26 @@ class RangeWriter:
             self._emit_upto(offset)
         self.cursor = offset
         self.skipping = True
+
+    def insert(self, offset: int, data: bytes) -> None:
+        """Put `data` into the new store at the old store's `offset` (restore): the bytes up
+        to there are copied as they are, `data` follows, then the bytes from `offset` on."""
+        if not self.diverged:
+            self.diverged = True
+            self.fd = self._open_target()
+            if self.fd is not None:
+                self._copy_source(self.fd, self._origin, offset - self._origin)
+                with signals.critical_section(deliver=True):
+                    self._disk = _DiskWriter(self._write, self.fd)
+            self.cursor = offset
+        else:
+            self._emit_upto(offset)
+        self.inserted += len(data)
+        if self.fd is not None:
+            self._out += data
+            if len(self._out) >= WRITE_CHUNK:
+                self._disk.put(self._out)
+                self._out = bytearray()
 
     def pass_over(self, start: int, end: int) -> None:
         """Bytes from `start` to `end` are kept as they are and never read: once the output

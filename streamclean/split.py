@@ -249,6 +249,8 @@ class TailWorker(Forked):
         copy: Callable[[int, int, int, int], None],
         write: Callable[[int, bytes], None],
         survey=None,
+        archive_path=None,
+        archive_fd: int | None = None,
     ) -> None:
         self.start = start
         self.in_events = in_events
@@ -261,6 +263,9 @@ class TailWorker(Forked):
         self._copy = copy
         self._write = write
         self._survey = survey.fresh() if survey is not None else None
+        # With an archive: the worker's part of it goes to a file of its own, with no name
+        self._archive_path = archive_path
+        self.archive_fd = archive_fd
         self._read = mmap.mmap(-1, 8)  # how far the worker has read, for progress
         self._fork()
 
@@ -281,11 +286,18 @@ class TailWorker(Forked):
         reader = LayoutReader(_PositionedReader(source, start), progress, start)
         out = RangeWriter(reader.window, lambda: self._segment_fd, copy_source, self._write)
         judge = Judge(self._judge.policy)  # this part's counts, added to the parent's
+        archive = None
+        if self.archive_fd is not None:
+            from .archive import ArchiveWriter
+
+            archive = ArchiveWriter.part(self._archive_path, source, self.archive_fd)
         try:
             return pass2.filter_tail(reader, start, self.in_events, out, self._index, self._jobs_span,
-                                     judge, self._size, self._survey)
+                                     judge, self._size, self._survey, archive)
         finally:
             out.close()
+            if archive is not None:
+                archive.close_body()
 
     def copy_output(self, fd: int, tail: pass2.Tail) -> None:
         """Append the new store's tail to `fd`: the worker's output, or the old bytes unchanged."""
@@ -301,6 +313,9 @@ class TailWorker(Forked):
             if self._segment_fd is not None:
                 os.close(self._segment_fd)  # it has no name: closing it frees its blocks
                 self._segment_fd = None
+            if self.archive_fd is not None:
+                os.close(self.archive_fd)
+                self.archive_fd = None
             self._read.close()
 
 

@@ -316,6 +316,13 @@ class AtomicReplace:
             ) from None
         raise WriteError(problem, f"{_UNCHANGED}; check the disk")
 
+    def holds_ours(self) -> bool:
+        """Whether the store path holds the file this run swapped in (after a failed undo)."""
+        try:
+            return _same_file(os.stat(self.store), self._ours)
+        except OSError:
+            return False
+
     def rollback(self) -> None:
         with signals.critical_section():  # a second signal must not stop the cleanup half-way
             if self.fd is not None:

@@ -49,7 +49,7 @@ def _verdict(counts, cutoff, stamp_value):
     return stamp <= cutoff
 
 
-def clean_state(state, *, results_ttl, events_ttl, now):
+def clean_state(state, *, results_ttl, events_ttl, now, jobs_ttl=None):
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     now = now.astimezone(timezone.utc)
@@ -63,6 +63,38 @@ def clean_state(state, *, results_ttl, events_ttl, now):
 
     new_state = dict(state)
 
+    # job retention (issue 13): terminal jobs finished at or before now - jobs_ttl go,
+    # with their events array, results and notifications
+    removed = set()
+    jc = _counts()
+    with_jobs = {"results": 0, "events": 0, "notifications": 0}
+    notifications_total = 0
+    if jobs_ttl is not None:
+        jobs_cutoff = now - timedelta(seconds=jobs_ttl)
+        jc["total"] = len(jobs)
+        jc["eligible_terminal"] = len(terminal_ids)
+        for key in terminal_ids:
+            finished = parse_timestamp(jobs[key].get("finished_at"))
+            if finished is None:
+                jc["skipped_missing_timestamp"] += 1
+            elif finished <= jobs_cutoff:
+                removed.add(key)
+        jc["delete_count"] = len(removed)
+        jc["kept_count"] = jc["total"] - jc["delete_count"]
+        jc["cutoff"] = jobs_cutoff.isoformat()
+        if isinstance(state.get("jobs"), dict):
+            new_state["jobs"] = {key: job for key, job in jobs.items() if key not in removed}
+        if isinstance(state.get("notifications"), dict):
+            kept = {}
+            for key, note in state["notifications"].items():
+                if isinstance(note, dict):
+                    notifications_total += 1
+                    if str(note.get("job_id") or "") in removed:
+                        with_jobs["notifications"] += 1
+                        continue
+                kept[key] = note
+            new_state["notifications"] = kept
+
     # §2.2 results
     rc = _counts()
     if isinstance(state.get("results"), dict):
@@ -70,6 +102,11 @@ def clean_state(state, *, results_ttl, events_ttl, now):
         for key, result in state["results"].items():
             if isinstance(result, dict):
                 rc["total"] += 1
+                if str(result.get("job_id") or "") in removed:
+                    rc["eligible_terminal"] += 1
+                    rc["delete_count"] += 1
+                    with_jobs["results"] += 1
+                    continue
                 if str(result.get("job_id") or "") in terminal_ids:
                     rc["eligible_terminal"] += 1
                     if _verdict(rc, results_cutoff, result.get("created_at")):
@@ -83,6 +120,13 @@ def clean_state(state, *, results_ttl, events_ttl, now):
     if isinstance(state.get("events"), dict):
         kept = {}
         for key, items in state["events"].items():
+            if key in removed:
+                if isinstance(items, list):
+                    ec["total"] += len(items)
+                    ec["eligible_terminal"] += len(items)
+                    ec["delete_count"] += len(items)
+                    with_jobs["events"] += len(items)
+                continue
             if isinstance(items, list):
                 ec["total"] += len(items)
                 if key in terminal_ids:
@@ -114,6 +158,9 @@ def clean_state(state, *, results_ttl, events_ttl, now):
         "results": rc,
         "events": ec,
     }
+    if jobs_ttl is not None:
+        report["jobs"] = dict(jc, ttl_seconds=float(jobs_ttl), removed_with_jobs=with_jobs,
+                              notifications_total=notifications_total)
     return new_state, report
 
 

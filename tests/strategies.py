@@ -39,6 +39,7 @@ class Scenario:
     now: datetime
     results: Ttl
     events: Ttl
+    jobs: Ttl = Ttl(None, None)  # job retention (issue 13); off unless drawn by job_scenarios
 
 
 # --------------------------------------------------------------------------- TTLs
@@ -334,3 +335,45 @@ def scenarios(draw, surrogates=False):
         if ttl.seconds is not None:
             anchors.append(now - timedelta(seconds=ttl.seconds))
     return Scenario(draw(states(surrogates, anchors)), now, results, events)
+
+
+# --------------------------------------------------------------------------- job retention
+
+@st.composite
+def job_scenarios(draw, surrogates=False):
+    """A scenario with job retention on: a jobs TTL, every job object's `finished_at` drawn
+    around the jobs cutoff (or missing, invalid, not a string), and notifications that point
+    at the store's jobs, at unknown ids, or at none."""
+    sc = draw(scenarios(surrogates))
+    jobs_ttl = draw(ttls(allow_disabled=False))
+    cutoff = sc.now - timedelta(seconds=jobs_ttl.seconds)
+    state = dict(sc.state)
+    jobs = state.get("jobs")
+    known = []
+    if isinstance(jobs, dict):
+        jobs = dict(jobs)
+        for key, job in jobs.items():
+            known.append(key)
+            if isinstance(job, dict):
+                job = dict(job)
+                job.pop("finished_at", None)
+                stamp = draw(timestamp_values([cutoff, sc.now]))
+                if stamp is not MISSING:
+                    job["finished_at"] = stamp
+                jobs[key] = job
+        state["jobs"] = jobs
+    if draw(st.sampled_from(range(4))) != 1:
+        notifications = {}
+        for i in range(draw(st.sampled_from(range(5)))):
+            if draw(st.sampled_from(range(8))) == 3:
+                notifications[f"n{i}"] = draw(st.sampled_from(NON_OBJECTS))
+                continue
+            note = {"notification_id": f"n{i}", "channel": "email"}
+            pick = draw(st.sampled_from(range(6)))
+            if pick < 4 and known:
+                note["job_id"] = draw(st.sampled_from(known))
+            elif pick != 5:
+                note["job_id"] = draw(job_id_values(surrogates))
+            notifications[f"n{i}"] = note
+        state["notifications"] = notifications
+    return Scenario(state, sc.now, sc.results, sc.events, jobs_ttl)

@@ -209,16 +209,23 @@ class RoleFaults:
         return [tuple(line.split()) for line in self.log.read_text().splitlines()]
 
 
-def test_failing_any_file_operation_of_either_process_leaves_the_store(tmp_path, stores, monkeypatch):
-    old, new, _ = stores
+def _operations_by_role(tmp_path: Path, old: bytes, monkeypatch, *extra: str):
+    """A successful run on a copy of `old` in `tmp_path/store`: the folder, the real fs.call and
+    the (role, operation) pairs the run made."""
     folder = tmp_path / "store"
     folder.mkdir()
     real_call = fs.call
     counting = RoleFaults(real_call, tmp_path / "count.log", os.getpid())
     monkeypatch.setattr(fs, "call", counting)
     store = _fresh(folder, old)
-    assert _invoke(store).exit_code == 0 and store.read_bytes() == new
-    operations = counting.operations()
+    assert _invoke(store, *extra).exit_code == 0
+    return folder, real_call, counting.operations()
+
+
+def test_failing_any_file_operation_of_either_process_leaves_the_store(tmp_path, stores, monkeypatch):
+    old, new, _ = stores
+    folder, real_call, operations = _operations_by_role(tmp_path, old, monkeypatch)
+    assert (folder / "store.v1.json").read_bytes() == new
     by_role = {role: [op for r, op in operations if r == role] for role in ("parent", "worker")}
     assert by_role["worker"], "the worker wrote nothing: it did not run"
     swap = by_role["parent"].index("exchange")
@@ -357,3 +364,76 @@ def test_no_worker_is_forked_from_a_process_with_other_threads(tmp_path, stores,
         release.set()
         other.join()
     assert result.exit_code == 0 and store.read_bytes() == new and spy.started == 0
+
+
+# -- the archive on two processes (issue 13) ------------------------------------------------------
+
+
+def _archive_lines(path: Path) -> list[bytes]:
+    import gzip
+
+    return gzip.decompress(path.read_bytes()).split(b"\n")
+
+
+def _gzip_members(data: bytes) -> int:
+    import zlib
+
+    members = 0
+    while data:
+        inflate = zlib.decompressobj(31)
+        inflate.decompress(data)
+        data = inflate.unused_data
+        members += 1
+    return members
+
+
+def test_two_processes_archive_what_one_archives(tmp_path, stores, monkeypatch):
+    """The worker archives its part into a file of its own, appended behind the main
+    process's part as a gzip member of its own: the same lines, in store order."""
+    old, new, _ = stores
+    archives = {}
+    for split in (False, True):
+        folder = tmp_path / f"split-{split}"
+        folder.mkdir()
+        store = _fresh(folder, old)
+        spy = Spy(monkeypatch)
+        result = _invoke(store, "--archive-file", str(folder / "a.jsonl.gz"), split=split)
+        monkeypatch.undo()
+        assert result.exit_code == 0, result.stderr
+        assert spy.started == int(split) and store.read_bytes() == new
+        archives[split] = folder / "a.jsonl.gz"
+    one, two = (_archive_lines(archives[split]) for split in (False, True))
+    assert json.loads(one[0])["after"] == json.loads(two[0])["after"]
+    assert one[1:] == two[1:] and len(one) > 100
+    assert _gzip_members(archives[False].read_bytes()) == 2  # the header, the body
+    assert _gzip_members(archives[True].read_bytes()) == 3  # the header, ours, the worker's
+
+
+def test_failing_any_file_operation_of_the_worker_while_archiving_leaves_no_archive(tmp_path, stores, monkeypatch):
+    old, new, _ = stores
+    folder, real_call, operations = _operations_by_role(tmp_path, old, monkeypatch, "--archive-file",
+                                                         str(tmp_path / "store" / "a.jsonl.gz"))
+    ops = [op for role, op in operations if role == "worker"]
+    assert ops.count("write") >= 2, ops  # the worker's new store and its part of the archive
+    for n, op in enumerate(ops):
+        monkeypatch.setattr(fs, "call", RoleFaults(real_call, tmp_path / f"{n}.log", os.getpid(), "worker", n))
+        store = _fresh(folder, old)
+        result = _invoke(store, "--archive-file", str(folder / "a.jsonl.gz"))
+        case = f"worker {op} #{n}"
+        assert result.exit_code == 1 and os.strerror(errno.ENOSPC) in result.stderr, (case, result.stderr)
+        assert store.read_bytes() == old, case
+        assert sorted(os.listdir(folder)) == ["store.v1.json", "store.v1.json.lock"], case
+        assert children_of(os.getpid()) == [], case
+
+
+def test_a_killed_worker_while_archiving_leaves_no_archive(tmp_path, stores):
+    old, new, _ = stores
+    store = _fresh(tmp_path, old)
+    argv = [processes.PYTHON, "-c", RUNNER, "tail", "clean", "--store-file", str(store), "--now", NOW,
+            "--archive-file", str(tmp_path / "a.jsonl.gz")]
+    proc = processes.start(argv, start_new_session=True, env={**os.environ, "STREAMCLEAN_WORKERS": "2"})
+    os.kill(_worker_of(proc), signal.SIGKILL)
+    code, _, stderr = processes.finish(proc)
+    assert code == 1 and "ended without an answer (killed by SIGKILL)" in stderr, stderr
+    assert store.read_bytes() == old
+    assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"]

@@ -1,0 +1,297 @@
+"""The archive's write and `restore` under faults, SIGKILL and signals (issue 13, SPEC §5).
+
+The sweeps of test_faults.py, test_crash.py and test_signals.py, run on `clean
+--archive-file` and on `restore`: every file operation (`fs.call`) of a successful run is
+failed (ENOSPC, EIO; once and for good), preceded and followed by a SIGKILL, or preceded by
+a SIGTERM. What must hold each time:
+
+- clean with an archive: the store is the old one and no archive exists, not even under its
+  temporary name (a failure or a signal); or the store is the cleaned one and an archive
+  exists (named, or under its temporary name when the run could not name it) that restores
+  it to the old store byte for byte. A SIGKILL before the swap may leave the temporary
+  archive of a store that was never swapped in (documented); never a cleaned store without
+  an archive.
+- restore: the store is the cleaned one or the restored one, whole; nothing else is left but
+  our own `.partial` leftover, which the next run removes; a failed restore exits 1 in one line.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import processes
+from processes import NOW
+from streamclean import fs
+from streamclean.cli import main
+from test_crash import DRIVER
+from test_faults import Faults, _fresh
+
+pytestmark = pytest.mark.slow
+
+ARCHIVE = "archive.jsonl.gz"
+_TEMP = re.compile(re.escape(ARCHIVE) + r"\.streamclean-\d+-[0-9a-f]{8}\.partial")
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """About 2.5 MB in the service's layout, its version cleaned with job retention, and
+    the archive of that cleanup."""
+    folder = tmp_path_factory.mktemp("archived")
+    old = processes.generate(folder / "old.json", 2_500_000, seed=23)
+    store = folder / "store.v1.json"
+    store.write_bytes(old)
+    result = _clean(store, folder / ARCHIVE)
+    assert result.exit_code == 0, result.stderr
+    return old, store.read_bytes(), (folder / ARCHIVE).read_bytes()
+
+
+def _clean(store: Path, archive: Path):
+    return CliRunner().invoke(main, ["clean", "--store-file", str(store), "--now", NOW, "--jobs-ttl-seconds", "10d",
+                                     "--archive-file", str(archive)], catch_exceptions=False)
+
+
+def _restore(store: Path, archive: Path):
+    return CliRunner().invoke(main, ["restore", "--store-file", str(store), "--archive-file", str(archive)],
+                              catch_exceptions=False)
+
+
+def _archives(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if path.name == ARCHIVE or _TEMP.fullmatch(path.name))
+
+
+def _assert_old_without_or_new_with_archive(folder: Path, store: Path, stores, case: str, monkeypatch) -> str:
+    old, new, _ = stores
+    data = store.read_bytes()
+    archives = _archives(folder)
+    if data == old:
+        return "old"
+    assert data == new, f"{case}: the store is neither old nor new"
+    # one archive: after a kill between the link and the unlink, under both names (one file)
+    assert len({path.stat().st_ino for path in archives}) == 1, f"{case}: a cleaned store without its archive ({archives})"
+    copy = folder / "check" / "store.v1.json"
+    copy.parent.mkdir()
+    copy.write_bytes(new)
+    with monkeypatch.context() as patch:
+        patch.setattr(fs, "call", _REAL_CALL)
+        result = _restore(copy, archives[0])
+    assert result.exit_code == 0, (case, result.stderr)
+    assert copy.read_bytes() == old, f"{case}: the archive left does not restore the old store"
+    shutil.rmtree(copy.parent)
+    return "new"
+
+
+_REAL_CALL = fs.call
+
+
+def _operations(run, monkeypatch) -> list[str]:
+    counting = Faults(_REAL_CALL)
+    monkeypatch.setattr(fs, "call", counting)
+    result = run()
+    monkeypatch.setattr(fs, "call", _REAL_CALL)
+    assert result.exit_code == 0, result.stderr
+    return counting.calls
+
+
+# -- faults ----------------------------------------------------------------------------------
+
+
+def _fault_cases(operations: list[str]):
+    """(n, op, errno, for good, a name for the case) for every way of failing the operations."""
+    for code in (errno.ENOSPC, errno.EIO):
+        for for_good in (False, True):
+            for n, op in enumerate(operations):
+                yield n, op, code, for_good, f"{op} #{n} fails with {errno.errorcode[code]}{' for good' if for_good else ''}"
+
+
+def test_failing_any_operation_of_a_clean_with_an_archive(tmp_path, stores, monkeypatch):
+    old, new, _ = stores
+    store = _fresh(tmp_path, old)
+    operations = _operations(lambda: _clean(store, tmp_path / ARCHIVE), monkeypatch)
+    assert operations.count("fsync") == 2 and operations.count("link") == 1  # the archive's and the store's
+    assert operations.index("fsync") < operations.index("exchange") < operations.index("link")
+    outcomes = set()
+    for n, op, code, for_good, case in _fault_cases(operations):
+        store = _fresh(tmp_path, old)
+        monkeypatch.setattr(fs, "call", Faults(_REAL_CALL, n, code, for_good))
+        result = _clean(store, tmp_path / ARCHIVE)
+        monkeypatch.setattr(fs, "call", _REAL_CALL)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("streamclean: error: "), (case, result.stderr)
+        assert os.strerror(code) in lines[0] and "internal error" not in lines[0], case
+        state = _assert_old_without_or_new_with_archive(tmp_path, store, stores, case, monkeypatch)
+        outcomes.add(state)
+        # 1 promises the store as it was; a cleaned store left in place is 74
+        assert result.exit_code == (1 if state == "old" else 74), case
+        if state == "old":
+            assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"], case
+        else:
+            assert any(words in lines[0] for words in (
+                "the store is cleaned", "the store was cleaned", "now holds the cleaned store")), case
+        assert not _writer_threads(), case
+    assert outcomes == {"old", "new"}  # faults after the swap were reached too
+
+
+def test_failing_any_operation_of_a_restore(tmp_path, stores, monkeypatch):
+    old, new, archive = stores
+    store = _fresh(tmp_path, new)
+    (tmp_path / ARCHIVE).write_bytes(archive)
+    operations = _operations(lambda: _restore(store, tmp_path / ARCHIVE), monkeypatch)
+    assert store.read_bytes() == old and operations.count("fsync") == 1
+    swap = operations.index("exchange")
+    for n, op, code, for_good, case in _fault_cases(operations):
+        store = _fresh(tmp_path, new)
+        (tmp_path / ARCHIVE).write_bytes(archive)
+        monkeypatch.setattr(fs, "call", Faults(_REAL_CALL, n, code, for_good))
+        result = _restore(store, tmp_path / ARCHIVE)
+        monkeypatch.setattr(fs, "call", _REAL_CALL)
+        undone = not (for_good and n > swap)
+        assert result.exit_code == (1 if undone else 74), case  # 74: a swap that could not be undone
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and os.strerror(code) in lines[0], (case, result.stderr)
+        assert result.stdout == "", case
+        if for_good and n > swap:  # the swap could not be undone: said, and both files whole
+            match = re.search(r"(\S+) now holds the cleaned store and (\S+) the file it replaced", lines[0])
+            assert match and store.read_bytes() == old and Path(match.group(2)).read_bytes() == new, case
+            continue
+        assert store.read_bytes() == new, case
+        assert sorted(os.listdir(tmp_path)) == [ARCHIVE, "store.v1.json", "store.v1.json.lock"], case
+
+
+# -- SIGKILL ---------------------------------------------------------------------------------
+
+
+def _kill_sweep(tmp_path, monkeypatch, prepare, check):
+    operations = _operations(lambda: CliRunner().invoke(main, prepare()), monkeypatch)
+    states = []
+    for target, op in enumerate(operations):
+        for when in ("before", "after"):
+            argv = [processes.PYTHON, "-c", DRIVER, str(target), when, "renameat2", *prepare()]
+            code, _, stderr = processes.finish(processes.start(argv), timeout=60)
+            assert code == -signal.SIGKILL, f"{when} {op} #{target}: {stderr}"
+            states.append(check(f"{when} {op} #{target}"))
+    return operations, states
+
+
+def test_killed_at_every_operation_of_a_clean_with_an_archive(tmp_path, stores, monkeypatch):
+    old, new, _ = stores
+    store, archive = tmp_path / "store.v1.json", tmp_path / ARCHIVE
+
+    def prepare():
+        for path in list(tmp_path.iterdir()):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        store.write_bytes(old)
+        return ["clean", "--store-file", str(store), "--now", NOW, "--jobs-ttl-seconds", "10d",
+                "--archive-file", str(archive)]
+
+    def check(case):
+        state = _assert_old_without_or_new_with_archive(tmp_path, store, stores, case, monkeypatch)
+        if state == "old":
+            assert not archive.exists(), f"{case}: an archive named for a store never swapped in"
+        return state
+
+    operations, states = _kill_sweep(tmp_path, monkeypatch, prepare, check)
+    assert {"old", "new"} <= set(states)
+    # Killed between the swap and the naming: the archive stays under its temporary name.
+    link = operations.index("link")
+    assert states[2 * link] == "new"
+
+
+def test_killed_at_every_operation_of_a_restore(tmp_path, stores, monkeypatch):
+    old, new, archive_bytes = stores
+    store, archive = tmp_path / "store.v1.json", tmp_path / ARCHIVE
+
+    def prepare():
+        for path in list(tmp_path.iterdir()):
+            path.unlink()
+        store.write_bytes(new)
+        archive.write_bytes(archive_bytes)
+        return ["restore", "--store-file", str(store), "--archive-file", str(archive)]
+
+    def check(case):
+        data = store.read_bytes()
+        assert data in (old, new), f"{case}: the store is neither the cleaned nor the restored one"
+        left = [name for name in os.listdir(tmp_path) if name not in (ARCHIVE, "store.v1.json", "store.v1.json.lock")]
+        assert len(left) <= 1 and all(name.endswith(".partial") for name in left), (case, left)
+        result = _restore(store, archive)  # the next run removes the leftover and finishes
+        assert result.exit_code == 0, (case, result.stderr)
+        assert store.read_bytes() == old
+        assert sorted(os.listdir(tmp_path)) == [ARCHIVE, "store.v1.json", "store.v1.json.lock"], case
+        return "restored" if data == old else "cleaned"
+
+    _, states = _kill_sweep(tmp_path, monkeypatch, prepare, check)
+    assert {"restored", "cleaned"} <= set(states)
+
+
+# -- SIGTERM -----------------------------------------------------------------------------------
+
+
+def _signalled_at(n: int):
+    calls = []
+
+    def call(op, func, *args):
+        calls.append(op)
+        if len(calls) - 1 == n:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, before the operation
+        return _REAL_CALL(op, func, *args)
+
+    return call
+
+
+def test_a_signal_at_any_operation_of_a_clean_with_an_archive(tmp_path, stores, monkeypatch, handlers_restored):
+    old, new, _ = stores
+    store = _fresh(tmp_path, old)
+    operations = _operations(lambda: _clean(store, tmp_path / ARCHIVE), monkeypatch)
+    states = set()
+    for n, op in enumerate(operations):
+        store = _fresh(tmp_path, old)
+        monkeypatch.setattr(fs, "call", _signalled_at(n))
+        result = _clean(store, tmp_path / ARCHIVE)
+        monkeypatch.setattr(fs, "call", _REAL_CALL)
+        case = f"SIGTERM before {op} #{n}"
+        state = _assert_old_without_or_new_with_archive(tmp_path, store, stores, case, monkeypatch)
+        states.add(state)
+        if state == "old":
+            assert result.exit_code == 1 and result.stderr == (
+                "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n"), case
+            assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"], case
+        else:  # inside the swap and the naming the signal waits: the run completes
+            assert result.exit_code == 0, (case, result.stderr)
+            assert (tmp_path / ARCHIVE).exists(), case
+        assert not _writer_threads(), case
+    assert states == {"old", "new"}
+
+
+def _writer_threads() -> list:
+    """Writer threads still running (the store's, the archive's): each run must stop its own."""
+    return [thread for thread in threading.enumerate() if thread.name == "streamclean-writer" and thread.is_alive()]
+
+
+def test_a_signal_at_any_operation_of_a_restore(tmp_path, stores, monkeypatch, handlers_restored):
+    old, new, archive = stores
+    store = _fresh(tmp_path, new)
+    (tmp_path / ARCHIVE).write_bytes(archive)
+    operations = _operations(lambda: _restore(store, tmp_path / ARCHIVE), monkeypatch)
+    for n, op in enumerate(operations):
+        store = _fresh(tmp_path, new)
+        (tmp_path / ARCHIVE).write_bytes(archive)
+        monkeypatch.setattr(fs, "call", _signalled_at(n))
+        result = _restore(store, tmp_path / ARCHIVE)
+        monkeypatch.setattr(fs, "call", _REAL_CALL)
+        case = f"SIGTERM before {op} #{n}"
+        if n >= operations.index("fsync"):  # the commit (sync, swap): the signal waits and the run completes
+            assert result.exit_code == 0 and store.read_bytes() == old, case
+        else:
+            assert result.exit_code == 1, case
+            assert result.stderr == "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n", case
+            assert store.read_bytes() == new, case
+        assert sorted(os.listdir(tmp_path)) == [ARCHIVE, "store.v1.json", "store.v1.json.lock"], case
+        assert not _writer_threads(), case
