@@ -181,7 +181,8 @@ class Run:
         if tail is not None and on_progress is not None:
             on_progress, tail.on_wait = _both_processes(on_progress, tail)
         reader = reader_class(name)(self.source, on_progress)
-        out = RangeWriter(reader.window, replace.open if replace else lambda: None, self._copy_source, _write_new_store)
+        out = RangeWriter(reader.window, replace.open if replace else lambda: None, self._copy_source, _write_new_store,
+                          read_source=self._read_source)
         try:
             pass2.filter_store(reader, out, index, jobs_span, judge, self.snapshot.size, tail, survey, archive)
         finally:
@@ -286,6 +287,15 @@ class Run:
 
     def _copy_source(self, fd: int, start: int, nbytes: int) -> None:
         _copy_range(self.source.fileno(), fd, nbytes, start)
+
+    def _read_source(self, start: int, nbytes: int) -> bytes:
+        try:
+            data = os.pread(self.source.fileno(), nbytes, start)
+        except OSError as exc:
+            raise StoreFileError(f"cannot read the store at byte {start}: {exc.strerror or exc}") from None
+        if len(data) != nbytes:
+            raise StoreFileError(f"the store ends before byte {start + nbytes}", "did something truncate it? run again")
+        return data
 
 
 def _both_processes(on_progress: Callable[[int], None], tail: split.TailWorker):

@@ -22,6 +22,7 @@ from . import signals
 # Output goes to the writer thread in chunks this big, at most two queued: both processes of a
 # run hold them, so they are kept small; the page cache takes them at any size.
 WRITE_CHUNK = 1 << 19
+SMALL_RANGE = 1 << 16  # a kept range no window holds is read into a chunk up to this size
 
 
 class Splice:
@@ -140,8 +141,9 @@ class RangeWriter:
     """The new store as the old one minus skipped byte ranges.
 
     With a reader's `window`, kept bytes are copied out of it before it drops them; without
-    one (`window` None, starting at `origin`), every kept range is copied from the old store
-    in the kernel. Nothing is written before
+    one (`window` None, starting at `origin`), a kept range is copied from the old store in
+    the kernel, or, up to SMALL_RANGE bytes, read (`read_source`) into the next chunk, so that
+    a store of many small deletions does not cost a system call a record. Nothing is written before
     the first skip: then `open_target` gives the file and `copy_source(fd, start, nbytes)`
     copies the unchanged start from the old store in the kernel, as it copies any range kept
     unread (`pass_over`). In a dry run `open_target` returns None and only sizes are counted.
@@ -149,8 +151,9 @@ class RangeWriter:
     follow, also on failure, before the file is closed or removed.
     """
 
-    def __init__(self, w, open_target, copy_source, write, origin: int = 0) -> None:
+    def __init__(self, w, open_target, copy_source, write, origin: int = 0, read_source=None) -> None:
         self._w = w
+        self._read_source = read_source  # read_source(offset, nbytes): small kept ranges no window holds
         self._open_target = open_target
         self._copy_source = copy_source
         self._write = write
@@ -222,9 +225,13 @@ class RangeWriter:
             return
         w = self._w
         if w is None or self.cursor < w.base:
-            self.pass_over(self.cursor, offset)  # no window holds these bytes: the kernel copies them
-            return
-        self._out += w.buf[self.cursor - w.base : offset - w.base]
+            nbytes = offset - self.cursor
+            if self._read_source is None or nbytes > SMALL_RANGE:
+                self.pass_over(self.cursor, offset)  # no window holds these bytes: the kernel copies them
+                return
+            self._out += self._read_source(self.cursor, nbytes)  # small: into the next chunk
+        else:
+            self._out += w.buf[self.cursor - w.base : offset - w.base]
         self.cursor = offset
         if len(self._out) >= WRITE_CHUNK:
             self._disk.put(self._out)

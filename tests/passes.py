@@ -40,6 +40,7 @@ def run_passes(data: bytes, name: str, policy=POLICY, split=None):
         open_target=lambda: 1,
         copy_source=lambda fd, start, n: chunks.append(data[start : start + n]),
         write=lambda fd, buf: chunks.append(bytes(buf)),
+        read_source=lambda offset, n: data[offset : offset + n],
     )
     try:
         pass2.filter_store(reader, out, index, jobs_span, judge, len(data), tail)
