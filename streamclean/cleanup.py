@@ -66,30 +66,38 @@ def clean(
     choice, workers = check_reader(reader), check_workers(workers)
     if archive_file is not None:
         archives.refuse_existing(archive_file)
-    # A symlinked store is cleaned where it lives; the link itself stays a link.
-    store = Path(os.path.realpath(store_file))
     signals.run_started()
     report = CleanupReport(store_file=str(store_file), policy=policy, dry_run=dry_run)
+    with store_under_lock(store_file, dry_run, lock_file) as (store, source, snapshot):
+        report.bytes_before = report.bytes_after = snapshot.size
+        run = Run(store, source, snapshot, policy, report, dry_run, backup, progress, workers, survey,
+                  None if archive_file is None else Path(archive_file))
+        if snapshot.size == 0:
+            report.survey = survey() if survey else None
+            return report  # an empty store: nothing to read, nothing to delete
+        for name in candidates(choice):
+            try:
+                run.attempt(name)
+                break
+            except LayoutMismatch:
+                source.seek(0)  # not the service's layout somewhere: start over, reading any JSON
+                if choice == "layout":
+                    run.refuse_layout()
+    return report
+
+
+@contextmanager
+def store_under_lock(store_file: str | os.PathLike, dry_run: bool, lock_file: str | os.PathLike | None):
+    """The store opened where it lives (a symlink stays a link), its snapshot, and, unless in
+    a dry run, the lock beside it held and this tool's leftovers removed: how `clean` and
+    `restore` begin."""
+    store = Path(os.path.realpath(store_file))
     with _open_store(store, str(store_file)) as source:
         snapshot = Snapshot.of(os.fstat(source.fileno()))
-        report.bytes_before = report.bytes_after = snapshot.size
         with nullcontext() if dry_run else StoreLock(Path(lock_file or f"{store}.lock")):
             if not dry_run:
                 remove_leftovers(store)
-            run = Run(store, source, snapshot, policy, report, dry_run, backup, progress, workers, survey,
-                      None if archive_file is None else Path(archive_file))
-            if snapshot.size == 0:
-                report.survey = survey() if survey else None
-                return report  # an empty store: nothing to read, nothing to delete
-            for name in candidates(choice):
-                try:
-                    run.attempt(name)
-                    break
-                except LayoutMismatch:
-                    source.seek(0)  # not the service's layout somewhere: start over, reading any JSON
-                    if choice == "layout":
-                        run.refuse_layout()
-    return report
+            yield store, source, snapshot
 
 
 @dataclass

@@ -23,20 +23,18 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from . import signals
 from .archive import ArchiveError, ArchiveReader, Entry, joined
-from .cleanup import _copy_range, _open_store, _rolled_back_on_error, _write_new_store
+from .cleanup import _copy_range, _rolled_back_on_error, _write_new_store, store_under_lock
 from .errors import InvalidStoreError, WriteError
-from .lock import StoreLock
 from .readers import LayoutMismatch, candidates, check_reader, reader_class
 from .readers.base import STREAM
 from .splice import RangeWriter
-from .swap import AtomicReplace, Snapshot, remove_leftovers
+from .swap import AtomicReplace
 from .units import megabytes
 
 Progress = Callable[[str, int, int], None]
@@ -102,36 +100,31 @@ def restore(
     its line number, or made from another store), with the store exactly as it was.
     """
     choice = check_reader(reader)
-    store = Path(os.path.realpath(store_file))
     signals.run_started()
     report = RestoreReport(str(store_file), str(archive_file), dry_run)
     head = ArchiveReader(archive_file)
     header = head.header
     head.close()
-    with _open_store(store, str(store_file)) as source:
-        snapshot = Snapshot.of(os.fstat(source.fileno()))
+    with store_under_lock(store_file, dry_run, lock_file) as (store, source, snapshot):
         report.bytes_before = report.bytes_after = snapshot.size
-        with nullcontext() if dry_run else StoreLock(Path(lock_file or f"{store}.lock")):
-            if not dry_run:
-                remove_leftovers(store)
-            after = header["after"]
-            report.store_matches = snapshot.size == after["size"] and _digest(source.fileno()) == after["sha256"]
-            write = report.store_matches and not dry_run
-            no_place = False  # an archived record with no place in this store at all
-            for name in candidates(choice):
-                try:
-                    _attempt(name, store, source, snapshot, archive_file, header, report, write, progress)
-                    break
-                except _NoPlace:
-                    if report.store_matches:
-                        raise
-                    no_place = True  # another store: refused below
-                    break
-                except LayoutMismatch:
-                    source.seek(0)
-                    if choice == "layout":
-                        raise InvalidStoreError("not in the service's layout, which STREAMCLEAN_READER=layout "
-                                                "requires (valid JSON: unset it, or set auto or general)") from None
+        after = header["after"]
+        report.store_matches = snapshot.size == after["size"] and _digest(source.fileno()) == after["sha256"]
+        write = report.store_matches and not dry_run
+        no_place = False  # an archived record with no place in this store at all
+        for name in candidates(choice):
+            try:
+                _attempt(name, store, source, snapshot, archive_file, header, report, write, progress)
+                break
+            except _NoPlace:
+                if report.store_matches:
+                    raise
+                no_place = True  # another store: refused below
+                break
+            except LayoutMismatch:
+                source.seek(0)
+                if choice == "layout":
+                    raise InvalidStoreError("not in the service's layout, which STREAMCLEAN_READER=layout "
+                                            "requires (valid JSON: unset it, or set auto or general)") from None
     if not report.store_matches and (report.restored_count or no_place):
         raise ArchiveError(
             f"the archive {archive_file} was made from another store (or this one changed since): "
