@@ -190,7 +190,7 @@ class Run:
             on_progress, tail.on_wait = _both_processes(on_progress, tail)
         reader = reader_class(name)(self.source, on_progress)
         out = RangeWriter(reader.window, replace.open if replace else lambda: None, self._copy_source, _write_new_store,
-                          read_source=self._read_source)
+                          read_source=self._read_source, writeback=True)
         try:
             pass2.filter_store(reader, out, index, jobs_span, judge, self.snapshot.size, tail, survey, archive)
         finally:

@@ -143,7 +143,8 @@ class JobIndex:
 
     def count(self, flag: int) -> int:
         """How many jobs have `flag`."""
-        in_arrays = sum(self._flags.count(value) for value in range(8) if value & flag)
+        flags = self._flags.tobytes()  # bytes.count runs at memory speed, array.count a Python compare a job
+        in_arrays = sum(flags.count(value) for value in range(8) if value & flag)
         return in_arrays + sum(1 for value in self._others.values() if value & flag)
 
     def __len__(self) -> int:

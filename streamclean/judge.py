@@ -31,6 +31,7 @@ from .report import KindTally, WithJobs
 
 _UTC = timezone.utc
 _from_iso = datetime.fromisoformat
+_FIELDS = {"results": ("job_id", "created_at"), "notifications": ("job_id",), "events": ("occurred_at",)}
 
 
 class Judge:
@@ -41,6 +42,13 @@ class Judge:
         self.results = KindTally()
         self.events = KindTally()
         self.with_jobs = WithJobs()  # records that went with removed jobs (job retention)
+
+    def fields(self, section: str) -> tuple[str, ...]:
+        """The only fields of a `section`'s records that this judge reads (a reader may decode
+        just those). A field that is missing and one that is null are read alike."""
+        if section == "jobs":
+            return ("status", "finished_at") if self.policy.jobs.enabled else ("status",)
+        return _FIELDS[section]
 
     # -- pass 1 --------------------------------------------------------------------------------
 

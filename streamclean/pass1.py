@@ -28,13 +28,14 @@ def index_jobs(reader, judge: Judge, helper: Callable | None = None, survey=None
     if jobs is None:
         return index, None
     found = reader.jobs_split(jobs) if helper is not None and hasattr(reader, "jobs_split") else None
+    fields = judge.fields("jobs") if survey is None else None  # the survey reads every field
     if found is None:
-        end = _index(reader.records(jobs.value_start), judge, index, survey)
+        end = _index(reader.records(jobs.value_start, fields=fields), judge, index, survey)
     else:
         boundary, section_end = found
         later = helper(boundary)
         try:
-            _index(reader.records(jobs.value_start), judge, index, survey, stop_at=boundary)
+            _index(reader.records(jobs.value_start, fields=fields), judge, index, survey, stop_at=boundary)
             end = later.result(index, survey)  # the later jobs' word wins, as if indexed here
         finally:
             later.stop()
@@ -48,7 +49,8 @@ def index_from(reader, boundary: int, judge: Judge, survey=None) -> tuple[JobInd
     of the index and where the section ends. That `boundary` is such a place is for the caller
     to confirm, by ending its own walk there."""
     index = JobIndex()
-    end = _index(reader.records(None, resume_after=boundary), judge, index, survey)
+    fields = judge.fields("jobs") if survey is None else None
+    end = _index(reader.records(None, resume_after=boundary, fields=fields), judge, index, survey)
     return index, end
 
 

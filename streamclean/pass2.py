@@ -62,6 +62,9 @@ def filter_store(reader, out: RangeWriter, index: JobIndex, jobs_span: Span | No
     if tail is None:
         out.finish(size)
     else:
+        if out.fd is not None:  # our part is written: the worker's output can follow it already
+            out.finish(tail.start)
+            tail.forward_to(out.fd)
         done = tail.result()
         jobs_confirmed = jobs_confirmed or done.jobs_confirmed
         if done.keys & seen:
@@ -153,7 +156,7 @@ def _filter_jobs(reader, section, jobs_span: Span | None, index: JobIndex, out, 
     if jobs_span is None or section.value_start != jobs_span[0]:
         _moved(reader)
     splice = _splice(out, section.value_start, archive, "jobs")
-    records = reader.records(section.value_start)
+    records = reader.records(section.value_start, fields=())  # validated; only the keys are read
     flags_of = index.flags_of
     for job in records:
         if flags_of(job.key) & REMOVED:
@@ -180,7 +183,7 @@ def _filter_notifications(reader, open_at, index, judge: Judge, out, archive) ->
 def _filter_results(reader, open_at, index, judge: Judge, out, survey, archive=None, section: str = "results",
                     judged=None) -> tuple[int, int]:
     splice = _splice(out, open_at, archive, section)
-    records = reader.records(open_at, exact="job_id")
+    records = reader.records(open_at, exact="job_id", fields=judge.fields(section) if survey is None else None)
     if judged is None:
         judged = judge.result_of_jobs if judge.policy.jobs.enabled else judge.result
     count = 0
@@ -203,7 +206,7 @@ def _filter_events(reader, open_at, index, judge: Judge, out, survey,
     job's array ends exactly there (a LayoutMismatch if one runs past it), and how many jobs'
     events it walked. With job retention on, the arrays of removed jobs go whole (then the
     section is never split: the split lies at the end of `jobs`)."""
-    arrays = reader.job_arrays(open_at, resume_after)
+    arrays = reader.job_arrays(open_at, resume_after, fields=judge.fields("events") if survey is None else None)
     outer = None
     if judge.policy.jobs.enabled:
         if resume_after is not None or stop_at is not None:

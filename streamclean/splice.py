@@ -17,12 +17,13 @@ from __future__ import annotations
 import queue
 import threading
 
-from . import signals
+from . import fs, signals
 
 # Output goes to the writer thread in chunks this big, at most two queued: both processes of a
 # run hold them, so they are kept small; the page cache takes them at any size.
 WRITE_CHUNK = 1 << 19
 SMALL_RANGE = 1 << 16  # a kept range no window holds is read into a chunk up to this size
+WRITEBACK_EVERY = 16 << 20  # with `writeback`, the kernel is asked to start writing after this many bytes
 
 
 class Splice:
@@ -148,11 +149,15 @@ class RangeWriter:
     copies the unchanged start from the old store in the kernel, as it copies any range kept
     unread (`pass_over`). In a dry run `open_target` returns None and only sizes are counted.
     Full chunks are written by a `_DiskWriter` thread while parsing goes on; `close()` must
-    follow, also on failure, before the file is closed or removed.
+    follow, also on failure, before the file is closed or removed. With `writeback` (the new
+    store, which is fsynced before the swap), that thread also asks the kernel to start writing
+    the file to disk as it grows, so the disk works during pass 2 rather than after it.
     """
 
-    def __init__(self, w, open_target, copy_source, write, origin: int = 0, read_source=None) -> None:
+    def __init__(self, w, open_target, copy_source, write, origin: int = 0, read_source=None,
+                 writeback: bool = False) -> None:
         self._w = w
+        self._writeback = writeback  # the file is the new store, to be fsynced: start writing it early
         self._read_source = read_source  # read_source(offset, nbytes): small kept ranges no window holds
         self._open_target = open_target
         self._copy_source = copy_source
@@ -176,7 +181,7 @@ class RangeWriter:
             if self.fd is not None:
                 self._copy_source(self.fd, self._origin, offset - self._origin)
                 with signals.critical_section(deliver=True):  # the thread must be known to close()
-                    self._disk = _DiskWriter(self._write, self.fd)
+                    self._disk = _DiskWriter(self._write, self.fd, self._writeback)
         else:
             self._emit_upto(offset)
         self.cursor = offset
@@ -191,7 +196,7 @@ class RangeWriter:
             if self.fd is not None:
                 self._copy_source(self.fd, self._origin, offset - self._origin)
                 with signals.critical_section(deliver=True):
-                    self._disk = _DiskWriter(self._write, self.fd)
+                    self._disk = _DiskWriter(self._write, self.fd, self._writeback)
             self.cursor = offset
         else:
             self._emit_upto(offset)
@@ -238,13 +243,15 @@ class RangeWriter:
             self._out = bytearray()
 
     def finish(self, size: int) -> None:
-        """Write the rest and wait until every byte is handed to the kernel."""
+        """Write the rest and wait until every byte is handed to the kernel. Once more with
+        the same `size` it does nothing."""
         self._emit_upto(size)
         if self._disk is not None:
             if self._out:
                 self._disk.put(self._out)
                 self._out = bytearray()
             self._disk.close()
+            self._disk = None
 
     def finish_with_tail(self, start: int, tail, copy_tail) -> None:
         """Finish when the bytes from `start` on were filtered elsewhere: `copy_tail(fd, tail)`
@@ -269,22 +276,29 @@ class _DiskWriter:
     while the next records are parsed. A write error is raised in the caller's thread at its
     next `put` or at `close`; a few chunks in flight bound the memory."""
 
-    def __init__(self, write, fd: int) -> None:
+    def __init__(self, write, fd: int, writeback: bool = False) -> None:
         self._write = write
         self._fd = fd
+        self._writeback = writeback
         self._chunks: queue.Queue = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="streamclean-writer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        unsynced = 0  # bytes written since the kernel was last asked to start writing back
         while (chunk := self._chunks.get()) is not None:
             if self._error is None:
                 try:
                     if callable(chunk):
                         chunk()
+                        unsynced = WRITEBACK_EVERY  # a kernel copy: usually large
                     else:
                         self._write(self._fd, chunk)
+                        unsynced += len(chunk)
+                    if self._writeback and unsynced >= WRITEBACK_EVERY:
+                        fs.start_writeback(self._fd)
+                        unsynced = 0
                 except BaseException as exc:  # handed to the caller's thread
                     self._error = exc
 

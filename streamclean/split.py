@@ -35,7 +35,7 @@ import struct
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from . import pass1, pass2, signals
+from . import fs, pass1, pass2, signals
 from .errors import StreamcleanError
 from .index import JobIndex
 from .judge import Judge
@@ -46,6 +46,7 @@ from .swap import leftover_name
 MIN_STORE_BYTES = 8 << 20  # below this, forking and splicing cost more than the core saves
 _PR_SET_PDEATHSIG = 1
 _WAIT_TICK = 0.25  # seconds between progress reports while waiting for the worker
+_FORWARD_TICK = 0.02  # seconds between copies of the worker's output while waiting for it
 
 
 class WorkerDiedError(StreamcleanError):
@@ -232,6 +233,12 @@ class TailWorker(Forked):
     nbytes, start)` copies bytes, errors worded; `write(fd, data)` writes them. With
     `segment_fd` None it only counts (a dry run). `result()` gives a `pass2.Tail`, and
     `copy_output(fd, tail)` appends the tail's new bytes to `fd`.
+
+    Once this process's own part of the new store is written, `forward_to(fd)` lets `result()`
+    copy the worker's output behind it while waiting, as far as the worker has written it, and
+    have the kernel start writing it to disk: so the copy and most of the final fsync's work
+    happen while the worker is still busy, not after it. The worker only ever appends to its
+    file, and every byte below the file's size is written, so what is copied is final.
     """
 
     what = "filtering the store's tail"
@@ -267,6 +274,8 @@ class TailWorker(Forked):
         self._archive_path = archive_path
         self.archive_fd = archive_fd
         self._read = mmap.mmap(-1, 8)  # how far the worker has read, for progress
+        self._forward_fd: int | None = None
+        self._forwarded = 0  # bytes of the worker's output copied to `_forward_fd` so far
         self._fork()
 
     @property
@@ -299,12 +308,38 @@ class TailWorker(Forked):
             if archive is not None:
                 archive.close_body()
 
+    def forward_to(self, fd: int) -> None:
+        """Copy the worker's output to `fd` (the new store, written up to where the tail's
+        output goes) while `result()` waits; `copy_output` then adds only the rest."""
+        if self._segment_fd is not None:
+            self._forward_fd = fd
+
+    def result(self, *args):
+        if self._forward_fd is not None:
+            while not select.select([self._answer], [], [], _FORWARD_TICK)[0]:
+                self._forward()
+                if self.on_wait is not None:
+                    self.on_wait()
+        return super().result(*args)
+
+    def _forward(self) -> None:
+        written = os.fstat(self._segment_fd).st_size
+        if written > self._forwarded:
+            self._copy(self._segment_fd, self._forward_fd, written - self._forwarded, self._forwarded)
+            self._forwarded = written
+            fs.start_writeback(self._forward_fd)
+
     def copy_output(self, fd: int, tail: pass2.Tail) -> None:
-        """Append the new store's tail to `fd`: the worker's output, or the old bytes unchanged."""
+        """Append the new store's tail to `fd`: the worker's output (what `forward_to` has not
+        copied yet), or the old bytes unchanged."""
         length = self._size - self.start
         if tail.diverged:
-            self._copy(self._segment_fd, fd, length - tail.skipped, 0)
+            if self._forwarded and fd != self._forward_fd:
+                raise ValueError("the tail's output was forwarded to another file")
+            self._copy(self._segment_fd, fd, length - tail.skipped - self._forwarded, self._forwarded)
         else:
+            if self._forwarded:  # cannot happen: a worker that writes has diverged
+                raise ValueError("the tail wrote output but did not diverge")
             self._copy(self._source_fd, fd, length, self.start)
 
     def stop(self) -> None:

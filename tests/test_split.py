@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 import processes
 from processes import NOW
-from streamclean import fs
+from streamclean import fs, splice
 from streamclean import split as worker
 from streamclean.cli import main
 
@@ -114,6 +114,45 @@ def test_two_processes_write_what_one_writes(tmp_path, stores, monkeypatch):
     assert children_of(os.getpid()) == []
 
 
+@pytest.mark.parametrize("slow", ["answer", "writes"])
+def test_the_output_forwarded_while_the_worker_works_is_the_output(tmp_path, stores, monkeypatch, slow):
+    """The worker's output is copied behind ours while it works (`TailWorker.forward_to`):
+    with its answer held back after its last write ("answer"), all of it is forwarded before
+    `copy_output`; with every write slowed ("writes"), it is forwarded in pieces as it grows.
+    Either way the new store is the one-process run's, byte for byte."""
+    old, new, counts = stores
+    forwarded = []
+    real_forward, real_filter, real_write = worker.TailWorker._forward, worker.pass2.filter_tail, worker.RangeWriter
+    def forward(self):
+        before = self._forwarded
+        real_forward(self)
+        if self._forwarded > before:
+            forwarded.append(self._forwarded - before)
+    monkeypatch.setattr(worker.TailWorker, "_forward", forward)
+    if slow == "answer":
+        def filter_tail(*args, **kwargs):  # runs in the worker, which the fork gives this patch
+            done = real_filter(*args, **kwargs)
+            time.sleep(0.5)
+            return done
+        monkeypatch.setattr(worker.pass2, "filter_tail", filter_tail)
+    else:
+        def writer(*args, **kwargs):
+            out = real_write(*args, **kwargs)
+            emit = out._write
+            out._write = lambda fd, data: (time.sleep(0.02), emit(fd, data))[1]
+            return out
+        monkeypatch.setattr(worker, "RangeWriter", writer)
+        monkeypatch.setattr(splice, "WRITE_CHUNK", 1 << 14)  # many small writes
+    store = _fresh(tmp_path, old)
+    result = _invoke(store)
+    assert result.exit_code == 0, result.stderr
+    assert store.read_bytes() == new
+    assert _counts(result.stdout) == counts
+    assert forwarded, "nothing was forwarded while the worker worked"
+    if slow == "writes":
+        assert len(forwarded) > 1, forwarded
+
+
 def test_a_dry_run_on_two_processes_counts_the_same_and_writes_nothing(tmp_path, stores, monkeypatch):
     old, _, counts = stores
     spy = Spy(monkeypatch)
@@ -187,22 +226,33 @@ def test_no_worker_without_a_file_for_it_or_room_for_it(tmp_path, stores, monkey
 
 class RoleFaults:
     """An `fs.call` that logs each operation with the process it ran in (the forked worker's
-    memory is its own, so the log is a file) and fails the `fail_at`th operation of `role`."""
+    memory is its own, so the log is a file) and fails the `fail_at`th operation named `name`
+    of `role` (and, `for_good`, every operation of `role` after it), logging "failed" then.
 
-    def __init__(self, real, log: Path, parent: int, role: str = "", fail_at: int = -1,
+    Operations are counted by name: how many kernel copies the parent makes varies from run to
+    run (it forwards the worker's output as it grows), so a position in the whole sequence
+    would name different operations in different runs."""
+
+    def __init__(self, real, log: Path, parent: int, role: str = "", name: str = "", fail_at: int = -1,
                  code: int = errno.ENOSPC, for_good: bool = False):
         self.real, self.log, self.parent = real, log, parent
-        self.role, self.fail_at, self.code, self.for_good = role, fail_at, code, for_good
+        self.role, self.name, self.fail_at, self.code, self.for_good = role, name, fail_at, code, for_good
         self.count = 0
+        self.failing = False
 
     def __call__(self, op, func, *args):
         role = "parent" if os.getpid() == self.parent else "worker"
         with open(self.log, "a") as log:
             log.write(f"{role} {op}\n")
-        if role == self.role:
-            index, self.count = self.count, self.count + 1
-            if index == self.fail_at or (self.for_good and 0 <= self.fail_at < index):
-                raise OSError(self.code, os.strerror(self.code))
+            if role == self.role:
+                hit = False
+                if op == self.name:
+                    hit = self.count == self.fail_at
+                    self.count += 1
+                if hit or (self.for_good and self.failing):
+                    self.failing = True
+                    log.write(f"{role} failed\n")
+                    raise OSError(self.code, os.strerror(self.code))
         return self.real(op, func, *args)
 
     def operations(self) -> list[tuple[str, str]]:
@@ -236,12 +286,17 @@ def test_failing_any_file_operation_of_either_process_leaves_the_store(tmp_path,
             for n, op in enumerate(ops):
                 if role == "parent" and n > swap:
                     continue  # after the swap: test_faults covers it, the worker is long gone
+                k = ops[:n].count(op)  # the k-th operation of its name
                 log = tmp_path / f"{role}-{n}-{for_good}.log"
-                monkeypatch.setattr(fs, "call", RoleFaults(real_call, log, os.getpid(), role, n, for_good=for_good))
+                monkeypatch.setattr(fs, "call", RoleFaults(real_call, log, os.getpid(), role, op, k, for_good=for_good))
                 store = _fresh(folder, old)
                 result = _invoke(store)
-                case = f"{role} {op} #{n}{' for good' if for_good else ''}"
+                case = f"{role} {op} #{k}{' for good' if for_good else ''}"
                 lines = result.stderr.splitlines()
+                if f"{role} failed" not in log.read_text().splitlines():
+                    # This run made fewer such operations (fewer, larger copies): nothing failed.
+                    assert result.exit_code == 0 and store.read_bytes() == new, (case, result.stderr)
+                    continue
                 assert result.exit_code == 1, (case, result.stderr)
                 assert len(lines) == 1 and lines[0].startswith("streamclean: error: "), (case, result.stderr)
                 assert os.strerror(errno.ENOSPC) in lines[0], case
@@ -416,10 +471,11 @@ def test_failing_any_file_operation_of_the_worker_while_archiving_leaves_no_arch
     ops = [op for role, op in operations if role == "worker"]
     assert ops.count("write") >= 2, ops  # the worker's new store and its part of the archive
     for n, op in enumerate(ops):
-        monkeypatch.setattr(fs, "call", RoleFaults(real_call, tmp_path / f"{n}.log", os.getpid(), "worker", n))
+        k = ops[:n].count(op)
+        monkeypatch.setattr(fs, "call", RoleFaults(real_call, tmp_path / f"{n}.log", os.getpid(), "worker", op, k))
         store = _fresh(folder, old)
         result = _invoke(store, "--archive-file", str(folder / "a.jsonl.gz"))
-        case = f"worker {op} #{n}"
+        case = f"worker {op} #{k}"
         assert result.exit_code == 1 and os.strerror(errno.ENOSPC) in result.stderr, (case, result.stderr)
         assert store.read_bytes() == old, case
         assert sorted(os.listdir(folder)) == ["store.v1.json", "store.v1.json.lock"], case

@@ -6,9 +6,11 @@ so that pass 2 can leave records out as byte ranges and copy everything kept und
 - `sections(seen)`: the top-level members (`Member`s with `key` and `value_start`); keys go
   into `seen`, a repeated one is refused. The consumer reads each section's value with one of
   the methods below and sets the section's `value_end` to what it returns.
-- `records(open_at)`: the members of a section object, each with `value` decoded; the walk's
-  `close` is then the closing brace's offset.
-- `job_arrays(open_at)`: the members of `events`, one job's events each: `values` is the whole
+- `records(open_at, fields=)`: the members of a section object, each with `value` decoded; the
+  walk's `close` is then the closing brace's offset. `fields` names the only fields the
+  consumer reads (the judge's, `Judge.fields`): a reader may then hand out a dict of just
+  those, as long as it holds the values the service's parser reads (`layout` does, with msgspec).
+- `job_arrays(open_at, fields=)`: the members of `events`, one job's events each: `values` is the whole
   array decoded in one call (the batch the judge decides in bulk), or None, when `value` is
   `STREAM` for an array to stream with `elements(member)`, or else the non-array value.
 - `elements(array)`: an array's elements, each decoded, the array's `value_end` set after.

@@ -335,10 +335,12 @@ class GeneralReader:
 
     # -- records ---------------------------------------------------------------------------------
 
-    def records(self, open_at: int | None, exact: str | None = None, resume_after: int | None = None):
+    def records(self, open_at: int | None, exact: str | None = None, resume_after: int | None = None,
+                fields: tuple[str, ...] | None = None):
+        # Every record is decoded whole, by the stdlib itself: `exact` and `fields` change nothing.
         return _Records(self.sc, "records", open_at)
 
-    def job_arrays(self, open_at: int | None, resume_after: int | None = None):
+    def job_arrays(self, open_at: int | None, resume_after: int | None = None, fields: tuple[str, ...] | None = None):
         return Walk(self._job_arrays)
 
     def _job_arrays(self, arrays: Walk):
