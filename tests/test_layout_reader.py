@@ -326,3 +326,32 @@ def test_scan_finds_what_bytes_find_finds(data, pattern, start, block, limit):
 def test_pass_1_scans_straddling_blocks_change_nothing(monkeypatch, block):
     monkeypatch.setattr(layout, "SCAN_BLOCK", block)
     assert_same(service_bytes(MIXED))
+
+
+def _jobs_stores():
+    """Stores in the service's layout whose sections mislead the bisection for the jobs line
+    in every way they can: it must still find the line a scan from the start finds."""
+    base = small_state()
+    events = base["events"]
+    huge = {"j1": [{"occurred_at": NOW.isoformat(), "payload": "x" * 300} for _ in range(40)]}
+    yield "service", base
+    yield "no events", {k: v for k, v in base.items() if k != "events"}
+    yield "empty events", {**base, "events": {}}
+    yield "no jobs", {k: v for k, v in base.items() if k != "jobs"}
+    yield "events holding objects", {**base, "events": {key: {"a": 1} for key in events}}
+    yield "results holding arrays", {**base, "results": {"r1": [1, 2], "r2": [3]}}
+    yield "a huge events array", {**base, "events": {**events, **huge}}
+    yield "jobs sorted first", {"aaa": {"x": [1]}, **base}
+
+
+@pytest.mark.parametrize("name, state", list(_jobs_stores()), ids=[name for name, _ in _jobs_stores()])
+@pytest.mark.parametrize("block, probe", [(64, 64), (256, 1 << 18), (1 << 22, 1 << 18)])
+def test_the_jobs_line_is_found_where_a_scan_finds_it(monkeypatch, name, state, block, probe):
+    """The bisection (`layout._jobs_line`) ends in the line a scan from the start finds,
+    with blocks and probes small enough to make it bisect these small stores."""
+    data = service_bytes(state)
+    monkeypatch.setattr(layout, "SCAN_BLOCK", block)
+    monkeypatch.setattr(layout, "_PROBE", probe)
+    assert layout._jobs_line(io.BytesIO(data)) == data.find(b'\n  "jobs": ')
+    if "jobs" in state:  # (split points are taken at the jobs section)
+        assert_same(data)

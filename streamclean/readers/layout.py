@@ -369,6 +369,51 @@ def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
     return stream.read(size)
 
 
+_JOBS_LINE = b'\n  "jobs": '  # a long pattern: bytes.find runs about 2.5 times as fast on it as on `\n  "`
+_PROBE = 1 << 18  # bytes read at each step of the search for the jobs line
+
+
+def _jobs_line(stream: BinaryIO) -> int:
+    """Where the line of the top-level `jobs` member begins, or -1.
+
+    The service writes its sections in sorted order, `events` (an object of arrays) first, then
+    `jobs` and the others (objects of objects). So instead of scanning the events section, a
+    few hundred megabytes, for the jobs line, the place where section members stop holding
+    arrays is found by bisection, reading a little at each step, and only the last few
+    megabytes are scanned. In the service's layout the line `  "jobs": ` can only be the
+    top-level member, wherever it is found; if the bisection does not find it (another order,
+    another layout), the store is scanned from the start. Pass 2 confirms the section either way.
+    """
+    stream.seek(0, 2)
+    low, high = 0, stream.tell()
+    while high - low > SCAN_BLOCK:
+        middle = (low + high) // 2
+        member = _member_after(stream, middle)
+        if member is None or member[0] >= high:
+            break  # no member line close behind the middle: scan what is left
+        at, first = member
+        if first == 0x5B:  # "[": a job's events, before `jobs`
+            low = at
+        else:
+            high = at
+    line = scan(stream, low, _JOBS_LINE, limit=high + len(_JOBS_LINE))
+    return line if line >= 0 else scan(stream, 0, _JOBS_LINE)
+
+
+def _member_after(stream: BinaryIO, offset: int) -> tuple[int, int] | None:
+    """The first member line of a section (indented by four spaces) after `offset`: where
+    it begins and the first byte of its value; None if there is none close by."""
+    block = _read_at(stream, offset, _PROBE)
+    key_line = _KEY[4]
+    found = block.find(b'\n    "')
+    while found >= 0:
+        match = key_line.match(block, found + 1)
+        if match is not None and match.end() < len(block):
+            return offset + found, block[match.end()]
+        found = block.find(b'\n    "', found + 1)
+    return None
+
+
 def _middle_job(stream: BinaryIO, start: int) -> tuple[int, int] | None:
     """Where a job near the middle of the jobs section opening at `start` begins (the comma
     that ends the job before it), and where the section ends; None if no such place is found.
@@ -523,8 +568,7 @@ class LayoutReader:
             return None  # json.dumps({}, indent=2); pass 2 checks that nothing follows
         if opening != b'{\n  "':
             raise LayoutMismatch("not the service's layout")
-        # Long patterns: bytes.find runs about 2.5 times as fast on them as on `\n  "`.
-        line = scan(stream, 0, b'\n  "jobs": ')
+        line = _jobs_line(stream)
         if line < 0:
             stream.seek(0)
             return None  # no jobs: pass 2 refuses a `jobs` section it meets all the same
