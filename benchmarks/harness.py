@@ -281,6 +281,12 @@ class Tool:
 
     def argv(self, copy: Path, out: Path, result_bytes: int) -> list[str]:
         py = sys.executable
+        if self.name == "streamclean-before":  # another checkout's streamclean, for before/after tables
+            root = os.environ.get("BENCH_BEFORE_ROOT")
+            if not root or not (Path(root) / "streamclean").is_dir():
+                raise BenchError("streamclean-before needs BENCH_BEFORE_ROOT: a checkout of the commit to compare with")
+            code = f"import sys; sys.path.insert(0, {root!r}); from streamclean.cli import main; main(prog_name='streamclean')"
+            return [py, "-c", code, "clean", "--store-file", str(copy), *RULE_ARGS]
         if self.name.startswith("streamclean"):
             return [py, "-m", "streamclean", "clean", "--store-file", str(copy), *RULE_ARGS]
         if self.name == "dry-run":
@@ -296,6 +302,8 @@ TOOLS = {tool.name: tool for tool in (
     Tool("streamclean", "copy", "layout", description="`streamclean clean` (reader auto)"),
     Tool("streamclean-general", "copy", "general", (("STREAMCLEAN_READER", "general"),),
          "`streamclean clean`, `STREAMCLEAN_READER=general`"),
+    Tool("streamclean-before", "copy", "layout",
+         description="`streamclean clean` of the checkout in BENCH_BEFORE_ROOT (`git worktree add`)"),
     Tool("orjson", "out", description="`orjson` in-memory peer"),
     Tool("json", "out", description="`json` in-memory peer (the service's serialisation)"),
     Tool("floor", "out", description="floor: read the store, write + fsync the result's size"),

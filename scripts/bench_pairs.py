@@ -22,7 +22,8 @@ on a shared machine touches both sides alike. Every run:
   the peers), the same counts in the report, and for streamclean the reader that did the work
   (the report's "reader").
 
-Tools: streamclean (reader auto), streamclean-general (STREAMCLEAN_READER=general), orjson and
+Tools: streamclean (reader auto), streamclean-general (STREAMCLEAN_READER=general), streamclean-before
+(the streamclean of the checkout in BENCH_BEFORE_ROOT, for before/after tables), orjson and
 json (the in-memory peers of benchmarks/peers.py), floor (read the store, write and fsync a file
 of the result's size), dry-run (`clean --dry-run`), inspect (`inspect --json`). A tool may carry a
 sampler, `NAME:statm` (the tree's RSS sum, cheap) or `NAME:tree` (RSS sum, PSS sum, per-process
