@@ -25,7 +25,7 @@ import orjson
 from . import fields as _fields
 from .base import STREAM, LayoutMismatch, Member, Walk
 
-BLOCK_SIZE = 1 << 20
+BLOCK_SIZE = 1 << 19  # bytes read at a time (the window grows beyond it for a record that needs it)
 _MAX_LINE_START = 1 << 16  # a key line longer than this is not the service's; take the general path
 _KEY = {
     # a JSON string without raw control characters, written as an unrolled loop: 4x faster
