@@ -121,14 +121,7 @@ class JobIndex:
 
     def __contains__(self, job_id: object) -> bool:
         """True when `job_id` is a terminal job's id."""
-        if type(job_id) is not str:
-            return False
-        number = _uuid_number(job_id)
-        if number is not None:
-            position = self._position(number >> 64, number & _LOW64)
-            if position is not None:
-                return bool(self._flags[position] & TERMINAL)
-        return bool(self._others.get(job_id, 0) & TERMINAL)
+        return bool(self.flags_of(job_id) & TERMINAL)
 
     def flags_of(self, job_id: object) -> int:
         """The flags of `job_id` (0 for an unknown id)."""

@@ -176,14 +176,24 @@ class RangeWriter:
         if w is not None:
             w.on_drop = self._emit_upto
 
+    def _diverge(self, offset: int) -> None:
+        """The first change, at `offset`: the new file is opened, the unchanged bytes before
+        `offset` are copied to it in the kernel, and the writer thread starts."""
+        self.diverged = True
+        self.fd = self._open_target()
+        if self.fd is not None:
+            self._copy_source(self.fd, self._origin, offset - self._origin)
+            with signals.critical_section(deliver=True):  # the thread must be known to close()
+                self._disk = _DiskWriter(self._write, self.fd, self._writeback)
+
+    def _queue_if_full(self) -> None:
+        if len(self._out) >= WRITE_CHUNK:
+            self._disk.put(self._out)
+            self._out = bytearray()
+
     def skip_from(self, offset: int) -> None:
         if not self.diverged:
-            self.diverged = True
-            self.fd = self._open_target()
-            if self.fd is not None:
-                self._copy_source(self.fd, self._origin, offset - self._origin)
-                with signals.critical_section(deliver=True):  # the thread must be known to close()
-                    self._disk = _DiskWriter(self._write, self.fd, self._writeback)
+            self._diverge(offset)
         else:
             self._emit_upto(offset)
         self.cursor = offset
@@ -193,21 +203,14 @@ class RangeWriter:
         """Put `data` into the new store at the old store's `offset` (restore): the bytes up
         to there are copied as they are, `data` follows, then the bytes from `offset` on."""
         if not self.diverged:
-            self.diverged = True
-            self.fd = self._open_target()
-            if self.fd is not None:
-                self._copy_source(self.fd, self._origin, offset - self._origin)
-                with signals.critical_section(deliver=True):
-                    self._disk = _DiskWriter(self._write, self.fd, self._writeback)
+            self._diverge(offset)
             self.cursor = offset
         else:
             self._emit_upto(offset)
         self.inserted += len(data)
         if self.fd is not None:
             self._out += data
-            if len(self._out) >= WRITE_CHUNK:
-                self._disk.put(self._out)
-                self._out = bytearray()
+            self._queue_if_full()
 
     def pass_over(self, start: int, end: int) -> None:
         """Bytes from `start` to `end` are kept as they are and never read: once the output
@@ -240,9 +243,7 @@ class RangeWriter:
         else:
             self._out += w.buf[self.cursor - w.base : offset - w.base]
         self.cursor = offset
-        if len(self._out) >= WRITE_CHUNK:
-            self._disk.put(self._out)
-            self._out = bytearray()
+        self._queue_if_full()
 
     def finish(self, size: int) -> None:
         """Write the rest and wait until every byte is handed to the kernel. Once more with

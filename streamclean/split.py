@@ -153,11 +153,20 @@ class Forked:
         """The rest of an answer `_send` wrote after its pickled ("done", value)."""
         return value
 
-    def result(self, *args):
+    def _wait_tick(self) -> float | None:
+        """Seconds between calls of `_while_waiting` while `result()` waits; None: just wait."""
+        return None if self.on_wait is None else _WAIT_TICK
+
+    def _while_waiting(self) -> None:
         if self.on_wait is not None:
-            while not select.select([self._answer], [], [], _WAIT_TICK)[0]:
-                self.on_wait()
             self.on_wait()
+
+    def result(self, *args):
+        tick = self._wait_tick()
+        if tick is not None:
+            while not select.select([self._answer], [], [], tick)[0]:
+                self._while_waiting()
+            self._while_waiting()
         try:
             with os.fdopen(self._answer, "rb", closefd=False) as answer:
                 kind, value = pickle.load(answer)
@@ -314,13 +323,13 @@ class TailWorker(Forked):
         if self._segment_fd is not None:
             self._forward_fd = fd
 
-    def result(self, *args):
+    def _wait_tick(self) -> float | None:
+        return _FORWARD_TICK if self._forward_fd is not None else super()._wait_tick()
+
+    def _while_waiting(self) -> None:
         if self._forward_fd is not None:
-            while not select.select([self._answer], [], [], _FORWARD_TICK)[0]:
-                self._forward()
-                if self.on_wait is not None:
-                    self.on_wait()
-        return super().result(*args)
+            self._forward()
+        super()._while_waiting()
 
     def _forward(self) -> None:
         written = os.fstat(self._segment_fd).st_size

@@ -498,8 +498,9 @@ class LayoutReader:
     def records(self, open_at: int | None, exact: str | None = None, resume_after: int | None = None,
                 fields: tuple[str, ...] | None = None):
         """The members of the section object opening at `open_at`, each with its `value`
-        decoded. With `exact`, a record whose field of that name came back as a float is read
-        again by the stdlib (orjson reads integers beyond 64 bits as floats). With `fields`,
+        decoded. With `exact`, a record whose field of that name came back as a float, a list
+        or an object is read again by the stdlib (orjson reads integers beyond 64 bits as
+        floats, also inside a list or an object; see `load_exact`). With `fields`,
         the only fields the consumer reads, a record may come as a dict of just those (see
         `fields.py`). `close` is the closing brace's offset once the walk is over."""
         return walk(self.window, open_at, 4, keyed=True, resume_after=resume_after, decode=decoder(exact, fields))
@@ -580,7 +581,7 @@ class LayoutReader:
             # before `jobs`. Were another section between them, the split inside `events`
             # would not be met where it is expected, and the run would start over on `general`.
             self.events_span = (events + len(b'\n  "events": '), line - 1)  # the value, without the comma
-        start = line + len(b'\n  "jobs": ')
+        start = line + len(_JOBS_LINE)
         if _read_at(stream, start, 1) != b"{":
             stream.seek(0)
             return None  # `jobs` is not an object: no job is terminal; pass 2 checks its value
