@@ -15,6 +15,8 @@ from pathlib import Path
 import click
 
 from . import __version__, signals
+from .archive_folder import check_options as check_archive_options
+from .archive_folder import refuse_outputs
 from .atomicfile import check_writable, write_atomically
 from .cleanup import clean
 from .errors import EXIT_CLEANED, EXIT_FAILED, InterruptedRunError, OutputError, StreamcleanError
@@ -136,6 +138,19 @@ def clean_options(command):
             "`streamclean restore`. PATH must not exist.",
         ),
         click.option(
+            "--archive-dir",
+            metavar="DIR",
+            help="Keep every removed record in an archive the run names in DIR: "
+            "<store name>.<UTC time of --now, YYYYMMDDTHHMMSSZ>.jsonl.gz (-2, -3, ... before .jsonl.gz "
+            "if taken; no file is ever replaced). DIR is created if missing.",
+        ),
+        click.option(
+            "--archive-keep",
+            metavar="DUR",
+            help="With --archive-dir: after a successful run, remove this store's archives there "
+            "whose run was longer ago than DUR (30d, 12h, seconds); nothing else is touched.",
+        ),
+        click.option(
             "--metrics-textfile",
             metavar="PATH",
             type=PATH,
@@ -194,11 +209,18 @@ def run_clean(runner: str, *, summary: bool = True, **options) -> None:
 
 def _clean(run: _Run, quiet: bool, metrics_file: str | None, **options) -> None:
     store_file = _store_file(options)
+    archive_dir = options.pop("archive_dir")
+    if archive_dir:  # before the metrics file is known: a failed run writes it too
+        refuse_outputs(archive_dir, {"--output-json": options["output_json"], "--metrics-textfile": metrics_file})
     if metrics_file:
         _check_output(metrics_file, "--metrics-textfile", store_file, options["lock_file"], False)
         run.metrics_file = metrics_file
     policy, store_file = _settings(**options)
     choice = pipeline_choice()
+    archive_file, archive_keep = options.get("archive_file") or None, options.pop("archive_keep")
+    if archive_keep is not None:
+        archive_keep = parse_duration(archive_keep, "--archive-keep")
+    check_archive_options(archive_dir, archive_keep, archive_file)
     output_json = options["output_json"]
     if output_json:
         _check_output(output_json, "--output-json", store_file, options["lock_file"], True)
@@ -215,7 +237,9 @@ def _clean(run: _Run, quiet: bool, metrics_file: str | None, **options) -> None:
             lock_file=options["lock_file"],
             backup=options["backup"],
             progress=progress,
-            archive_file=options.get("archive_file") or None,
+            archive_file=archive_file,
+            archive_dir=archive_dir,
+            archive_keep=archive_keep,
             **choice,
         )
     run.document = json.dumps(run.report.as_dict(run.runner), indent=2, ensure_ascii=False) + "\n"
