@@ -329,3 +329,118 @@ def test_no_other_output_may_name_an_archive_in_the_folder(store, invoke, plante
     future = folder / f"store.v1.json.{STAMP}.jsonl.gz"
     result = _clean(invoke, store, folder, "--output-json", future)
     assert result.exit_code == 1 and not future.exists()
+
+
+def test_an_archive_replaced_after_it_was_judged_is_not_removed(store, invoke, planted, monkeypatch):
+    """Between reading an archive's header and removing it, its name comes to hold another
+    file: that file is not what was judged, and stays."""
+    from streamclean import archive_folder
+
+    folder, old, _ = planted
+    victim = sorted(old)[0]
+    judge = archive_folder.ArchiveFolder._old_archive
+
+    def judged_then_replaced(self, fd, name, cutoff):
+        found = judge(self, fd, name, cutoff)
+        if name == victim:
+            newcomer = folder / "newcomer"
+            newcomer.write_bytes(b"arrived after the judgement")
+            os.replace(newcomer, folder / victim)
+        return found
+
+    monkeypatch.setattr(archive_folder.ArchiveFolder, "_old_archive", judged_then_replaced)
+    report = _report(_clean(invoke, store, folder, "--archive-keep", "30d"))
+    assert (folder / victim).read_bytes() == b"arrived after the judgement"
+    assert sorted(Path(item["file"]).name for item in report["archives_pruned"]) == sorted(set(old) - {victim})
+
+
+# -- killed while pruning ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_killed_at_every_operation_every_archive_is_whole_or_pruned(store, tmp_path, monkeypatch):
+    """SIGKILL before and after each file operation of a run that archives and prunes: every
+    archive that was there is there byte for byte, or was one to be pruned and is gone whole,
+    and only once the cleaned store is in place; the new archive is whole wherever it is."""
+    from test_archive_faults import _kill_sweep
+
+    from conftest import service_bytes, small_state
+
+    work = tmp_path / "work"
+    work.mkdir()
+    old_store = service_bytes(small_state())
+    store = work / "store.v1.json"
+    folder = work / "archives"
+    day = timedelta(days=1)
+    planted: dict[str, bytes] = {}
+    to_prune: set[str] = set()
+
+    def prepare():
+        for path in list(work.iterdir()):
+            if path.is_dir():
+                for inner in path.iterdir():
+                    inner.unlink()
+                path.rmdir()
+            else:
+                path.unlink()
+        store.write_bytes(old_store)
+        folder.mkdir()
+        real = store.resolve()
+        for days in (40, 35, 31):
+            name = f"store.v1.json.{_stamp(NOW - days * day)}.jsonl.gz"
+            planted[name] = fake_archive(folder / name, real, NOW - days * day)
+            to_prune.add(name)
+        recent = f"store.v1.json.{_stamp(NOW - 3 * day)}.jsonl.gz"
+        planted[recent] = fake_archive(folder / recent, real, NOW - 3 * day)
+        other = f"store.v1.json.{_stamp(NOW - 50 * day)}.jsonl.gz"
+        planted[other] = fake_archive(folder / other, "/srv/other/store.v1.json", NOW - 50 * day)
+        decoy = f"store.v1.json.{_stamp(NOW - 60 * day)}.jsonl.gz"
+        (folder / decoy).write_bytes(b"not an archive")
+        planted[decoy] = b"not an archive"
+        return ["clean", "--store-file", str(store), "--now", NOW_ISO, "--archive-dir", str(folder),
+                "--archive-keep", "30d"]
+
+    prepare()
+    new_store = _cleaned_copy(tmp_path, old_store)
+
+    def check(case):
+        data = store.read_bytes()
+        assert data in (old_store, new_store), f"{case}: the store is neither old nor new"
+        names = set(os.listdir(folder))
+        gone = set(planted) - names
+        assert gone <= to_prune, f"{case}: removed what was not to be pruned: {gone - to_prune}"
+        for name in set(planted) & names:
+            assert (folder / name).read_bytes() == planted[name], f"{case}: {name} changed"
+        new = sorted(names - set(planted))
+        assert len({os.stat(folder / name).st_ino for name in new}) <= 1, (case, new)
+        for name in new:
+            assert name.startswith(f"store.v1.json.{STAMP}.jsonl.gz"), (case, new)
+            if data == old_store:
+                continue  # a run killed before its swap may leave its temporary archive (see docs)
+            with gzip.open(folder / name) as stream:  # with the cleaned store: whole, named or not
+                lines = stream.read().splitlines()
+            assert json.loads(lines[0])["records"] == len(lines) - 1 == 3, case
+        named = f"store.v1.json.{STAMP}.jsonl.gz" in names
+        if data == old_store:
+            assert not gone and not named, f"{case}: pruned or named for a store never swapped in"
+        if gone:
+            assert named, f"{case}: pruned before the new archive was named"
+        return ("old" if data == old_store else "new", len(gone))
+
+    _, states = _kill_sweep(work, monkeypatch, prepare, check)
+    seen = set(states.values())
+    assert ("old", 0) in seen and ("new", 0) in seen and ("new", 3) in seen
+    assert ("new", 1) in seen and ("new", 2) in seen  # killed between two removals
+
+
+def _cleaned_copy(tmp_path: Path, old: bytes) -> bytes:
+    from click.testing import CliRunner
+
+    from streamclean.cli import main
+
+    copy = tmp_path / "copy" / "store.v1.json"
+    copy.parent.mkdir()
+    copy.write_bytes(old)
+    result = CliRunner().invoke(main, ["clean", "--store-file", str(copy), "--now", NOW_ISO])
+    assert result.exit_code == 0, result.stderr
+    return copy.read_bytes()
