@@ -39,6 +39,10 @@ FAMILIES = {
     "streamclean_records_deleted": "Records the last run deleted (a dry run: would have deleted), by kind.",
     "streamclean_records_kept": "Records the last run kept, by kind.",
     "streamclean_store_bytes": "Size of the store before and after the last run, in bytes.",
+    "streamclean_archive_records": "Records in the archive the last run wrote (--archive-file, --archive-dir).",
+    "streamclean_archive_bytes": "Size of the archive the last run wrote, in bytes.",
+    "streamclean_archives_pruned": "Old archives the last run removed from --archive-dir (--archive-keep; "
+    "a dry run: would have removed).",
     "streamclean_last_run_timestamp_seconds": "When the last run ended, in seconds since the epoch.",
     "streamclean_last_run_duration_seconds": "How long the last run took, in seconds.",
     "streamclean_last_run_success": "1 if the last run succeeded (exit status 0), else 0; "
@@ -99,10 +103,25 @@ def samples_for(outcome: RunOutcome, previous: Samples) -> Samples:
             ('{kind="results"}', str(report.results.kept_count)),
             ('{kind="events"}', str(report.events.kept_count)),
         ]
+        if report.policy.jobs.enabled:  # job retention: the jobs and notifications it removed and kept
+            jobs, notifications = report.jobs, report.with_jobs
+            samples["streamclean_records_deleted"] += [
+                ('{kind="jobs"}', str(jobs.delete_count)),
+                ('{kind="notifications"}', str(notifications.notifications)),
+            ]
+            samples["streamclean_records_kept"] += [
+                ('{kind="jobs"}', str(jobs.total - jobs.delete_count)),
+                ('{kind="notifications"}', str(notifications.notifications_total - notifications.notifications)),
+            ]
         samples["streamclean_store_bytes"] = [
             ('{stage="before"}', str(report.bytes_before)),
             ('{stage="after"}', str(report.bytes_after)),
         ]
+        if report.archive is not None:
+            samples["streamclean_archive_records"] = [("", str(report.archive["records"]))]
+            samples["streamclean_archive_bytes"] = [("", str(report.archive["bytes"]))]
+        if report.archives_pruned is not None:
+            samples["streamclean_archives_pruned"] = [("", str(len(report.archives_pruned)))]
     samples["streamclean_last_run_timestamp_seconds"] = [("", _format_seconds(outcome.finished_at))]
     samples["streamclean_last_run_duration_seconds"] = [("", _format_seconds(outcome.duration_seconds))]
     samples["streamclean_last_run_success"] = [("", "1" if outcome.succeeded else "0")]
