@@ -29,6 +29,7 @@ umask; a folder that exists is never changed.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -134,11 +135,9 @@ class ArchiveFolder:
         cutoff = now - timedelta(seconds=self.keep)
         try:
             folder = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            if dry_run:
-                return []  # a dry run creates nothing, and there is nothing in a folder not there
-            raise
         except OSError as exc:
+            if dry_run and exc.errno == errno.ENOENT:
+                return []  # a dry run creates nothing, and there is nothing in a folder not there
             raise WriteError(f"cannot open the archive folder {self.path}: {exc.strerror or exc}",
                              "the archives there were left as they were") from None
         try:

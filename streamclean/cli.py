@@ -293,9 +293,12 @@ def summary_line(runner: str, report: CleanupReport, seconds: float) -> str:
                    f"{_count(report.with_jobs.notifications, 'notification')}")
     kept = f"{_count(report.results.kept_count, 'result')} and {_count(report.events.kept_count, 'event')}"
     freed = megabytes(report.bytes_before - report.bytes_after)
+    pruned = "" if not report.archives_pruned else _count(len(report.archives_pruned), "old archive")
     if report.dry_run:
-        return f"{runner}: dry run: would delete {deleted}, keep {kept}; would free {freed}; {seconds:.1f} s"
-    return f"{runner}: deleted {deleted}, kept {kept}; {freed} freed in {seconds:.1f} s"
+        pruned = f"; would remove {pruned}" if pruned else ""
+        return f"{runner}: dry run: would delete {deleted}, keep {kept}; would free {freed}{pruned}; {seconds:.1f} s"
+    pruned = f"; removed {pruned}" if pruned else ""
+    return f"{runner}: deleted {deleted}, kept {kept}; {freed} freed in {seconds:.1f} s{pruned}"
 
 
 def _count(number: int, noun: str) -> str:

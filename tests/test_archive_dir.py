@@ -444,3 +444,11 @@ def _cleaned_copy(tmp_path: Path, old: bytes) -> bytes:
     result = CliRunner().invoke(main, ["clean", "--store-file", str(copy), "--now", NOW_ISO])
     assert result.exit_code == 0, result.stderr
     return copy.read_bytes()
+
+
+def test_the_summary_line_counts_the_archives_removed(store, invoke, planted):
+    folder, old, _ = planted
+    result = _clean(invoke, store, folder, "--archive-keep", "30d", "--dry-run")
+    assert re.search(rf"; would remove {len(old)} old archives; \d+\.\d s\n$", result.stderr), result.stderr
+    result = _clean(invoke, store, folder, "--archive-keep", "30d")
+    assert re.search(rf" freed in \d+\.\d s; removed {len(old)} old archives\n$", result.stderr), result.stderr
