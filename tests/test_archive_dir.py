@@ -452,3 +452,54 @@ def test_the_summary_line_counts_the_archives_removed(store, invoke, planted):
     assert re.search(rf"; would remove {len(old)} old archives; \d+\.\d s\n$", result.stderr), result.stderr
     result = _clean(invoke, store, folder, "--archive-keep", "30d")
     assert re.search(rf" freed in \d+\.\d s; removed {len(old)} old archives\n$", result.stderr), result.stderr
+
+
+# -- the documented cron line ----------------------------------------------------------------------
+
+
+def test_the_documented_cron_line_works_in_crons_bare_environment(tmp_path):
+    """docs/archive.md's nightly line, run by /bin/sh under `env -i PATH=/usr/bin:/bin` as cron
+    runs it (its paths moved under tmp_path, the executable a stand-in for the installed one):
+    it names today's archive in UTC and prunes an old one, with no `date` and no `%`."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, service_bytes, small_state
+
+    page = (ROOT / "docs" / "archive.md").read_text(encoding="utf-8")
+    [line] = [line for block in re.findall(r"```cron\n(.*?)```", page, re.DOTALL)
+              for line in block.splitlines() if "--archive-dir" in line]
+    assert "%" not in line and "date" not in line and "--archive-keep" in line
+    command = line.split(None, 5)[5]  # after the five schedule fields
+    service = tmp_path / "srv" / "async-jobs"
+    (service / "runtime" / "async_jobs").mkdir(parents=True)
+    store = service / "runtime" / "async_jobs" / "store.v1.json"
+    store.write_bytes(service_bytes(small_state()))
+    backups, textfile = tmp_path / "backups", tmp_path / "node-exporter"
+    backups.mkdir()
+    textfile.mkdir()
+    old = NOW - timedelta(days=200)  # small_state's dates are old for any real clock
+    old_name = f"store.v1.json.{_stamp(old)}.jsonl.gz"
+    fake_archive(backups / old_name, store.resolve(), old)
+    program = tmp_path / "bin" / "streamclean"
+    program.parent.mkdir()
+    program.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                       "from streamclean.cli import main\nmain()\n")
+    program.chmod(0o755)
+    replaced = {"/srv/async-jobs": str(service), "/var/backups/async-jobs": str(backups),
+                "/var/lib/prometheus/node-exporter": str(textfile)}
+    command = re.sub(r"/\S+/bin/streamclean(?= )", str(program), command)
+    for documented, here in replaced.items():
+        assert documented in command, documented
+        command = command.replace(documented, here)
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    done = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c", command], capture_output=True,
+                          text=True, timeout=120)
+    after = datetime.now(timezone.utc)
+    assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done
+    [name] = os.listdir(backups)
+    match = NAME.fullmatch(name)
+    assert match, name
+    moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    assert before <= moment <= after
+    assert "streamclean_archives_pruned 1" in (textfile / "streamclean.prom").read_text()
