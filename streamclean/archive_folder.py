@@ -1,30 +1,8 @@
-"""The archive folder (`clean --archive-dir DIR`, `--archive-keep DUR`): archives named by the
-run, and the old ones removed after a successful run, so that the folder stays bounded.
-
-Names. A run archives into `DIR/<store name>.<now>.jsonl.gz`, `<now>` being the run's clock
-(`--now`, or the current time) in UTC as `YYYYMMDDTHHMMSSZ`: fixed width, so the names sort
-by time, and no `:` in a file name. A name is never reused: if that file exists (a second run
-in the same second, another store of the same name archiving into the same folder), the run
-takes `<store name>.<now>-2.jsonl.gz`, then `-3`, and so on; the name is taken with a hard
-link, so two runs racing for one name still each get their own (`ArchiveWriter.publish`).
-
-Pruning. After a successful run (and only then), an archive is removed when all of these hold:
-
-- its name is one this module gives for this store (`<store name>.<YYYYMMDDTHHMMSSZ>[-N].jsonl.gz`);
-- it is a regular file, opened without following a symlink (a symlink is never followed nor
-  removed);
-- its first line is a streamclean archive header naming this store (the real path), with a
-  `now` older than the run's `now` less DUR;
-- it is not the archive this run wrote.
-
-Everything else in the folder is left alone. Each archive goes with one `unlink` of its name
-in the folder (through a descriptor of the folder, after checking that the name still names
-the file whose header was read), so a run killed at any point leaves each archive whole or
-gone. The folder is synced once at the end. In a dry run, the report lists what would go.
-
-Modes. A missing folder is created (its parent must exist) with the store's permission bits
-plus the search bit wherever the store is readable (a 0600 store: 0700; 0640: 0750), less the
-umask; a folder that exists is never changed.
+"""The archive folder (`clean --archive-dir DIR`, `--archive-keep DUR`): the run names its
+archive `<store name>.<UTC now>.jsonl.gz` (`-2`, `-3`, ... when taken; never over a file), and
+after a successful run removes this store's archives there that are older than DUR, judged by
+their header, never following a symlink, each with one unlink. Names, modes, what pruning
+leaves and why: docs/archive.md.
 """
 
 from __future__ import annotations
