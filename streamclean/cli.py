@@ -27,6 +27,8 @@ from .policy import (
     parse_duration,
     parse_now,
 )
+from .outputs import LOCK
+from .outputs import check as check_outputs
 from .progress import progress_on_stderr
 from .report import CleanupReport
 from .units import megabytes
@@ -194,19 +196,17 @@ def run_clean(runner: str, *, summary: bool = True, **options) -> None:
 
 def _clean(run: _Run, quiet: bool, metrics_file: str | None, **options) -> None:
     store_file = _store_file(options)
-    if metrics_file:
-        _check_output(metrics_file, "--metrics-textfile", store_file, options["lock_file"], False)
+    run_files = [(LOCK, options["lock_file"]), ("--archive-file", options.get("archive_file") or None)]
+    if metrics_file:  # checked first: once it is known to be safe, it records whatever happens next
+        check_outputs(store_file, [*run_files, ("--metrics-textfile", metrics_file)])
+        _check_writable(metrics_file, "--metrics-textfile", False)
         run.metrics_file = metrics_file
     policy, store_file = _settings(**options)
     choice = pipeline_choice()
     output_json = options["output_json"]
     if output_json:
-        _check_output(output_json, "--output-json", store_file, options["lock_file"], True)
-        if metrics_file and _same_path(output_json, metrics_file):
-            raise OutputError(
-                f"--output-json and --metrics-textfile name the same file: {output_json}",
-                "the store was left unchanged; give each its own file",
-            )
+        check_outputs(store_file, [*run_files, ("--output-json", output_json), ("--metrics-textfile", metrics_file)])
+        _check_writable(output_json, "--output-json", True)
     with progress_on_stderr(quiet, CLEAN_PASSES) as progress:
         run.report = clean(
             store_file,
@@ -287,21 +287,8 @@ _OUTPUT_FIX = {
 }
 
 
-def _check_output(path: str, option: str, store_file: str, lock_file: str | None, create_folders: bool) -> None:
-    """Refuse, before the store is read, an output path that cannot be written or that names
-    the store, its lock or its backup (writing it would destroy what the run protects)."""
-    store = os.path.realpath(store_file)
-    own = {
-        store: "the store itself",
-        os.path.realpath(lock_file or f"{store}.lock"): "the store's lock file",
-        f"{store}.bak": "the store's backup (--backup)",
-    }
-    target = os.path.realpath(path)
-    if target in own:
-        raise OutputError(
-            f"{option} {path} is {own[target]}",
-            f"the store was left unchanged; write {_OUTPUT_WHAT[option]} elsewhere",
-        )
+def _check_writable(path: str, option: str, create_folders: bool) -> None:
+    """Refuse, before the store is read, an output path that cannot be written."""
     try:
         check_writable(path, create_folders)
     except OSError as exc:
@@ -309,10 +296,6 @@ def _check_output(path: str, option: str, store_file: str, lock_file: str | None
             f"cannot write {_OUTPUT_WHAT[option]} to {path}: {exc.strerror or exc}",
             f"the store was left unchanged; {_OUTPUT_FIX[option]}",
         ) from None
-
-
-def _same_path(a: str, b: str) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _write_report(path: Path, document: str) -> None:
@@ -555,6 +538,10 @@ def restore_command(store_file, archive_file, dry_run, lock_file, output_json, q
 
     with _errors_as_one_line("streamclean"):
         store = store_file or os.environ.get(ENV_STORE_FILE) or DEFAULT_STORE_FILE
+        if output_json:
+            check_outputs(store, [(LOCK, lock_file), ("--output-json", output_json)],
+                          [("--archive-file", archive_file)])
+            _check_writable(output_json, "--output-json", True)
         choice = pipeline_choice()
         with progress_on_stderr(quiet) as progress:
             report = restore(store, archive_file, dry_run=dry_run, lock_file=lock_file,

@@ -105,7 +105,8 @@ def restore(
     head = ArchiveReader(archive_file)
     header = head.header
     head.close()
-    with store_under_lock(store_file, dry_run, lock_file) as (store, source, snapshot):
+    with store_under_lock(store_file, dry_run, lock_file, reads=[("--archive-file", archive_file)]) as (
+            store, source, snapshot):
         report.bytes_before = report.bytes_after = snapshot.size
         after = header["after"]
         report.store_matches = snapshot.size == after["size"] and _digest(source.fileno()) == after["sha256"]

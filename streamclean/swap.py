@@ -73,6 +73,28 @@ def leftover_name(store: Path) -> Path:
     return store.with_name(f"{store.name}.streamclean-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}")
 
 
+def unnamed_file(beside: Path, store_mode: int) -> int | None:
+    """A file in `beside`'s folder that has no name, so no crash can leave it behind, no more
+    open than the store (mode `store_mode`) and at most its owner's; None if none can be made.
+    Where the file system has no `O_TMPFILE`, a file is created under a leftover name and
+    unlinked at once: a crash in between leaves a file the next run removes."""
+    mode = fs.private_mode(store_mode) & 0o600
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is not None:
+        try:
+            return os.open(beside.parent, flag | os.O_RDWR | os.O_CLOEXEC, mode)
+        except OSError:
+            pass
+    name = leftover_name(beside)
+    try:
+        with signals.critical_section(deliver=True):
+            fd = fs.create_file(name, store_mode, mode, read=True)
+            os.unlink(name)
+    except OSError:
+        return None
+    return fd
+
+
 def remove_leftovers(store: Path) -> list[Path]:
     """Remove temporary files killed runs left beside `store`; call only while holding the lock.
 
@@ -111,7 +133,7 @@ class AtomicReplace:
         # A signal between creating the file and noting that it exists would leave it behind.
         with signals.critical_section(deliver=True):
             try:
-                fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                fd = fs.create_file(self.temp, self.snapshot.mode, 0o600)  # its mode and owner at commit
             except OSError as exc:
                 raise StoreFileError(
                     f"cannot create the new store beside the old one: {exc.strerror}: {self.temp}",
