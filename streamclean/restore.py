@@ -142,7 +142,7 @@ def _attempt(name, store, source, snapshot, archive_file, header, report, write,
     replace = None
     if write:
         _ensure_space(store, header["before"]["size"])
-        replace = AtomicReplace(store, snapshot)
+        replace = AtomicReplace(store, snapshot, made="restored")
     entries = ArchiveReader(archive_file)
     try:
         with _rolled_back_on_error(replace):

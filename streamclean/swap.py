@@ -120,8 +120,9 @@ class AtomicReplace:
     the file described by `snapshot`; `rollback()` removes it and never raises.
     """
 
-    def __init__(self, store: Path, snapshot: Snapshot, backup: Path | None = None) -> None:
+    def __init__(self, store: Path, snapshot: Snapshot, backup: Path | None = None, made: str = "cleaned") -> None:
         self.store = store
+        self.made = made  # what the new store is, for messages: "cleaned", "restored"
         self.snapshot = snapshot
         self.backup = backup
         self.temp = leftover_name(store)
@@ -221,7 +222,7 @@ class AtomicReplace:
         else:
             # The store we read, replaced: if it cannot go now, the next run removes it.
             _unlink_quietly(self.temp)
-        signals.swapped()
+        signals.swapped(self.made)
 
     def _undo(self, error: StreamcleanError) -> NoReturn:
         """Swap back what we swapped out, then raise `error`; if that fails, say where things are."""
@@ -238,7 +239,7 @@ class AtomicReplace:
             kept = self._move_aside(self.temp)
             raise SwapNotUndoneError(
                 f"{error.message}, and undoing the swap failed: {exc.strerror}: {self.store} now "
-                f"holds the cleaned store and {kept} the file it replaced",
+                f"holds the {self.made} store and {kept} the file it replaced",
                 f"check the disk; to restore the old store: mv {kept} {self.store}",
             ) from None
         raise error
@@ -316,13 +317,13 @@ class AtomicReplace:
                 self._restore(keep, f"cannot keep the old store as {self.backup}: {exc.strerror}")
         elif keep is not None:
             _unlink_quietly(keep)  # the old store's last name; if it stays, the next run removes it
-        signals.swapped()
+        signals.swapped(self.made)
 
     def _restore(self, keep: Path | None, problem: str) -> NoReturn:
         """Put the old store back after a failure that followed the rename; raise."""
         if keep is None:
             raise SwapNotUndoneError(
-                f"{problem}; the cleaned store is in place, but after a crash the old one may return",
+                f"{problem}; the {self.made} store is in place, but after a crash the old one may return",
                 "check the disk",
             )
         try:
@@ -333,7 +334,7 @@ class AtomicReplace:
         except OSError as exc:
             raise SwapNotUndoneError(
                 f"{problem}, and restoring the old store failed: {exc.strerror}: {self.store} now "
-                f"holds the cleaned store and {keep} the old one",
+                f"holds the {self.made} store and {keep} the old one",
                 f"check the disk; to restore the old store: mv {keep} {self.store}",
             ) from None
         raise WriteError(problem, f"{_UNCHANGED}; check the disk")
