@@ -17,12 +17,14 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import NOW, NOW_ISO, listing
+from conftest import NOW, NOW_ISO, ROOT, listing
 
 from streamclean import cleanup
 from streamclean.errors import OutputError, StoreFileError
@@ -318,3 +320,204 @@ def test_the_library_refuses_a_symlinked_lock(store, tmp_path):
     with pytest.raises(StoreFileError, match="is a symbolic link"):
         cleanup.clean(store, POLICY)
     assert target.read_bytes() == b"keep"
+
+
+# -- 6. every file a run creates is no more open than the store, from its first byte -------------
+
+
+@pytest.fixture
+def no_umask():
+    """With no umask, a file shows the mode it was created with."""
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+class Creations:
+    """Every file created through os.open (the temporary files, the lock, the archive, the
+    report's and the metrics' temporary files, the unnamed ones): its name and the mode asked."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.modes: list[tuple[str, int]] = []
+        real = os.open
+
+        def spy(path, flags, mode=0o777, *args, **kwargs):
+            if flags & os.O_CREAT or flags & getattr(os, "O_TMPFILE", 0) == getattr(os, "O_TMPFILE", -1):
+                self.modes.append((os.fsdecode(path), mode))
+            return real(path, flags, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", spy)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_every_file_of_a_private_store_is_private_from_its_creation(store, invoke, tmp_path, monkeypatch, no_umask,
+                                                                   workers):
+    """Case 6: the archive of a 0600 store was created 0644."""
+    store.chmod(0o600)
+    archive, report, prom = store.with_name("a.jsonl.gz"), tmp_path / "r.json", tmp_path / "s.prom"
+    created = Creations(monkeypatch)
+    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--archive-file", archive,
+                    "--output-json", report, "--metrics-textfile", prom, env={"STREAMCLEAN_WORKERS": workers})
+    assert result.exit_code == 0, result.stderr
+    monkeypatch.undo()
+    assert created.modes and all(mode & ~0o600 == 0 for _, mode in created.modes), created.modes
+    for path in (store, archive, report, prom, store.with_name("store.v1.json.lock")):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+    assert len(created.modes) >= 5  # lock, new store, archive, report, metrics at least
+
+
+def test_a_restore_of_a_private_store_creates_nothing_more_open(archived, invoke, tmp_path, monkeypatch, no_umask):
+    store, archive = archived
+    store.chmod(0o640)
+    created = Creations(monkeypatch)
+    result = invoke("restore", "--store-file", store, "--archive-file", archive, "--output-json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.stderr
+    monkeypatch.undo()
+    assert created.modes and all(mode & ~0o640 == 0 for _, mode in created.modes), created.modes
+    assert stat.S_IMODE(os.stat(tmp_path / "r.json").st_mode) == 0o640
+
+
+# -- 8. after the swap, every failure exits 74 with one line ------------------------------------
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+def test_a_restore_whose_report_fails_after_its_swap_exits_74(archived, invoke, tmp_path, monkeypatch):
+    from streamclean import outcome
+
+    store, archive = archived
+    cleaned = store.read_bytes()
+    monkeypatch.setattr(outcome, "write_atomically", _no_space)
+    target = tmp_path / "r.json"
+    result = invoke("restore", "--store-file", store, "--archive-file", archive, "--output-json", target)
+    assert result.exit_code == 74 and json.loads(result.stdout)["rewritten"] is True
+    assert result.stderr == (f"streamclean: error: the store was restored, but cannot write the report to {target}: "
+                             "No space left on device; the report is on stdout\n")
+    assert len(store.read_bytes()) > len(cleaned)
+
+
+@pytest.mark.parametrize("command", ["clean", "restore"])
+def test_a_signal_just_after_the_report_is_printed_exits_74(archived, invoke, monkeypatch, handlers_restored, command):
+    """Case 8: SIGTERM just after the report was printed ended the process with 143 and no line."""
+    import signal
+
+    from streamclean import cli
+
+    store, archive = archived
+    if command == "clean":
+        store.write_bytes(_original())
+        args = ["clean", "--store-file", store, "--now", NOW_ISO]
+    else:
+        args = ["restore", "--store-file", store, "--archive-file", archive]
+    real_echo = cli.click.echo
+
+    def echo_then_signal(message=None, *args, err=False, **kwargs):
+        real_echo(message, *args, err=err, **kwargs)
+        if not err:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cli.click, "echo", echo_then_signal)
+    result = invoke(*args)
+    verb = "cleaned" if command == "clean" else "restored"
+    assert result.exit_code == 74 and json.loads(result.stdout)["rewritten"] is True
+    assert result.stderr == (f"streamclean: error: the store was {verb}, but the run was interrupted by SIGTERM; "
+                             "the report is on stdout\n")
+
+
+def _original() -> bytes:
+    from conftest import service_bytes, small_state
+
+    return service_bytes(small_state())
+
+
+def _run(args: list, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "streamclean", *map(str, args)], cwd=ROOT, stderr=subprocess.PIPE,
+                          text=True, timeout=60, **popen)
+
+
+def _closed_pipe() -> int:
+    """The writing end of a pipe nobody reads (`… | head -c0` once head has gone)."""
+    read, write = os.pipe()
+    os.close(read)
+    return write
+
+
+@pytest.mark.parametrize("how", ["broken pipe", "closed"])
+def test_a_clean_whose_stdout_is_closed_exits_74_and_the_metrics_say_so(store, tmp_path, how):
+    """Case 8: `clean … | head -c0` exited 1 with nothing on stderr, the metrics recording 0."""
+    old = store.read_bytes()
+    prom = tmp_path / "s.prom"
+    args = ["clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", prom]
+    if how == "broken pipe":
+        pipe = _closed_pipe()
+        done = _run(args, stdout=pipe)
+        os.close(pipe)
+    else:
+        done = _run(args, stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(1))
+    assert done.returncode == 74
+    assert done.stderr == ("streamclean: error: the store was cleaned, but the report could not be printed: "
+                           "stdout is closed; there is no report\n")
+    assert len(store.read_bytes()) < len(old)
+    assert "streamclean_last_run_exit_status 74\n" in prom.read_text()
+
+
+def test_a_restore_whose_stdout_is_closed_exits_74_and_names_its_report_file(archived, tmp_path):
+    store, archive = archived
+    cleaned = store.read_bytes()
+    report = tmp_path / "r.json"
+    pipe = _closed_pipe()
+    done = _run(["restore", "--store-file", store, "--archive-file", archive, "--output-json", report], stdout=pipe)
+    os.close(pipe)
+    assert done.returncode == 74
+    assert done.stderr == ("streamclean: error: the store was restored, but the report could not be printed: "
+                           f"stdout is closed; the report is in {report}\n")
+    assert json.loads(report.read_text())["rewritten"] is True and len(store.read_bytes()) > len(cleaned)
+
+
+def test_a_dry_run_whose_stdout_is_closed_exits_1(store):
+    before = fingerprint(store)
+    pipe = _closed_pipe()
+    done = _run(["clean", "--store-file", store, "--now", NOW_ISO, "--dry-run"], stdout=pipe)
+    os.close(pipe)
+    assert done.returncode == 1
+    assert done.stderr == "streamclean: error: the report could not be printed: stdout is closed\n"
+    assert fingerprint(store) == before
+
+
+def test_a_signal_after_the_report_never_ends_the_process_without_a_word(store):
+    """However late SIGTERM comes once the report is out, the status is 0 or 74, with the
+    summary or one line; never 143 (Python's own handler, put back as it exits)."""
+    import signal
+
+    for _ in range(5):
+        store.write_bytes(_original())
+        proc = subprocess.Popen([sys.executable, "-m", "streamclean", "clean", "--store-file", str(store), "--now",
+                                 NOW_ISO], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        report = proc.stdout.readline()  # the report's first line: the run is concluding
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+        assert report == b"{\n"
+        assert proc.returncode in (0, 74), (proc.returncode, stderr)
+        assert stderr.count(b"\n") == 1, stderr
+
+
+def test_an_archive_that_cannot_be_named_after_the_swap_is_one_clear_line(store, invoke, monkeypatch):
+    """Case 9: "the store was cleaned, but the store is cleaned, but …"."""
+    from streamclean import fs
+
+    archive = store.with_name("a.jsonl")
+    real_link = fs.link
+
+    def someone_took_the_name(src, dst):
+        if dst == str(archive):
+            archive.write_bytes(b"theirs")
+        real_link(src, dst)
+
+    monkeypatch.setattr(fs, "link", someone_took_the_name)
+    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--archive-file", archive)
+    (temp,) = [name for name in listing(store.parent) if name.startswith("a.jsonl.streamclean-")]
+    assert result.exit_code == 74 and archive.read_bytes() == b"theirs"
+    assert result.stderr == (f"streamclean: error: the store was cleaned, but the archive could not be named {archive} "
+                             f"(it exists now); keep it: it is {store.with_name(temp)}; there is no report\n")
