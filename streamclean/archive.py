@@ -148,6 +148,16 @@ class _Body:
             self._disk = None
 
 
+def _json_line(value: dict) -> bytes:
+    """One line of the archive. A lone surrogate (a key written escaped in the store, or a
+    store path with a byte that is not UTF-8, as `os.fsdecode` gives it) is written as its
+    JSON escape, so the line stays valid JSON and reads back as the same string."""
+    try:
+        return orjson.dumps(value) + b"\n"
+    except TypeError:
+        return json.dumps(value, ensure_ascii=True).encode() + b"\n"
+
+
 def _write(fd: int, data: bytes) -> None:
     try:
         fs.write_all(fd, data)
@@ -201,11 +211,7 @@ class ArchiveWriter:
         line["after"] = after
         if self._body is None:
             self._open_body()
-        try:
-            encoded = orjson.dumps(line)
-        except TypeError:  # a key with a lone surrogate (written escaped in the store): escaped here too
-            encoded = json.dumps(line, ensure_ascii=True).encode()
-        self._body.write(encoded + b"\n")
+        self._body.write(_json_line(line))
         self.records += 1
 
     @classmethod
@@ -261,7 +267,7 @@ class ArchiveWriter:
             self._temp_exists = True
         try:
             head = _Body(fd, self._gzip)
-            head.write(orjson.dumps(dict(header, records=self.records)) + b"\n")
+            head.write(_json_line(dict(header, records=self.records)))
             head.finish()
             try:
                 fs.copy_range(body.fd, fd, body.written, 0)

@@ -356,18 +356,28 @@ def write_errors():
 
 
 def _open_store(store: Path, shown: str) -> BinaryIO:
+    """The store, opened for reading. Anything but a regular file is refused before it is
+    opened, and again after (O_NONBLOCK: a FIFO put there meanwhile does not hang the open)."""
     try:
-        source = open(store, "rb", buffering=0)
+        _regular_store(os.stat(store), shown)
+        fd = os.open(store, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise StoreFileError(
             f"store file not found: {shown}",
             "check --store-file or ASYNC_JOBS_STORE_FILE",
         ) from None
-    except IsADirectoryError:
-        raise StoreFileError(f"store file is a directory: {shown}", "give the path of store.v1.json") from None
     except OSError as exc:
         raise StoreFileError(f"cannot open the store {shown}: {exc.strerror}") from None
-    if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
-        source.close()
+    try:
+        _regular_store(os.fstat(fd), shown)
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, "rb", buffering=0)
+
+
+def _regular_store(st: os.stat_result, shown: str) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise StoreFileError(f"store file is a directory: {shown}", "give the path of store.v1.json")
+    if not stat.S_ISREG(st.st_mode):
         raise StoreFileError(f"store file is not a regular file: {shown}")
-    return source

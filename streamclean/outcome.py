@@ -112,6 +112,10 @@ class Run:
         """The library's report: kept, printed as JSON, written to the report file if asked."""
         self.report = report
         self.document = json.dumps(as_dict, indent=2, ensure_ascii=False) + "\n"
+        try:
+            self.document.encode("utf-8")
+        except UnicodeEncodeError:  # a path with a byte that is not UTF-8: its JSON escape
+            self.document = json.dumps(as_dict, indent=2, ensure_ascii=True) + "\n"
         if self.report_file:
             write_report(Path(self.report_file), self.document, _store_mode(self.store_file))
             self.reported_in = self.report_file

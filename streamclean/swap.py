@@ -21,6 +21,7 @@ service's own `*.tmp` files.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import secrets
@@ -65,7 +66,8 @@ class Snapshot:
 
 
 def leftover_pattern(store: Path) -> re.Pattern[str]:
-    return re.compile(re.escape(store.name) + r"\.streamclean-\d+-[0-9a-f]{8}" + re.escape(_SUFFIX))
+    """The names `leftover_name` gives, the writer's pid as group 1."""
+    return re.compile(re.escape(store.name) + r"\.streamclean-(\d+)-[0-9a-f]{8}" + re.escape(_SUFFIX))
 
 
 def leftover_name(store: Path) -> Path:
@@ -98,19 +100,52 @@ def unnamed_file(beside: Path, store_mode: int) -> int | None:
 def remove_leftovers(store: Path) -> list[Path]:
     """Remove temporary files killed runs left beside `store`; call only while holding the lock.
 
-    One that cannot be removed (a read-only folder) stays; the run then fails clearly where
-    it first needs to write.
+    Only those that are provably stale: the process named in the name is gone, and nobody
+    holds the flock a writer keeps on its temporary file (a run of another lock file, or in
+    another pid namespace, may be writing one beside the same store). One that cannot be
+    removed (a read-only folder) stays; the run then fails clearly where it first needs to write.
     """
     pattern = leftover_pattern(store)
     removed = []
     for entry in os.scandir(store.parent):
-        if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                continue
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_file(follow_symlinks=False) and _remove_if_stale(Path(entry.path), int(match[1])):
             removed.append(Path(entry.path))
     return removed
+
+
+def _remove_if_stale(path: Path, pid: int) -> bool:
+    if _alive(pid):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # its writer's, while it writes
+        if not _same_file(os.stat(path), os.fstat(fd)):
+            return False
+        os.unlink(path)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process `pid` runs (in this pid namespace): kill(pid, 0) finds it."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    except (OverflowError, OSError):
+        return False
+    return True
 
 
 class AtomicReplace:
@@ -142,6 +177,10 @@ class AtomicReplace:
                 ) from None
             self.fd = fd
             self._temp_exists = True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no leftover while we write it (`remove_leftovers`)
+        except OSError:
+            pass  # no flock on this file system: the pid in its name still protects it
         return fd
 
     def commit(self) -> None:

@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -23,10 +24,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import processes
 import pytest
-from conftest import NOW, NOW_ISO, ROOT, listing
+from conftest import NOW, NOW_ISO, ROOT, listing, service_bytes, small_state
 
-from streamclean import cleanup
+from streamclean import cleanup, cli, fs, outcome
 from streamclean.errors import OutputError, StoreFileError
 from streamclean.policy import RetentionPolicy
 
@@ -243,8 +245,6 @@ def nobodys_folder() -> Iterator[Path]:
         base.chmod(0o755)
         folder = base / "async_jobs"
         folder.mkdir()
-        from conftest import service_bytes, small_state
-
         store = folder / "store.v1.json"
         store.write_bytes(service_bytes(small_state()))
         os.chown(store, NOBODY, NOBODY)
@@ -385,8 +385,6 @@ def _no_space(*args, **kwargs):
 
 
 def test_a_restore_whose_report_fails_after_its_swap_exits_74(archived, invoke, tmp_path, monkeypatch):
-    from streamclean import outcome
-
     store, archive = archived
     cleaned = store.read_bytes()
     monkeypatch.setattr(outcome, "write_atomically", _no_space)
@@ -401,10 +399,6 @@ def test_a_restore_whose_report_fails_after_its_swap_exits_74(archived, invoke, 
 @pytest.mark.parametrize("command", ["clean", "restore"])
 def test_a_signal_just_after_the_report_is_printed_exits_74(archived, invoke, monkeypatch, handlers_restored, command):
     """Case 8: SIGTERM just after the report was printed ended the process with 143 and no line."""
-    import signal
-
-    from streamclean import cli
-
     store, archive = archived
     if command == "clean":
         store.write_bytes(_original())
@@ -427,14 +421,12 @@ def test_a_signal_just_after_the_report_is_printed_exits_74(archived, invoke, mo
 
 
 def _original() -> bytes:
-    from conftest import service_bytes, small_state
-
     return service_bytes(small_state())
 
 
-def _run(args: list, **popen) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streamclean", *map(str, args)], cwd=ROOT, stderr=subprocess.PIPE, check=False,
-                          text=True, timeout=60, **popen)
+def _run(args: list, timeout: float = 60, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "streamclean", *map(str, args)], cwd=ROOT, stderr=subprocess.PIPE,
+                          check=False, text=True, timeout=timeout, **popen)
 
 
 def _closed_pipe() -> int:
@@ -489,8 +481,6 @@ def test_a_dry_run_whose_stdout_is_closed_exits_1(store):
 def test_a_signal_after_the_report_never_ends_the_process_without_a_word(store):
     """However late SIGTERM comes once the report is out, the status is 0 or 74, with the
     summary or one line; never 143 (Python's own handler, put back as it exits)."""
-    import signal
-
     for _ in range(5):
         store.write_bytes(_original())
         proc = subprocess.Popen([sys.executable, "-m", "streamclean", "clean", "--store-file", str(store), "--now",
@@ -505,8 +495,6 @@ def test_a_signal_after_the_report_never_ends_the_process_without_a_word(store):
 
 def test_an_archive_that_cannot_be_named_after_the_swap_is_one_clear_line(store, invoke, monkeypatch):
     """Case 9: "the store was cleaned, but the store is cleaned, but …"."""
-    from streamclean import fs
-
     archive = store.with_name("a.jsonl")
     real_link = fs.link
 
@@ -521,3 +509,100 @@ def test_an_archive_that_cannot_be_named_after_the_swap_is_one_clear_line(store,
     assert result.exit_code == 74 and archive.read_bytes() == b"theirs"
     assert result.stderr == (f"streamclean: error: the store was cleaned, but the archive could not be named {archive} "
                              f"(it exists now); keep it: it is {store.with_name(temp)}; there is no report\n")
+
+
+# -- 9. the smaller points ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["clean", "inspect", "restore"])
+def test_a_fifo_as_the_store_is_refused_at_once(archived, tmp_path, command):
+    """It hung in open(), waiting for a writer that never comes."""
+    store = tmp_path / "fifo" / "store.v1.json"
+    store.parent.mkdir()
+    os.mkfifo(store)
+    args = {"clean": ["clean", "--now", NOW_ISO], "inspect": ["inspect", "--now", NOW_ISO],
+            "restore": ["restore", "--archive-file", archived[1]]}[command]
+    try:
+        done = _run([*args, "--store-file", store], stdout=subprocess.PIPE, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the run waited on the FIFO")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == f"streamclean: error: store file is not a regular file: {store}\n"
+    assert listing(store.parent) == ["store.v1.json"]
+
+
+def test_a_store_path_that_is_not_utf8_is_archived_and_restored(tmp_path):
+    """It failed with "internal error: TypeError" when archiving."""
+    folder = os.fsencode(tmp_path) + b"/st\xffre"
+    os.mkdir(folder)
+    store, archive, report = (os.fsdecode(folder + name) for name in (b"/store.v1.json", b"/a.jsonl.gz", b"/r.json"))
+    original = _original()
+    Path(store).write_bytes(original)
+    done = _run(["clean", "--store-file", store, "--now", NOW_ISO, "--archive-file", archive, "--output-json", report],
+                stdout=subprocess.PIPE)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["store_file"] == store == json.loads(Path(report).read_bytes())["store_file"]
+    done = _run(["restore", "--store-file", store, "--archive-file", archive], stdout=subprocess.PIPE)
+    assert done.returncode == 0, done.stderr
+    assert Path(store).read_bytes() == original
+
+
+def _sleeper() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_a_temporary_file_of_a_live_run_is_never_removed(store, invoke):
+    """Another run (of another --lock-file) writing beside the same store: its file stays."""
+    sleeper = _sleeper()
+    try:
+        theirs = store.with_name(f"store.v1.json.streamclean-{sleeper.pid}-0123abcd.partial")
+        theirs.write_bytes(b"another run is writing this")
+        assert invoke("clean", "--store-file", store, "--now", NOW_ISO, "--lock-file", store.with_name("b.lock")
+                      ).exit_code == 0
+        assert theirs.read_bytes() == b"another run is writing this"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert invoke("clean", "--store-file", store, "--now", NOW_ISO).exit_code == 0
+    assert not theirs.exists()  # its writer is gone: a leftover now
+
+
+def test_a_temporary_file_whose_writer_holds_its_flock_is_never_removed(store, invoke):
+    """A writer in another pid namespace (a container sharing the folder): the pid in the name
+    says nothing here, the flock on the file does."""
+    theirs = store.with_name(f"store.v1.json.streamclean-{processes.dead_pid()}-0123abcd.partial")
+    theirs.write_bytes(b"written in another container")
+    hold = ("import fcntl, sys, time; f = open(sys.argv[1], 'rb'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print(flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(theirs)], stdout=subprocess.PIPE)
+    try:
+        holder.stdout.readline()
+        assert invoke("clean", "--store-file", store, "--now", NOW_ISO).exit_code == 0
+        assert theirs.read_bytes() == b"written in another container"
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+
+def test_two_runs_with_different_lock_files_keep_each_others_temporary_file(tmp_path):
+    """Two restores with different --lock-files deleted each other's temporary file. Run A
+    is stopped while it writes; run B, of another lock, cleans meanwhile and must leave A's
+    file; A then finds the store changed and gives way (75), removing its own file."""
+    store = tmp_path / "store.v1.json"
+    processes.generate(store, 6 << 20)
+    proc = processes.start(processes.clean_command(store, "--lock-file", str(tmp_path / "a.lock")))
+    watch = processes.Watch(proc, store)
+    try:
+        sight = watch.stop_when(lambda s: s.temp_size is not None and s.temp_size > 0)
+        assert sight is not None, "run A ended before it was caught writing"
+        (theirs,) = processes.leftovers(tmp_path, store.name)
+        b = subprocess.run(processes.clean_command(store, "--lock-file", str(tmp_path / "b.lock")), cwd=ROOT,
+                           capture_output=True, text=True, timeout=120, check=False)
+        assert b.returncode == 0, b.stderr
+        assert theirs.exists(), "run B removed run A's temporary file"
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    code, _, stderr = processes.finish(proc, timeout=120)
+    assert code == 75 and "changed by someone else" in stderr, stderr
+    assert processes.leftovers(tmp_path, store.name) == []
