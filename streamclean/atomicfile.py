@@ -24,7 +24,6 @@ import errno
 import os
 import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,14 +120,15 @@ def write_atomically(path: str | os.PathLike, data: bytes, new_file_mode: int | 
         f.write(data)
 
 
-def check_writable(path: str | os.PathLike, create_folders: bool = False) -> None:
+def check_writable(path: str | os.PathLike, create_folders: bool = False, store_mode: int | None = None) -> None:
     """Raise OSError, worded for a person, unless `path` can be written by `write_atomically`
     (after creating its missing folders, with `create_folders`).
 
     `path` must not be a folder, and its folder must exist (or, with `create_folders`, its
     nearest existing ancestor must be a folder). Whether a file can be created there is found
     out by creating one and removing it again, not with `os.access`, which says yes to root
-    on a read-only mount, for instance. Nothing is left behind.
+    on a read-only mount, for instance. Nothing is left behind; the probe is no more open
+    than a store of mode `store_mode`.
     """
     path = Path(path)
     if path.is_dir():
@@ -146,9 +146,14 @@ def check_writable(path: str | os.PathLike, create_folders: bool = False) -> Non
         raise NotADirectoryError(errno.ENOTDIR, f"{folder} is a file, not a folder")
     if folder != path.parent and not create_folders:
         raise FileNotFoundError(errno.ENOENT, f"the folder {path.parent} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".streamclean-probe-", suffix=".tmp")
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot create a file in {folder}: {exc.strerror}") from None
-    os.close(fd)
-    os.unlink(probe)
+    for _ in range(64):
+        probe = folder / f".streamclean-probe-{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(fs.create_file(probe, 0o600 if store_mode is None else store_mode, 0o600))  # empty, its owner's
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot create a file in {folder}: {exc.strerror}") from None
+        os.unlink(probe)
+        return
+    raise FileExistsError(errno.EEXIST, f"no free name for a probe in {folder}")

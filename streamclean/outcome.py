@@ -92,7 +92,7 @@ class Run:
         happens next, also a refusal of the other outputs."""
         if path:
             check_outputs(store_file, [*run_files, ("--metrics-textfile", path)])
-            check_writable_output(path, "--metrics-textfile")
+            check_writable_output(path, "--metrics-textfile", _store_mode(store_file))
             self.metrics_file = path
         self.store_file = store_file
 
@@ -102,7 +102,7 @@ class Run:
         if path:
             check_outputs(store_file, [*run_files, ("--output-json", path), ("--metrics-textfile", self.metrics_file)],
                           reads)
-            check_writable_output(path, "--output-json")
+            check_writable_output(path, "--output-json", _store_mode(store_file))
             self.report_file = path
         self.store_file = store_file
 
@@ -211,11 +211,11 @@ def _store_mode(store_file: str | None) -> int | None:
         return None
 
 
-def check_writable_output(path: str, option: str) -> None:
+def check_writable_output(path: str, option: str, store_mode: int | None = None) -> None:
     """Refuse, before the store is read, an output path that cannot be written (missing
     folders of the report count as writable: they are created)."""
     try:
-        check_writable(path, option == "--output-json")
+        check_writable(path, option == "--output-json", store_mode)
     except OSError as exc:
         raise OutputError(
             f"cannot write {_WHAT[option]} to {path}: {exc.strerror or exc}",

@@ -349,20 +349,20 @@ class Creations:
         monkeypatch.setattr(os, "open", spy)
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers, mode", [("1", 0o600), ("2", 0o600), ("1", 0o440)])
 def test_every_file_of_a_private_store_is_private_from_its_creation(store, invoke, tmp_path, monkeypatch, no_umask,
-                                                                   workers):
+                                                                   workers, mode):
     """Case 6: the archive of a 0600 store was created 0644."""
-    store.chmod(0o600)
+    store.chmod(mode)
     archive, report, prom = store.with_name("a.jsonl.gz"), tmp_path / "r.json", tmp_path / "s.prom"
     created = Creations(monkeypatch)
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--archive-file", archive,
                     "--output-json", report, "--metrics-textfile", prom, env={"STREAMCLEAN_WORKERS": workers})
     assert result.exit_code == 0, result.stderr
     monkeypatch.undo()
-    assert created.modes and all(mode & ~0o600 == 0 for _, mode in created.modes), created.modes
+    assert created.modes and all(asked & ~mode == 0 for _, asked in created.modes), created.modes
     for path in (store, archive, report, prom, store.with_name("store.v1.json.lock")):
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+        assert stat.S_IMODE(os.stat(path).st_mode) == mode, path
     assert len(created.modes) >= 5  # lock, new store, archive, report, metrics at least
 
 
