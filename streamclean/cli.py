@@ -203,7 +203,9 @@ def _show(text: str, err: bool) -> None:
         click.echo(text, nl=False, err=err)
     except (OSError, ValueError) as exc:
         try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
         except (OSError, ValueError, io.UnsupportedOperation):
             pass
         raise OSError(getattr(exc, "errno", None) or errno.EBADF, str(exc)) from None
