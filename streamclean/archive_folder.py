@@ -12,10 +12,10 @@ import os
 import re
 import stat
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 from . import fs
 from .archive import ArchiveError, ArchiveReader
@@ -25,20 +25,20 @@ from .errors import OutputError, UsageError, WriteError
 SUFFIX = ".jsonl.gz"
 STAMP = "%Y%m%dT%H%M%SZ"
 _STAMP_PATTERN = r"\d{8}T\d{6}Z(?:-[1-9]\d*)?"
-# Any name this module gives, whatever the store: no other output of a run may take one.
-ANY_ARCHIVE_NAME = re.compile(r".+\." + _STAMP_PATTERN + re.escape(SUFFIX), re.S)
+# Any name this module gives, whatever the store: no other output of a run may take one (outputs.py).
+ANY_ARCHIVE_NAME = re.compile(r".+\." + _STAMP_PATTERN + re.escape(SUFFIX), re.DOTALL)
 _HEADER_LIMIT = 1 << 16  # a header line is a few hundred bytes; a file without one this soon is not ours
 
 
 def stamp(now: datetime) -> str:
     """The run's clock as it appears in an archive's name: UTC, to the second."""
-    return now.astimezone(timezone.utc).strftime(STAMP)
+    return now.astimezone(UTC).strftime(STAMP)
 
 
 def folder_mode(store_mode: int) -> int:
-    """The mode a missing archive folder is created with: the store's permission bits, with
-    the search bit added wherever the store is readable."""
-    bits = stat.S_IMODE(store_mode) & 0o777
+    """The mode a missing archive folder is created with: what a file of the run may allow
+    (`fs.private_mode`), with the search bit wherever that lets one read."""
+    bits = fs.private_mode(store_mode)
     return bits | ((bits & 0o444) >> 2)
 
 
@@ -61,7 +61,7 @@ class ArchiveFolder:
         self.path = Path(path)
         self.store = store
         self.keep = keep
-        self._own = re.compile(re.escape(store.name) + r"\." + _STAMP_PATTERN + re.escape(SUFFIX), re.S)
+        self._own = re.compile(re.escape(store.name) + r"\." + _STAMP_PATTERN + re.escape(SUFFIX), re.DOTALL)
 
     # -- before the store is read ----------------------------------------------------------------
 
@@ -82,7 +82,7 @@ class ArchiveFolder:
                               "the store was left unchanged; give a folder for the archives")
         if not dry_run:
             try:
-                check_writable(self.path / f"{self.store.name}.probe")
+                check_writable(self.path / f"{self.store.name}.probe", store_mode=store_mode)
             except OSError as exc:
                 raise OutputError(f"cannot write archives into {self.path}: {exc.strerror or exc}",
                                   "the store was left unchanged; the folder must be writable") from None
@@ -213,19 +213,6 @@ def _moment(text: object) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None
-
-
-def refuse_outputs(folder: str | os.PathLike, outputs: dict[str, str | os.PathLike | None]) -> None:
-    """No other output of the run (option -> path, None if not given) may name an archive in
-    the archive folder: it would replace one, or be taken for one."""
-    where = os.path.realpath(folder)
-    for option, path in outputs.items():
-        if path is None:
-            continue
-        target = Path(os.path.realpath(path))
-        if str(target.parent) == where and ANY_ARCHIVE_NAME.fullmatch(target.name):
-            raise OutputError(f"{option} {path} names an archive in --archive-dir {folder}",
-                              "the store was left unchanged; write it elsewhere or under another name")
 
 
 def check_options(archive_dir: str | os.PathLike | None, archive_keep: float | None,

@@ -63,12 +63,13 @@ class RunOutcome:
         return self.exit_status == EXIT_TEMPFAIL
 
 
-def write_textfile(path: str | os.PathLike, outcome: RunOutcome) -> None:
-    """Replace the metrics file at `path` atomically; raises OutputError if it cannot."""
+def write_textfile(path: str | os.PathLike, outcome: RunOutcome, store_mode: int | None = None) -> None:
+    """Replace the metrics file at `path` atomically, no more open than a store of mode
+    `store_mode` (FILE_MODE at most); raises OutputError if it cannot."""
     path = Path(path)
     text = render_samples(samples_for(outcome, previous_samples(path)))
     try:
-        write_atomically(path, text.encode("utf-8"), new_file_mode=FILE_MODE)
+        write_atomically(path, text.encode("utf-8"), new_file_mode=FILE_MODE, store_mode=store_mode)
     except OSError as exc:
         raise OutputError(
             f"cannot write the metrics file {path}: {exc.strerror or exc}",

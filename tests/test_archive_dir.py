@@ -15,12 +15,12 @@ import json
 import os
 import re
 import stat
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from conftest import NOW, NOW_ISO
+
 from streamclean import fs
 
 STAMP = NOW.strftime("%Y%m%dT%H%M%SZ")  # 20260310T120000Z
@@ -47,7 +47,7 @@ def fake_archive(path: Path, store: Path | str, now: datetime, records: int = 0)
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _snapshot(folder: Path) -> dict[str, object]:
@@ -82,15 +82,15 @@ def test_the_archive_is_named_after_the_store_and_the_runs_utc_time(store, invok
 
 def test_without_now_the_name_is_the_current_utc_time(store, invoke, tmp_path):
     folder = tmp_path / "archives"
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
     result = invoke("clean", "--store-file", store, "--archive-dir", folder, "--results-ttl-seconds", "1d",
                     "--events-ttl-seconds", "1d")
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     report = _report(result)
     [name] = os.listdir(folder)
     match = NAME.fullmatch(name)
     assert match and match.group(2) is None, name
-    moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     assert before <= moment <= after
     assert report["now"].startswith(moment.strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -232,7 +232,7 @@ def test_a_dry_run_lists_what_would_be_pruned_and_removes_nothing(store, invoke,
 
 
 def test_the_archive_just_written_is_never_pruned(store, invoke, planted):
-    folder, old, keep = planted
+    folder, old, _ = planted
     report = _report(_clean(invoke, store, folder, "--archive-keep", "0"))
     written = Path(report["archive"]["file"])
     assert written.exists()
@@ -303,8 +303,10 @@ def test_the_archive_options_are_checked_before_the_store_is_read(store, invoke,
         (["--archive-dir", tmp_path / "a", "--archive-file", tmp_path / "a.jsonl.gz"], 2, "cannot be given together"),
         (["--archive-dir", tmp_path / "a", "--archive-keep", "soon"], 2, "--archive-keep: 'soon' is not a duration"),
         (["--archive-dir", tmp_path / "missing" / "a"], 1, "cannot create the archive folder"),
-        (["--archive-dir", store], 1, "is not a folder"),
+        (["--archive-dir", store], 1, "is the store itself"),
+        (["--archive-dir", tmp_path / "a-file"], 1, "is not a folder"),
     ]
+    (tmp_path / "a-file").write_bytes(b"")
     for extra, status, words in cases:
         result = invoke("clean", "--store-file", store, "--now", NOW_ISO, *extra)
         assert result.exit_code == status, (extra, result.stderr)
@@ -318,7 +320,7 @@ def test_no_other_output_may_name_an_archive_in_the_folder(store, invoke, plante
     folder, old, _ = planted
     data = store.read_bytes()
     before = _snapshot(folder)
-    victim = folder / sorted(old)[0]
+    victim = folder / min(old)
     for option in ("--output-json", "--metrics-textfile", "--lock-file"):
         result = _clean(invoke, store, folder, option, victim)
         assert result.exit_code == 1, (option, result.stderr)
@@ -337,7 +339,7 @@ def test_an_archive_replaced_after_it_was_judged_is_not_removed(store, invoke, p
     from streamclean import archive_folder
 
     folder, old, _ = planted
-    victim = sorted(old)[0]
+    victim = min(old)
     judge = archive_folder.ArchiveFolder._old_archive
 
     def judged_then_replaced(self, fd, name, cutoff):
@@ -362,9 +364,8 @@ def test_killed_at_every_operation_every_archive_is_whole_or_pruned(store, tmp_p
     """SIGKILL before and after each file operation of a run that archives and prunes: every
     archive that was there is there byte for byte, or was one to be pruned and is gone whole,
     and only once the cleaned store is in place; the new archive is whole wherever it is."""
-    from test_archive_faults import _kill_sweep
-
     from conftest import service_bytes, small_state
+    from test_archive_faults import _kill_sweep
 
     work = tmp_path / "work"
     work.mkdir()
@@ -454,6 +455,33 @@ def test_the_summary_line_counts_the_archives_removed(store, invoke, planted):
     assert re.search(rf" freed in \d+\.\d s; removed {len(old)} old archives\n$", result.stderr), result.stderr
 
 
+# -- modes -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store_mode, folder_mode", [(0o600, 0o700), (0o640, 0o750)])
+def test_a_created_folder_and_the_archive_are_no_more_open_than_the_store(store, invoke, tmp_path, store_mode,
+                                                                          folder_mode):
+    store.chmod(store_mode)
+    folder = tmp_path / "archives"
+    old_umask = os.umask(0o022)
+    try:
+        report = _report(_clean(invoke, store, folder))
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(folder.stat().st_mode) == folder_mode
+    archive_mode = stat.S_IMODE(os.stat(report["archive"]["file"]).st_mode)
+    assert archive_mode & ~store_mode == 0, oct(archive_mode)
+
+
+def test_an_existing_folder_keeps_its_mode(store, invoke, tmp_path):
+    store.chmod(0o600)
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    folder.chmod(0o755)
+    _report(_clean(invoke, store, folder, "--archive-keep", "1d"))
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+
+
 # -- the documented cron line ----------------------------------------------------------------------
 
 
@@ -492,14 +520,14 @@ def test_the_documented_cron_line_works_in_crons_bare_environment(tmp_path):
     for documented, here in replaced.items():
         assert documented in command, documented
         command = command.replace(documented, here)
-    before = datetime.now(timezone.utc).replace(microsecond=0)
-    done = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c", command], capture_output=True,
+    before = datetime.now(UTC).replace(microsecond=0)
+    done = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c", command], check=False, capture_output=True,
                           text=True, timeout=120)
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done
     [name] = os.listdir(backups)
     match = NAME.fullmatch(name)
     assert match, name
-    moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     assert before <= moment <= after
     assert "streamclean_archives_pruned 1" in (textfile / "streamclean.prom").read_text()

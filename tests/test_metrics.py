@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from conftest import NOW, NOW_ISO, listing, service_bytes, small_state
-from streamclean import atomicfile, cli, fs, metrics
+from streamclean import atomicfile, cli, fs, metrics, outcome
 from streamclean.metrics import RunOutcome, previous_last_success, write_textfile
 from test_archive_dir import fake_archive
 from test_jobs_retention import edge_state
@@ -223,7 +223,7 @@ def test_a_cleaned_store_whose_report_failed_records_74_and_its_counts(store, in
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli, "write_atomically", full_disk)
+    monkeypatch.setattr(outcome, "write_atomically", full_disk)
     report = store.parent / "report.json"
     result = invoke(
         "clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", textfile, "--output-json", report
