@@ -17,7 +17,6 @@ from functools import partial
 import click
 
 from . import __version__, signals
-from .archive_folder import check_options as check_archive_options
 from .cleanup import clean
 from .errors import StreamcleanError
 from .inspect import inspect_store, render_text
@@ -185,7 +184,6 @@ def run_clean(runner: str, *, summary: bool = True, **options) -> None:
         archive_keep = options.pop("archive_keep")
         if archive_keep is not None:
             archive_keep = parse_duration(archive_keep, "--archive-keep")
-        check_archive_options(archive_dir, archive_keep, archive_file)
         run.check_report(store_file, options["output_json"], run_files)
         with progress_on_stderr(quiet, CLEAN_PASSES) as progress:
             report = clean(
