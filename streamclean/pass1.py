@@ -61,7 +61,7 @@ def _index(records, judge: Judge, index: JobIndex, survey=None, stop_at: int | N
         index.add(job.key, terminal(job.value))
         count += 1
         if survey is not None:
-            survey.job(job.value)
+            survey.job(job.value, job)
         if stop_at is not None and job.value_end >= stop_at:
             if job.value_end != stop_at:
                 raise LayoutMismatch("the jobs section was split inside a job")
