@@ -257,7 +257,12 @@ class _Skeleton:
 class Arrivals:
     """Uniform arrivals instead of the default growing traffic: jobs queued evenly over the
     ``days`` before ``now``; ``running_share`` of them still running whatever their age (jobs
-    that never end), the rest terminal (completed, failed, canceled as in the default mix)."""
+    that never end), the rest terminal (completed, failed, canceled as in the default mix).
+
+    Evenly, not at random: job ``i`` is queued at the fraction ``i * golden ratio`` (mod 1) of
+    the span, and runs for ever when ``i * (sqrt 2 - 1)`` (mod 1) is below the share. Any
+    span of days then holds its share of the jobs, and of the running ones, to within a few
+    jobs, so that a store of a few MB already has a known arrival rate."""
 
     days: float
     running_share: float = 0.0
@@ -272,7 +277,7 @@ def _skeleton(seed: int, index: int, now_us: int, arrivals: Optional[Arrivals] =
     sk.job_id = _ordered_id(index, rng.getrandbits(16), rng.getrandbits(128))
     u = rnd()
     if arrivals is not None:
-        status = _uniform_status(u, arrivals)
+        status = _uniform_status(index, u, arrivals)
     else:
         for status, p in _STATUS_CDF:
             if u < p:
@@ -288,7 +293,7 @@ def _skeleton(seed: int, index: int, now_us: int, arrivals: Optional[Arrivals] =
     # Squaring a uniform draw piles jobs up towards `now`, like a store whose
     # traffic has grown; it puts ~52 % of jobs beyond 7 days and ~68 % beyond 3.
     if arrivals is not None:
-        age = int(arrivals.days * _DAY * rnd())
+        age = int(arrivals.days * _DAY * ((index * _GOLDEN + seed * _SQRT2) % 1.0))
     else:
         age = int(HISTORY_DAYS * _DAY * rnd() ** 2)
         if sk.status in ("queued", "running"):
@@ -307,11 +312,15 @@ def _skeleton(seed: int, index: int, now_us: int, arrivals: Optional[Arrivals] =
     return sk
 
 
-def _uniform_status(u: float, arrivals: Arrivals) -> str:
-    """The status for the draw ``u`` under uniform arrivals: running, or a terminal one."""
-    if u < arrivals.running_share:
+_GOLDEN = (5 ** 0.5 - 1) / 2
+_SQRT2 = 2 ** 0.5 - 1
+
+
+def _uniform_status(index: int, u: float, arrivals: Arrivals) -> str:
+    """Job ``index``'s status under uniform arrivals (``u`` a draw): running, or a terminal one."""
+    if (index * _SQRT2) % 1.0 < arrivals.running_share:
         return "running"
-    terminal = (u - arrivals.running_share) / (1 - arrivals.running_share) * _STATUS_CDF[2][1]
+    terminal = u * _STATUS_CDF[2][1]
     for status, p in _STATUS_CDF[:3]:
         if terminal < p:
             return status

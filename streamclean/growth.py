@@ -256,20 +256,23 @@ def project(tally: GrowthTally, ttls: TTLs, section_bytes: dict[str, int], total
     for (name, fate), sums in tally.sums.items():
         section = sections.setdefault(name, SectionGrowth())
         lifetime = ttls.lifetime(fate.by)
-        arriving = kept = staying = 0.0  # bytes within the window; of those, for ever; present for ever
-        lasting = 0.0  # bytes x seconds within the window of those that go
+        arriving = kept = never_ending = staying = 0.0  # within the window: bytes, kept of them, of jobs
+        lasting = 0.0  # bytes x seconds within the window of those that go;  staying: present for ever
         if fate.pending:
             for hours, (nbytes, offset) in sums.by_age_hours.items():
                 within = hours < window_hours
                 arriving += nbytes if within else 0
-                if hours >= running or lifetime is None:
+                if hours >= running:  # a job that never ends
+                    staying += nbytes
+                    never_ending += nbytes if within else 0
+                elif lifetime is None:
                     staying += nbytes
                     kept += nbytes if within else 0
                 elif within:
                     lasting += nbytes * lifetime + offset
             # undated: no telling when its job began; it is kept for ever
             arriving += sums.undated * share
-            kept += sums.undated * share
+            never_ending += sums.undated * share
             staying += sums.undated
         else:
             arriving = sums.window + sums.undated * share
@@ -279,10 +282,10 @@ def project(tally: GrowthTally, ttls: TTLs, section_bytes: dict[str, int], total
             else:
                 lasting = arriving * lifetime + sums.window_offset + sums.undated_offset * share
         section.bytes_per_day += arriving / days
-        section.kept_bytes_per_day += kept / days
-        if kept:
-            reason = _reason(fate, lifetime, ttls)
-            reasons[reason] = reasons.get(reason, 0.0) + kept / days
+        section.kept_bytes_per_day += (kept + never_ending) / days
+        for reason, nbytes in ((_reason(fate, ttls), kept), (NEVER_ENDING_JOBS, never_ending)):
+            if nbytes:
+                reasons[reason] = reasons.get(reason, 0.0) + nbytes / days
         if section.levels_off_bytes is not None:
             section.levels_off_bytes += staying + lasting / tally.window_seconds
     for section in sections.values():
@@ -300,7 +303,7 @@ def project(tally: GrowthTally, ttls: TTLs, section_bytes: dict[str, int], total
         kept_bytes_per_day=kept_total,
         levels_off_bytes=None if kept_total > 0 else outside + sum(level or 0.0 for level in levels),
     )
-    if suggest and growth.levels_off_bytes is None and ttls.jobs is None:
+    if suggest and NO_JOB_RETENTION in reasons:  # a jobs TTL would remove some of what stays
         suggested = suggested_jobs_ttl(ttls)
         other = project(tally, ttls._replace(jobs=suggested), section_bytes, total_bytes, suggest=False)
         growth.suggestion = Suggestion("--jobs-ttl-seconds", suggested, other.levels_off_bytes,
@@ -330,10 +333,8 @@ def _jobs_share(tally: GrowthTally, window_hours: float) -> float:
     return within / dated if dated else 0.0
 
 
-def _reason(fate: Fate, lifetime: float | None, ttls: TTLs) -> str:
-    """Why records of this fate stay for ever under `ttls`."""
-    if fate.pending and lifetime is not None:
-        return NEVER_ENDING_JOBS
+def _reason(fate: Fate, ttls: TTLs) -> str:
+    """Why records of this fate (of jobs that end, or have) stay for ever under `ttls`."""
     if fate.by == 0:
         return NO_TIMESTAMP
     if fate.by & BY_JOBS and ttls.jobs is None:

@@ -24,6 +24,10 @@ from .growth import (
     BY_EVENTS,
     BY_JOBS,
     BY_RESULTS,
+    NEVER_ENDING_JOBS,
+    NO_JOB_RETENTION,
+    NO_TIMESTAMP,
+    RETENTION_DISABLED,
     Fate,
     Growth,
     GrowthTally,
@@ -437,6 +441,7 @@ def render_text(inspection: Inspection) -> str:
     blocks = [
         _store_block(inspection),
         _sections_block(dict(survey.in_file_order()), inspection.bytes_total),
+        _growth_block(inspection.growth, inspection.bytes_total),
         _jobs_block(survey.jobs_by_status, report),
         _ages_block("results", survey.result_ages, policy.results),
         _ages_block("events", survey.event_ages, policy.events),
@@ -465,6 +470,49 @@ def _sections_block(sections: dict[str, SectionSize], total: int) -> str:
     if not sections:
         lines.append("(an empty store)")
     return "\n".join(lines)
+
+
+_WHY_KEPT = {
+    NO_JOB_RETENTION: "jobs are never removed (no job retention)",
+    NEVER_ENDING_JOBS: "records of jobs that never end",
+    NO_TIMESTAMP: "records without a valid timestamp",
+    RETENTION_DISABLED: "records whose retention is disabled",
+}
+
+
+def _growth_block(growth: Growth, total: int) -> str:
+    """How fast the store grows, what of it stays, and where it levels off (or what would make it)."""
+    lines = [f"growth over the last {growth.window_days:g} d, from the records' own timestamps"]
+    if growth.levels_off_bytes is not None:
+        lines.append(f"  grows {size(round(growth.bytes_per_day))} a day, none of it for ever: under these TTLs "
+                     f"it levels off at about {size(round(growth.levels_off_bytes))} (now {size(total)})")
+    else:
+        why = "; ".join(_WHY_KEPT[reason] for reason in growth.kept_by_reason)
+        lines.append(f"  grows {size(round(growth.bytes_per_day))} a day; "
+                     f"{size(round(growth.kept_bytes_per_day))} a day of it stays for ever: {why}")
+        hint = growth.suggestion
+        if hint is not None and hint.levels_off_bytes is not None:
+            lines.append(f"  with {hint.option} {_days(hint.ttl_seconds)} it would level off at about "
+                         f"{size(round(hint.levels_off_bytes))}")
+        elif hint is not None:
+            lines.append(f"  even with {hint.option} {_days(hint.ttl_seconds)}, "
+                         f"{size(round(hint.kept_bytes_per_day))} a day would stay for ever")
+        else:
+            lines.append("  no TTL removes that: the store never stops growing")
+    parts = []
+    for name, section in growth.sections.items():
+        if section.bytes_per_day >= 0.5:
+            kept = section.kept_bytes_per_day
+            stays = "" if kept < 0.5 else " (all for ever)" if kept >= section.bytes_per_day - 0.5 else \
+                f" ({size(round(kept))} for ever)"
+            parts.append(f"{name} {size(round(section.bytes_per_day))}{stays}")
+    if parts:
+        lines.append("  a day by section: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:g}d" if seconds % 86400 == 0 else f"{seconds:g}"
 
 
 def _jobs_block(statuses: Counter, report: CleanupReport) -> str:
