@@ -109,7 +109,6 @@ class GrowthTally:
     now: datetime
     window_seconds: float
     sums: dict[tuple[str, Fate], _Sums] = field(default_factory=dict)
-    record_bytes: Counter = field(default_factory=Counter)  # section -> bytes of its records
     run_hours: Counter = field(default_factory=Counter)  # how long ended jobs ran, in whole hours
 
     def __post_init__(self) -> None:
@@ -120,7 +119,6 @@ class GrowthTally:
 
     def add(self, section: str, moment: datetime | None, nbytes: int, fate: Fate, offset: float = 0.0) -> None:
         """One record: its section, timestamp, exact bytes and fate (`offset`: see `Fate`)."""
-        self.record_bytes[section] += nbytes
         sums = self.sums.get((section, fate))
         if sums is None:
             sums = self.sums[(section, fate)] = _Sums()
@@ -140,20 +138,27 @@ class GrowthTally:
             sums.window += nbytes
             sums.window_offset += nbytes * offset
 
-    def add_same(self, section: str, moments: list[datetime], nbytes: int, fate: Fate) -> None:
-        """`add` for records of `nbytes` each, of one fate (a job's events, in bulk)."""
+    def add_shared(self, section: str, moments: list[datetime], nbytes: int, fate: Fate) -> None:
+        """`add` for records dated `moments` that share `nbytes` evenly (a job's events, in bulk)."""
         if fate.pending:
+            share, rest = divmod(nbytes, len(moments))
             for moment in moments:
-                self.add(section, moment, nbytes, fate)
+                self.add(section, moment, share, fate)
+            self.add(section, moments[0], rest, fate)
             return
-        start = self.window_start
-        within = sum(1 for moment in moments if moment > start)
-        self.record_bytes[section] += nbytes * len(moments)
         sums = self.sums.get((section, fate))
         if sums is None:
             sums = self.sums[(section, fate)] = _Sums()
-        sums.dated += nbytes * len(moments)
-        sums.window += nbytes * within
+        sums.dated += nbytes
+        start = self.window_start
+        if min(moments) > start:
+            sums.window += nbytes
+        elif max(moments) > start:
+            sums.window += nbytes * sum(1 for moment in moments if moment > start) // len(moments)
+
+    def record_bytes(self, section: str) -> int:
+        """The bytes of the records of `section`."""
+        return sum(sums.dated + sums.undated for (name, _), sums in self.sums.items() if name == section)
 
     def ran(self, seconds: float) -> None:
         """An ended job ran this long (from `queued_at` to `finished_at`)."""
@@ -161,7 +166,6 @@ class GrowthTally:
 
     def merge(self, other: GrowthTally) -> None:
         """Count in a worker's tally of its part of the store."""
-        self.record_bytes.update(other.record_bytes)
         self.run_hours.update(other.run_hours)
         for key, sums in other.sums.items():
             self.sums.setdefault(key, _Sums()).add(sums)
@@ -250,7 +254,7 @@ def project(tally: GrowthTally, ttls: TTLs, section_bytes: dict[str, int], total
     window_hours = tally.window_seconds / 3600
     running = tally.running_hours()
     share = _jobs_share(tally, window_hours)
-    sections = {name: SectionGrowth(levels_off_bytes=float(nbytes - tally.record_bytes.get(name, 0)))
+    sections = {name: SectionGrowth(levels_off_bytes=float(nbytes - tally.record_bytes(name)))
                 for name, nbytes in section_bytes.items()}
     reasons: dict[str, float] = {}
     for (name, fate), sums in tally.sums.items():

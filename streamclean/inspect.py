@@ -53,6 +53,8 @@ STATUS_NOT_A_STRING = "(status not a string)"
 OTHER_STATUSES = "(other)"
 _MAX_STATUSES = 64  # distinct status strings kept apart; a store of random statuses must not grow memory
 DEFAULT_GROWTH_WINDOW_SECONDS = 14 * 86400.0
+_SURVEY_FIELDS = {"results": ("job_id", "created_at"), "events": ("occurred_at",),
+                  "notifications": ("job_id", "created_at")}
 
 
 # -- what the survey pass counts ---------------------------------------------------------------
@@ -143,6 +145,13 @@ class StoreSurvey:
         if at is not None:
             sizes.at = at if sizes.at is None else min(sizes.at, at)
 
+    def fields(self, section: str, judged: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The only fields of a `section`'s records the passes need decode, the judge reading
+        `judged`; None: whole records (a job's: a missing status is told from a null one)."""
+        if section == "jobs":
+            return None
+        return tuple(dict.fromkeys(judged + _SURVEY_FIELDS[section]))
+
     def other(self, section) -> None:
         if section.key == "schema_version":
             self.schema_version = section.value
@@ -170,7 +179,7 @@ class StoreSurvey:
             job_id, moment = notification.get("job_id"), parse_timestamp(notification.get("created_at"))
         self.growth.add("notifications", moment, _record_bytes(member), _fate(index.flags_of(str(job_id or "")), 0))
 
-    def events(self, events: list, member: Member | None = None, index: JobIndex | None = None) -> None:
+    def events(self, events: list, member: Member | None = None, flags: int = 0) -> None:
         """A job's whole events array; the usual one (zoned isoformat() strings) in bulk.
         With its `member`, the array's bytes go to the growth: its events share what is not
         the bare `"<job id>": []` evenly (the reader decoded them in one piece)."""
@@ -180,52 +189,55 @@ class StoreSurvey:
         except (KeyError, TypeError, ValueError):
             for event in events:
                 self.event(event)
-            if member is not None and index is not None:
-                self._grow_events(member, index, [_event_moment(event) for event in events])
+            if member is not None:
+                self._grow_odd_events(member, flags, [_event_moment(event) for event in events])
             return
         self.event_ages.add_ages(ages)
-        if member is not None and index is not None:
-            self._grow_events(member, index, moments)
+        if member is not None:
+            self._grow_events(member, flags, moments)
 
     def event(self, event: object) -> None:
         moment = _event_moment(event)
         self.event_ages.add(moment, self.now)
 
-    def events_array(self, member: Member, index: JobIndex) -> EventsWatch:
-        """A job's events array read element by element (a long one): the watch to tell each
-        element to, and then that the array is closed."""
-        return EventsWatch(self, member, index.flags_of(member.key))
+    def events_array(self, member: Member, flags: int) -> EventsWatch:
+        """A job's events array read element by element (a long one; its job's index `flags`):
+        the watch to tell each element to, and then that the array is closed."""
+        return EventsWatch(self, member, flags)
 
     def _grow_job(self, job: object, member: Member) -> None:
         moment = parse_timestamp(job.get("queued_at")) if isinstance(job, dict) else None
         nbytes = _record_bytes(member)
         if not isinstance(job, dict) or not is_terminal(job):
-            self.growth.add("jobs", moment, nbytes, Fate(BY_JOBS, True))
+            self.growth.add("jobs", moment, nbytes, _GOING)
             return
         finished = parse_timestamp(job.get("finished_at"))
         if finished is None:  # job retention keeps it
-            self.growth.add("jobs", moment, nbytes, Fate(0))
+            self.growth.add("jobs", moment, nbytes, _KEPT)
             return
         ran = (finished - moment).total_seconds() if moment is not None else 0.0
-        self.growth.add("jobs", moment, nbytes, Fate(BY_JOBS), max(ran, 0.0))
+        self.growth.add("jobs", moment, nbytes, _ENDED, max(ran, 0.0))
         if moment is not None:
             self.growth.ran(ran)
 
-    def _grow_events(self, member: Member, index: JobIndex, moments: Sequence[datetime | None]) -> None:
-        flags = index.flags_of(member.key)
-        wrapper = _bare_array_bytes(member)
-        self._grow_bare_array(flags, moments[0] if moments else None, wrapper)
-        if not moments:
-            return
-        share, rest = divmod(_record_bytes(member) - wrapper, len(moments))
-        fate = _fate(flags, BY_EVENTS)
-        if None in moments:
-            undated = _fate(flags, 0)
-            for moment in moments:
-                self.growth.add("events", moment, share, fate if moment else undated)
-        else:
-            self.growth.add_same("events", [moment for moment in moments if moment is not None], share, fate)
-        self.growth.add("events", moments[0], rest, fate if moments[0] else _fate(flags, 0))
+    def _grow_events(self, member: Member, flags: int, moments: list[datetime]) -> None:
+        """A job's events array whose every event has a timestamp: its events share its bytes."""
+        start = member.start if member.comma_at is None else member.comma_at
+        bare = member.value_start + 2 - start  # `"<job id>": []` and the comma before it
+        self._grow_bare_array(flags, moments[0] if moments else None, bare)
+        if moments:
+            self.growth.add_shared("events", moments, member.value_end - start - bare, _fate(flags, BY_EVENTS))
+
+    def _grow_odd_events(self, member: Member, flags: int, moments: list[datetime | None]) -> None:
+        """`_grow_events` for an array with events without a timestamp."""
+        start = member.start if member.comma_at is None else member.comma_at
+        bare = member.value_start + 2 - start
+        self._grow_bare_array(flags, moments[0], bare)
+        share, rest = divmod(member.value_end - start - bare, len(moments))
+        fate, undated = _fate(flags, BY_EVENTS), _fate(flags, 0)
+        for moment in moments:
+            self.growth.add("events", moment, share, fate if moment else undated)
+        self.growth.add("events", moments[0], rest, fate if moments[0] else undated)
 
     def _grow_bare_array(self, flags: int, first: datetime | None, nbytes: int) -> None:
         """A job's `"<job id>": []`: it goes with its job. An ended job's is dated like the jobs
@@ -292,19 +304,20 @@ class EventsWatch:
         survey.growth.add("events", self._last, rest, self._fate if self._last else self._undated)
 
 
-_FATES: dict[tuple[int, int], Fate] = {}
+_GOING, _KEPT, _ENDED = Fate(BY_JOBS, True), Fate(0), Fate(BY_JOBS)  # a job's fates
+_FATES: dict[int, Fate] = {}
 
 
 def _fate(flags: int, own: int) -> Fate:
     """The fate of a result, event or notification of a job with index `flags`; `own` is its
     kind's TTL when its timestamp parses (BY_RESULTS, BY_EVENTS), else 0."""
-    fate = _FATES.get((flags, own))
+    fate = _FATES.get(flags << 3 | own)
     if fate is None:
         if flags & TERMINAL:
             fate = Fate(own | (0 if flags & NO_FINISHED_AT else BY_JOBS))
         else:
             fate = Fate(own | BY_JOBS, True)
-        _FATES[(flags, own)] = fate
+        _FATES[flags << 3 | own] = fate
     return fate
 
 

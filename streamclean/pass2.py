@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InvalidStoreError
-from .index import REMOVED, JobIndex
+from .index import REMOVED, TERMINAL, JobIndex
 from .judge import Judge
 from .readers import LayoutMismatch
 from .readers.base import STREAM
@@ -189,7 +189,7 @@ def _kept(record: object, index) -> bool:
 def _filter_results(reader, open_at, index, judge: Judge, out, survey, archive=None, section: str = "results",
                     judged=None) -> tuple[int, int]:
     splice = _splice(out, open_at, archive, section)
-    records = reader.records(open_at, exact="job_id", fields=judge.fields(section) if survey is None else None)
+    records = reader.records(open_at, exact="job_id", fields=_fields(judge, survey, section))
     if judged is None:
         judged = judge.result_of_jobs if judge.policy.jobs.enabled else judge.result
     observe = None if survey is None else survey.result if section == "results" else survey.notification
@@ -206,6 +206,12 @@ def _filter_results(reader, open_at, index, judge: Judge, out, survey, archive=N
     return records.close + 1, count
 
 
+def _fields(judge: Judge, survey, section: str) -> tuple[str, ...] | None:
+    """The fields of a `section`'s records that are read: the judge's, and the survey's."""
+    fields = judge.fields(section)
+    return fields if survey is None else survey.fields(section, fields)
+
+
 def _filter_events(reader, open_at, index, judge: Judge, out, survey,
                    resume_after: int | None = None, stop_at: int | None = None, archive=None) -> tuple[int, int]:
     """Filter the events section opening at `open_at` (or, with `resume_after`, the rest of it
@@ -213,7 +219,7 @@ def _filter_events(reader, open_at, index, judge: Judge, out, survey,
     job's array ends exactly there (a LayoutMismatch if one runs past it), and how many jobs'
     events it walked. With job retention on, the arrays of removed jobs go whole (then the
     section is never split: the split lies at the end of `jobs`)."""
-    arrays = reader.job_arrays(open_at, resume_after, fields=judge.fields("events") if survey is None else None)
+    arrays = reader.job_arrays(open_at, resume_after, fields=_fields(judge, survey, "events"))
     outer = None
     if judge.policy.jobs.enabled:
         if resume_after is not None or stop_at is not None:
@@ -222,23 +228,24 @@ def _filter_events(reader, open_at, index, judge: Judge, out, survey,
     count = 0
     for job in arrays:
         count += 1
+        flags = index.flags_of(job.key)
         if outer is not None:
-            if index.flags_of(job.key) & REMOVED:
-                _removed_job_events(reader, job, judge, survey, index)
+            if flags & REMOVED:
+                _removed_job_events(reader, job, judge, survey, flags)
                 outer.drop(job)
                 continue
             outer.keep(job)
-        terminal = job.key in index
+        terminal = bool(flags & TERMINAL)
         values = job.values
         if values is not None:  # the whole array, decoded in one call
             if survey is not None:
-                survey.events(values, job, index)
+                survey.events(values, job, flags)
             verdicts = judge.event_batch(values, terminal)
             if verdicts is not None:
                 _drop_events(reader, job, values, verdicts, out, archive)
         elif job.value is STREAM:  # an array to stream, element by element
             splice = _splice(out, job.value_start, archive, "events", job.key)
-            watch = None if survey is None else survey.events_array(job, index)
+            watch = None if survey is None else survey.events_array(job, flags)
             for element in reader.elements(job):
                 if watch is not None:
                     watch.element(element)
@@ -263,15 +270,15 @@ def _filter_events(reader, open_at, index, judge: Judge, out, survey,
     return arrays.close + 1, count
 
 
-def _removed_job_events(reader, job, judge: Judge, survey, index: JobIndex) -> None:
+def _removed_job_events(reader, job, judge: Judge, survey, flags: int) -> None:
     """A removed job's events array, which goes whole: counted, and read past if streamed."""
     if job.values is not None:
         if survey is not None:
-            survey.events(job.values, job, index)
+            survey.events(job.values, job, flags)
         judge.events_of_removed_job(len(job.values))
     elif job.value is STREAM:
         count = 0
-        watch = None if survey is None else survey.events_array(job, index)
+        watch = None if survey is None else survey.events_array(job, flags)
         for element in reader.elements(job):
             count += 1
             if watch is not None:

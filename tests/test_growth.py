@@ -258,9 +258,12 @@ def test_worker_tallies_merge_to_the_whole():
     facts = [("jobs", _ago(d), 10 + d, Fate(BY_JOBS, d % 3 == 0), d * 60.0) for d in range(30)]
     for number, fact in enumerate(facts):
         whole.add(*fact)
-        (first if number % 2 else second).add(*fact)
+        whole.ran(fact[4])
+        part = first if number % 2 else second
+        part.add(*fact)
+        part.ran(fact[4])
     first.merge(second)
-    assert first.sums == whole.sums and first.record_bytes == whole.record_bytes
+    assert first.sums == whole.sums and first.run_hours == whole.run_hours
 
 
 def test_the_survey_measures_each_record_s_bytes_and_timestamp(tmp_path):
@@ -281,8 +284,8 @@ def test_the_survey_measures_each_record_s_bytes_and_timestamp(tmp_path):
              for section in ("results", "events", "jobs")}
     assert dated["results"] == span("r3")  # r3 alone is of an ended job and dated within 5 days
     assert dated["jobs"] == 0  # the jobs have no queued_at
-    assert survey.growth.record_bytes["notifications"] == len(text[text.index('"n1"'):text.index("\n  },\n  \"results")].encode())
-    assert survey.growth.record_bytes["results"] + len('"results": {\n    ') + len("\n  }") == survey.sections["results"].bytes - len(",\n  ")
+    assert survey.growth.record_bytes("notifications") == len(text[text.index('"n1"'):text.index("\n  },\n  \"results")].encode())
+    assert survey.growth.record_bytes("results") + len('"results": {\n    ') + len("\n  }") == survey.sections["results"].bytes - len(",\n  ")
 
 
 # -- the command line and the metrics file -------------------------------------------------------------
