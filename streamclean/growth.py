@@ -1,33 +1,12 @@
 """How fast a store grows, how much of that its TTLs never remove, and where it levels off.
 
 `inspect`'s survey tells a `GrowthTally` one fact per record: its section, its own timestamp
-(a job's `queued_at`, a result's `created_at`, an event's `occurred_at`, a notification's
-`created_at`; None when it does not parse), its exact bytes in the file (separators
-included) and its `Fate`: which TTLs can remove it, and whether that waits on its job ending.
-`project` turns the tally into a `Growth` for any set of TTLs, without reading the store again:
-
-- bytes a day: the bytes of the records dated within the window, divided by its days;
-- kept bytes a day: the part of those no TTL removes (jobs and notifications without job
-  retention, records without a valid timestamp, records of jobs that never end);
-- where the store levels off: the size right after a cleanup once every TTL has passed,
-  arrivals going on at the window's rate. A record that stays L seconds after its timestamp
-  adds (its bytes a day) x L; the bytes that belong to no record (braces, section keys, other
-  sections) and the records that stay for ever are added as they are. None when something
-  arriving today stays for ever: then the store never stops growing.
-
-What it assumes: arrivals go on at the window's rate, and records keep their sizes. Where it
-is wrong: a store younger than its longest TTL has not yet seen a record removed at that TTL
-(its figures are right, the store just is not there yet); a burst inside the window counts
-as the rate; a record's removal is taken from its own timestamp, while job retention reads
-the job's `finished_at` (a result, event or notification is taken to end with its job).
-
-A record without a valid timestamp cannot be placed in time: those are assumed to arrive as
-the jobs do (the jobs' share of bytes dated within the window). So are the bare events arrays
-of terminal jobs (`"<job id>": []` once their events are gone), which go only with their job.
-
-A record of a job that has not ended is removed, if ever, after its job ends: it counts as
-"never ending" when it is older than the time nearly every job that did end took (the
-99.9th percentile, in whole hours, at least one hour), and as one that will end otherwise.
+(None when it does not parse), its exact bytes in the file and its `Fate` (which TTLs can
+remove it, and whether that waits on its job ending). `project` turns the tally into a
+`Growth` for any TTLs, without reading the store again: bytes a day dated within the window,
+the part no TTL removes, and the size right after a cleanup once every TTL has passed at the
+window's rate (None when something arriving today stays for ever). What it assumes and where
+it is wrong: docs/operating.md, "Does the store stop growing?".
 """
 
 from __future__ import annotations

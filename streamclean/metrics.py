@@ -4,6 +4,7 @@ The file is replaced whole (`atomicfile`, under a name the collector skips), als
 fails, so an alert can tell a failed or skipped run from a cleaned store. What each exit status
 records, and why a dry run or a run that gives way leaves the last success standing:
 docs/operating.md.
+
 `inspect --metrics-textfile` writes a file of its own (`STORE_FAMILIES`): the store's sizes,
 growth and level as inspect found them.
 """
