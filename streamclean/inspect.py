@@ -164,7 +164,8 @@ class StoreSurvey:
         if member is not None:
             self._grow_job(job, member)
 
-    def result(self, result: object, member: Member | None = None, index: JobIndex | None = None) -> None:
+    def result(self, result: object, member: Member | None = None,
+               index: JobIndex | RememberingIndex | None = None) -> None:
         if isinstance(result, dict):  # as `clean`: only objects are results
             moment = parse_timestamp(result.get("created_at"))
             self.result_ages.add(moment, self.now)
@@ -172,7 +173,7 @@ class StoreSurvey:
                 fate = _fate(index.flags_of(str(result.get("job_id") or "")), BY_RESULTS if moment else 0)
                 self.growth.add("results", moment, _record_bytes(member), fate)
 
-    def notification(self, notification: object, member: Member, index: JobIndex) -> None:
+    def notification(self, notification: object, member: Member, index: JobIndex | RememberingIndex) -> None:
         """A member of `notifications`: it goes, if at all, with its job."""
         job_id = moment = None
         if isinstance(notification, dict):
@@ -199,6 +200,11 @@ class StoreSurvey:
     def event(self, event: object) -> None:
         moment = _event_moment(event)
         self.event_ages.add(moment, self.now)
+
+    @staticmethod
+    def remembering(index: JobIndex) -> RememberingIndex:
+        """`index`, remembering its last answer (for the judge and the survey in turn)."""
+        return RememberingIndex(index)
 
     def events_array(self, member: Member, flags: int) -> EventsWatch:
         """A job's events array read element by element (a long one; its job's index `flags`):
@@ -269,6 +275,28 @@ class StoreSurvey:
         if other.schema_version is not None:
             self.schema_version = other.schema_version
         self.growth.merge(other.growth)
+
+
+_NOTHING = object()
+
+
+class RememberingIndex:
+    """A job index that remembers its last answer: the judge and the survey ask about the same
+    record's job one after the other, and a lookup costs more than the rest of a record."""
+
+    def __init__(self, index: JobIndex) -> None:
+        self._index = index
+        self._last: object = _NOTHING
+        self._flags = 0
+
+    def flags_of(self, job_id: object) -> int:
+        if job_id != self._last:
+            self._flags = self._index.flags_of(job_id)
+            self._last = job_id
+        return self._flags
+
+    def __contains__(self, job_id: object) -> bool:
+        return bool(self.flags_of(job_id) & TERMINAL)
 
 
 class EventsWatch:

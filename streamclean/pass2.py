@@ -181,6 +181,8 @@ def _filter_results(reader, open_at, index, judge: Judge, out, survey, archive=N
                     judged=None) -> tuple[int, int]:
     splice = _splice(out, open_at, archive, section)
     records = reader.records(open_at, exact="job_id", fields=_fields(judge, survey, section))
+    if survey is not None:  # the judge and the survey ask about each record's job in turn
+        index = survey.remembering(index)
     if judged is None:
         judged = judge.result_of_jobs if judge.policy.jobs.enabled else judge.result
     observe = None if survey is None else survey.result if section == "results" else survey.notification
