@@ -96,11 +96,11 @@ class AgeHistogram:
         if age < timedelta(0):
             self.future += 1
         else:
-            self.per_day[age // ONE_DAY] += 1
+            self.per_day[age.days] += 1  # a timedelta of 0 or more: its whole days
 
     def add_ages(self, ages: list[timedelta]) -> None:
         """`add` for many records at once, by their ages (now minus their timestamps)."""
-        days = [age // ONE_DAY for age in ages if age >= _ZERO]
+        days = [age.days for age in ages if age >= _ZERO]
         self.future += len(ages) - len(days)
         self.per_day.update(days)
 
