@@ -83,16 +83,17 @@ class RunOutcome:
         return self.exit_status == EXIT_TEMPFAIL
 
 
-def write_textfile(path: str | os.PathLike, outcome: RunOutcome) -> None:
-    """Replace the metrics file at `path` atomically; raises OutputError if it cannot."""
+def write_textfile(path: str | os.PathLike, outcome: RunOutcome, store_mode: int | None = None) -> None:
+    """Replace the metrics file at `path` atomically, no more open than a store of mode
+    `store_mode` (FILE_MODE at most); raises OutputError if it cannot."""
     path = Path(path)
-    write_samples(path, render_samples(samples_for(outcome, previous_samples(path))))
+    write_samples(path, render_samples(samples_for(outcome, previous_samples(path))), store_mode)
 
 
-def write_store_textfile(path: str | os.PathLike, inspection: Inspection) -> None:
-    """Replace the file at `path` with the store's state as `inspection` found it, atomically;
-    raises OutputError if it cannot."""
-    write_samples(Path(path), render_samples(store_samples(inspection), STORE_FAMILIES))
+def write_store_textfile(path: str | os.PathLike, inspection: Inspection, store_mode: int | None = None) -> None:
+    """Replace the file at `path` with the store's state as `inspection` found it, atomically,
+    as `write_textfile` writes; raises OutputError if it cannot."""
+    write_samples(Path(path), render_samples(store_samples(inspection), STORE_FAMILIES), store_mode)
 
 
 def store_samples(inspection: Inspection) -> Samples:
@@ -128,10 +129,11 @@ def _format_bytes(nbytes: float) -> str:
     return str(round(nbytes))
 
 
-def write_samples(path: Path, text: str) -> None:
-    """Replace the file at `path` with `text` atomically, readable by node_exporter."""
+def write_samples(path: Path, text: str, store_mode: int | None = None) -> None:
+    """Replace the file at `path` with `text` atomically, readable by node_exporter, no more
+    open than a store of mode `store_mode` (FILE_MODE at most)."""
     try:
-        write_atomically(path, text.encode("utf-8"), new_file_mode=FILE_MODE)
+        write_atomically(path, text.encode("utf-8"), new_file_mode=FILE_MODE, store_mode=store_mode)
     except OSError as exc:
         raise OutputError(
             f"cannot write the metrics file {path}: {exc.strerror or exc}",

@@ -381,3 +381,10 @@ def test_an_unwritable_metrics_file_is_refused_before_the_store_is_read(store, i
         assert result.stderr.startswith(f"streamclean: error: cannot write the metrics to {target}")
     assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
     assert store.read_bytes() == before
+
+
+def test_the_metrics_file_is_no_more_open_than_the_store(store, invoke, tmp_path):
+    store.chmod(0o600)
+    target = tmp_path / "store.prom"
+    assert invoke("inspect", "--store-file", store, "--metrics-textfile", target).exit_code == 0
+    assert target.stat().st_mode & 0o777 == 0o600
