@@ -228,18 +228,16 @@ class StoreSurvey:
 
     def _grow_events(self, member: Member, flags: int, moments: list[datetime]) -> None:
         """A job's events array whose every event has a timestamp: its events share its bytes."""
-        start = member.start if member.comma_at is None else member.comma_at
-        bare = member.value_start + 2 - start  # `"<job id>": []` and the comma before it
+        bare = _bare_array_bytes(member)
         self._grow_bare_array(flags, moments[0] if moments else None, bare)
         if moments:
-            self.growth.add_shared("events", moments, member.value_end - start - bare, _fate(flags, BY_EVENTS))
+            self.growth.add_shared("events", moments, _record_bytes(member) - bare, _fate(flags, BY_EVENTS))
 
     def _grow_odd_events(self, member: Member, flags: int, moments: list[datetime | None]) -> None:
         """`_grow_events` for an array with events without a timestamp."""
-        start = member.start if member.comma_at is None else member.comma_at
-        bare = member.value_start + 2 - start
+        bare = _bare_array_bytes(member)
         self._grow_bare_array(flags, moments[0], bare)
-        share, rest = divmod(member.value_end - start - bare, len(moments))
+        share, rest = divmod(_record_bytes(member) - bare, len(moments))
         fate, undated = _fate(flags, BY_EVENTS), _fate(flags, 0)
         for moment in moments:
             self.growth.add("events", moment, share, fate if moment else undated)
