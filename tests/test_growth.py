@@ -388,3 +388,16 @@ def test_the_metrics_file_is_no_more_open_than_the_store(store, invoke, tmp_path
     target = tmp_path / "store.prom"
     assert invoke("inspect", "--store-file", store, "--metrics-textfile", target).exit_code == 0
     assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_events_array_with_an_event_without_a_timestamp_is_measured_whole(tmp_path):
+    state = small_state()
+    state["events"]["j1"].append({"event_id": "e9", "job_id": "j1"})  # no occurred_at
+    path = tmp_path / "store.v1.json"
+    path.write_bytes(service_bytes(state))
+    now = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
+    survey = inspect_store(path, RetentionPolicy.build(now, 7 * DAY, 3 * DAY), workers=1, reader="layout").survey
+    events = survey.growth.record_bytes("events")
+    assert events + len('\n  "events": {') + len("\n    ") + len("\n  }") == survey.sections["events"].bytes
+    undated = sum(sums.undated for (name, _), sums in survey.growth.sums.items() if name == "events")
+    assert undated > 0  # the event without a timestamp, and the bare arrays of the ended jobs
