@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Callable, Sequence
+from typing import Callable
 
 from .cleanup import clean
 from .errors import StoreChangedError
