@@ -141,7 +141,7 @@ class GrowthTally:
 
     def ran(self, seconds: float) -> None:
         """An ended job ran this long (from `queued_at` to `finished_at`)."""
-        self.run_hours[max(0, int(-(-seconds // 3600)))] += 1
+        self.run_hours[min(max(0, int(-(-seconds // 3600))), _MAX_AGE_HOURS)] += 1  # bounded, like the ages
 
     def merge(self, other: GrowthTally) -> None:
         """Count in a worker's tally of its part of the store."""

@@ -401,3 +401,15 @@ def test_an_events_array_with_an_event_without_a_timestamp_is_measured_whole(tmp
     assert events + len('\n  "events": {') + len("\n    ") + len("\n  }") == survey.sections["events"].bytes
     undated = sum(sums.undated for (name, _), sums in survey.growth.sums.items() if name == "events")
     assert undated > 0  # the event without a timestamp, and the bare arrays of the ended jobs
+
+
+def test_the_tally_stays_small_whatever_the_timestamps():
+    """Ages and run times are kept by the hour, up to ten years: a store of wild timestamps
+    cannot make the tally grow with its records."""
+    tally = _tally()
+    for year in range(1, 9999, 7):
+        moment = datetime(year, 1, 1, tzinfo=timezone.utc)
+        tally.add("jobs", moment, 10, Fate(BY_JOBS, True))
+        tally.ran((NOW - moment).total_seconds())
+    # 1,428 records, of which two lie within ten years of now (and one in the future)
+    assert len(tally.run_hours) <= 4 and all(len(sums.by_age_hours) <= 4 for sums in tally.sums.values())
