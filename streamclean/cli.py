@@ -331,9 +331,9 @@ def clean_command(**options) -> None:
       0   done
       1   failed; the store is byte for byte as it was
       2   usage error
-      74  the store was cleaned, but something after that failed (the report or the metrics
-          file, a signal, a swap that could not be undone): see the message; the report is
-          on stdout when there is one
+      74  the store was cleaned, but something after that failed (the report, the metrics
+          file or stdout, the archive's name, a signal, a swap that could not be undone): see
+          the message; the report is on stdout when there is one
       75  try again later: another cleanup holds the lock, or the store changed during the run
 
     \b

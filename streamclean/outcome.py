@@ -1,19 +1,10 @@
-"""How a run that may swap a new store in (`clean`, `restore`) ends: its exit status, its one
-error line, its report on stdout and in `--output-json`, and what its metrics file records.
+"""How a run that may swap a new store in (`clean`, `restore`) ends: its outputs checked before
+the store is read, its report file, its exit status, its one error line, and what its metrics
+file records.
 
-    >>> run = Run("streamclean", "cleaned", time.monotonic, time.time)
-    >>> with run.going():
-    ...     run.check_report(store_file, "report.json", [(LOCK, None)])
-    ...     run.finished(clean(store_file, policy), report.as_dict("streamclean"))
-    >>> status = run.conclude(show)
-
-The promise of the exit statuses: 1 (and 2, 75) mean the store is as it was. So the outputs are
-checked before the store is read (`check_report`, `check_metrics`: the rule of `outputs.check`
-and a file that can be written), and once the new store is in place no failure may exit 1:
-the report or the metrics file that cannot be written, stdout closed, a signal — each ends the
-run with EXIT_CLEANED (74) and one line that begins "the store was cleaned" ("restored"),
-says what failed and where the report is. The metrics file records the status the run exits
-with. The command line only parses, shows (`show`) and exits.
+Exit 1 promises the store as it was; so once the new store is in place, every failure after it
+(the report, the metrics file, stdout closed, a signal) ends the run with 74 and one line that
+says so. The command line only parses, shows and exits. See docs/design.md.
 """
 
 from __future__ import annotations

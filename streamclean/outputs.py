@@ -1,18 +1,9 @@
 """The files around the store: one rule for every file a run writes or locks.
 
-A run protects the store, its backup (`<store>.bak`), its temporary files (streamclean's
-`<store>.streamclean-<pid>-<hex>.partial` and `…-displaced-<hex>`, the service's
-`<store>.<32 hex digits>.tmp`) and whatever else it only reads (`restore`'s archive). Every
-file it writes or locks — the lock, the report, the metrics file, the archive — may be none of
-those, and none of one another:
-
-    >>> check("runtime/async_jobs/store.v1.json",
-    ...       [("--lock-file", None), ("--output-json", "report.json"), ("--metrics-textfile", "s.prom")])
-
-Paths are compared after resolving symbolic links, and files that exist also by device and
-inode, so neither a symlink nor a hard link gets past it. The check is made before the store
-is opened; a clash raises OutputError (exit 1) naming both files, with nothing read or written.
-A new kind of output registers by adding its (option, path) pair to the list.
+The lock, the report, the metrics file and the archive may be neither the store, its backup, its
+temporary files or a file the run only reads (restore's archive), nor one another: compared
+after resolving symbolic links, and by device and inode where the file exists. `check` runs
+before the store is opened; a new kind of output registers with its (option, path) pair.
 """
 
 from __future__ import annotations
