@@ -51,7 +51,7 @@ STORE_FAMILIES = {
     "streamclean_store_size_bytes": "Size of the store file when inspect read it, in bytes.",
     "streamclean_store_section_bytes": "Bytes of each top-level section of the store, its key included.",
     "streamclean_store_section_records": "Entries of each top-level section (for events: jobs' events arrays).",
-    "streamclean_store_growth_window_days": "The days before the inspection whose records give the growth.",
+    "streamclean_store_growth_window_seconds": "The time before the inspection whose records give the growth, in seconds.",
     "streamclean_store_growth_bytes_per_day": "Bytes a day the store grew over the growth window, "
     "from the records' own timestamps.",
     "streamclean_store_section_growth_bytes_per_day": "Bytes a day each section grew over the growth window.",
@@ -108,7 +108,7 @@ def store_samples(inspection: Inspection) -> Samples:
         "streamclean_store_size_bytes": [("", str(inspection.bytes_total))],
         "streamclean_store_section_bytes": [(_section(name), str(sizes.bytes)) for name, sizes in sections],
         "streamclean_store_section_records": [(_section(name), str(sizes.count)) for name, sizes in sections],
-        "streamclean_store_growth_window_days": [("", f"{growth.window_days:g}")],
+        "streamclean_store_growth_window_seconds": [("", f"{growth.window_days * 86400:g}")],
         "streamclean_store_growth_bytes_per_day": [("", _format_bytes(growth.bytes_per_day))],
         "streamclean_store_section_growth_bytes_per_day": [
             (_section(name), _format_bytes(section.bytes_per_day)) for name, section in growth.sections.items()],

@@ -334,7 +334,7 @@ def test_the_metrics_file_parses_with_prometheus_client_and_says_what_the_json_s
         assert value("streamclean_store_section_kept_bytes_per_day", section=name) == section["kept_bytes_per_day"]
     assert value("streamclean_store_growth_bytes_per_day") == growth["bytes_per_day"]
     assert value("streamclean_store_kept_bytes_per_day") == growth["kept_bytes_per_day"] > 0
-    assert value("streamclean_store_growth_window_days") == 14
+    assert value("streamclean_store_growth_window_seconds") == 14 * 86400
     assert value("streamclean_store_inspected_timestamp_seconds") == NOW.timestamp()
     assert "streamclean_store_levels_off" not in families  # it never does: no sample rather than a guess
     invoke("inspect", "--metrics-textfile", target, *args[:-2], "--jobs-ttl-seconds", "30d")
