@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 _NOT_SOURCE = shutil.ignore_patterns(
-    ".git", ".venv", "__pycache__", "build", "dist", "*.egg-info", "artifacts", "runtime", ".hypothesis"
+    ".git", ".venv", ".nox", "__pycache__", "build", "dist", "*.egg-info", "artifacts", "runtime", ".hypothesis"
 )
 
 
