@@ -508,7 +508,7 @@ class ArchiveReader:
             raise self.error("not UTF-8 text (a lone surrogate)") from None
         entry = Entry(self._number, section, key, position, pieces[0], pieces[1], pieces[2], pieces[3],
                       archive=self.rank, value=value)
-        if entry.job is None:
+        if section not in ("events", "jobs"):  # results and notifications name their job
             entry.job = str(value.get("job_id") or "") if isinstance(value, dict) else ""
         return entry
 

@@ -432,13 +432,14 @@ class _Gap:
 
 
 class _Item:
-    """One element of a job's events array as restore builds it: a store element (`member`)
-    or an archived event (`entry`, with the bytes it is written as)."""
+    """One element of a job's events array as restore builds it: a store element (`member`),
+    an element of an archived whole array, or an archived event (`entry`); `text` the bytes
+    it is written as (read from the store when None), `value` decoded."""
 
-    __slots__ = ("entry", "member", "text")
+    __slots__ = ("entry", "member", "text", "value")
 
-    def __init__(self, member, entry: Entry | None, text: bytes | None) -> None:
-        self.member, self.entry, self.text = member, entry, text
+    def __init__(self, member, entry: Entry | None, text: bytes | None, value: object) -> None:
+        self.member, self.entry, self.text, self.value = member, entry, text, value
 
 
 class _Merge:
@@ -591,9 +592,8 @@ class _Merge:
             entry = heads.head(layers[0])
             raise _NoPlace(f"{self._where(entry)}: event {entry.position} of job {key!r} has no place: its archived "
                            "events are not an array", "the store was left unchanged")
-        items: Iterator[_Item] = (_Item(None, None, self._element_text(value)) for value in whole.value)
-        for rank in layers:
-            items = self._layer(items, rank, key)
+        base = (_Item(None, None, self._element_text(value), value) for value in whole.value)
+        items = self._weave(base, layers, key)
         texts = [item.text or b"" for item in items]  # one archived array (an archive line) and its events
         body = b",".join(_ELEMENT_INDENT + text for text in texts)
         text = b"[" + body + b"\n    ]" if texts else b"[]"
@@ -609,9 +609,8 @@ class _Merge:
 
     def into_store_array(self, job, layers: list[int]) -> None:
         """Single events back into a job's array in the store, each archive's in turn."""
-        items: Iterator[_Item] = (_Item(element, None, None) for element in self.reader.elements(job))
-        for rank in layers:
-            items = self._layer(items, rank, job.key)
+        base = (_Item(element, None, None, element.value) for element in self.reader.elements(job))
+        items = self._weave(base, layers, job.key)
         gap = _Gap(self, job.value_start + 1, False, b"\n    ")
         for item in items:
             if item.member is not None:
@@ -621,32 +620,67 @@ class _Merge:
                 self.put(gap, item.entry, item.text)
         gap.close(False)
 
-    def _layer(self, items: Iterator[_Item], rank: int, key: str) -> Iterator[_Item]:
-        """The array after putting back archive `rank`'s single events of job `key`: each at
-        its position; one whose bytes are those at its position already is present."""
+    def _weave(self, items: Iterator[_Item], ranks: list[int], key: str) -> Iterator[_Item]:
+        """A job's array with the single events of the archives `ranks` (newest first) put
+        back, as if each archive were restored in turn, newest first.
+
+        An event of archive k has the position it had in the array as cleanup k found it:
+        the elements, in the final order, that were in the array then — the store's, and the
+        events of archive k and of every newer one (`count[k]` counts them as they go out).
+        So an archived event goes out when as many of those went out as its position; where
+        several are due, the oldest archive's first (restored last, it is put in front).
+        An element already at its archive's place is that event, present: it is looked for
+        oldest archive first, since an event cleanup k took was not in the arrays the newer
+        cleanups found (so a second restore finds every event where it was put back)."""
         heads = self.heads
+        count = dict.fromkeys(ranks, 0)
 
-        def next_event() -> Entry | None:
+        def pending(rank: int) -> Entry | None:
             entry = heads.heads[rank]
-            return entry if entry is not None and entry.section == "events" and entry.key == key \
-                and entry.position is not None else None
+            if entry is None or entry.section != "events" or entry.key != key or entry.position is None:
+                return None
+            return entry
 
-        placed = 0
-        for item in items:
-            while (entry := next_event()) is not None and (entry.position or 0) <= placed:
-                if entry.position == placed and self.text(entry, _ELEMENT_INDENT) == self._bytes(item):
-                    heads.counted(heads.advance(rank), "events", False)
-                    break
-                heads.advance(rank)
-                heads.counted(entry, "events", True)
-                yield _Item(None, entry, self.text(entry, _ELEMENT_INDENT))
-                placed += 1
-            yield item
-            placed += 1
-        while (entry := next_event()) is not None:
-            heads.advance(rank)
+        def due(rank: int) -> Entry | None:
+            entry = pending(rank)
+            return entry if entry is not None and (entry.position or 0) <= count[rank] else None
+
+        def went_out(oldest_view: int) -> None:
+            for rank in ranks:
+                if rank >= oldest_view:
+                    count[rank] += 1
+
+        def put_back(rank: int) -> _Item:
+            entry = heads.advance(rank)
             heads.counted(entry, "events", True)
-            yield _Item(None, entry, self.text(entry, _ELEMENT_INDENT))
+            went_out(rank)
+            return _Item(None, entry, self.text(entry, _ELEMENT_INDENT), entry.value)
+
+        for item in items:
+            while True:
+                found = next((rank for rank in reversed(ranks) if (entry := due(rank)) is not None
+                              and entry.position == count[rank] and self._same(entry, item)), None)
+                if found is not None:
+                    heads.counted(heads.advance(found), "events", False)
+                    went_out(found)
+                    break
+                ready = [rank for rank in ranks if due(rank) is not None]
+                if not ready:
+                    went_out(-1)
+                    break
+                yield put_back(ready[-1])
+            yield item
+        while True:
+            ready = [rank for rank in ranks if due(rank) is not None]
+            left = ready[-1:] or [rank for rank in ranks if pending(rank) is not None][:1]
+            if not left:
+                return
+            yield put_back(left[0])
+
+    def _same(self, entry: Entry, item: _Item) -> bool:
+        """Whether an element is the archived event: the same bytes or the same value."""
+        return self.text(entry, _ELEMENT_INDENT) == self._bytes(item) or (
+            item.value is not None and entry.value == item.value)
 
     def _bytes(self, item: _Item) -> bytes:
         if item.text is not None:
