@@ -3,28 +3,12 @@
     >>> report = restore("runtime/async_jobs/store.v1.json", ["archive-20261128.jsonl.gz"])
     >>> report.restored_count, report.present_count
 
-Restore is a merge in store order of the store, walked by the same readers as a cleanup (with
-the same fallback from `layout` to `general`), and the lines of one or more archives
-(`archive.py`), each read one line at a time. Every archived record whose key is absent from
-its section goes back at its sorted key's place; a record whose key the store holds is left as
-the store has it and counted. A single event goes back into its job's array at its archived
-position. Several archives are restored as if one at a time, newest first (by the header's
-`now`): for a key in several, the newest one's record; for a job's array, the events of each
-archive inserted in turn, so events that two cleanups took from one job come back in order.
-
-What the inserted bytes are: onto the store a cleanup produced (its size and SHA-256 are in the
-archive's header), the exact bytes the cleanup left out, so the original file comes back byte
-for byte in any layout. Onto a store in the service's layout that has changed since (or when
-only some jobs are restored), the records as the service writes them (`json.dumps(value,
-ensure_ascii=False, sort_keys=True, indent=2)` at their depth), so the result is what the
-service would write for today's state plus the restored records. In any other layout, the
-archived pieces with the commas mended: the same JSON value, every kept byte as it was.
-
-A record with no place (a single event whose job's array is neither in the store nor whole in
-an archive given, or a section the store lacks) is not guessed: the run refuses, naming it.
-If every record is present (a second restore), nothing is written and the file is not touched.
-The new store is written and swapped in as a cleanup's is (`swap.AtomicReplace`: lock,
-free-space check, fsync, exchange, rollback).
+A merge in store order of the store (by the same readers as a cleanup) and the lines of one or
+more archives, one line an archive at a time: what is missing goes back at its sorted key's
+place (a single event at its position in its job's array), what is there stays, several
+archives as if restored one at a time, newest first. Onto the store the cleanup produced it
+gives back the original byte for byte; onto a store in the service's layout that changed since,
+what the service would write. The new store is swapped in as a cleanup's is. See docs/archive.md.
 """
 
 from __future__ import annotations
