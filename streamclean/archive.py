@@ -307,9 +307,10 @@ def header(store: Path, before: int, after: int, after_sha256: str, now: str) ->
 
 _WS = " \t\n\r"
 HEADER_LIMIT = 1 << 20  # the header line: a store path and a few numbers
-# How long a line can be for a store of n bytes: a record's bytes are at most n, and JSON Lines
-# escapes each at most sixfold (a two-byte character as \u00e9 where a key needs ASCII); the key
-# once more in `key`, and the fields' names around them.
+# How long a line can be when its cleanup removed n bytes (`before.size - after.size`): a
+# record's pieces are at most n bytes, a JSON string escapes each at most sixfold (a two-byte
+# character as \u00e9 where a key needs ASCII), the key comes once more in `key`, and the
+# fields' names around them.
 _EXPANSION = 12
 _LINE_SLACK = 4096
 
@@ -417,7 +418,7 @@ class ArchiveReader:
         if problem is not None:
             raise self.error(problem)
         self.header = head
-        self._limit = _EXPANSION * head["before"]["size"] + _LINE_SLACK
+        self._limit = _EXPANSION * (head["before"]["size"] - head["after"]["size"]) + _LINE_SLACK
 
     def error(self, problem: str, line: int | None = None) -> ArchiveError:
         return ArchiveError(f"invalid archive {self.path}: line {self._number if line is None else line}: {problem}",
@@ -435,7 +436,8 @@ class ArchiveReader:
         self._number += 1
         if not line.endswith(b"\n"):
             if len(line) > self._limit:
-                raise self.error(f"longer than any line of an archive of a {self.header['before']['size']}-byte store"
+                removed = self.header["before"]["size"] - self.header["after"]["size"]
+                raise self.error(f"longer than any record of the {removed} bytes its cleanup removed could make it"
                                  if self._number > 1 else "longer than any archive header")
             raise self.error("the last line is cut short")
         return line

@@ -223,10 +223,11 @@ def _archives(files: list, folder) -> tuple[list[ArchiveUse], list[str]]:
     for path in paths:
         reader = ArchiveReader(path)
         reader.close()
-        if reader.identity in seen:
-            continue
-        seen.add(reader.identity)
         head = reader.header
+        same_run = (head["store"], head["now"], head["after"]["sha256"], head["records"])
+        if reader.identity in seen or same_run in seen:
+            continue  # the same file under another name, or a copy of it: read once
+        seen.update((reader.identity, same_run))
         uses.append(ArchiveUse(path, head["now"], head["records"], head["store"], head))
     uses.sort(key=lambda use: _moment(use), reverse=True)
     return uses, skipped
@@ -652,14 +653,30 @@ class _Merge:
                 if not ready:
                     went_out(-1)
                     break
-                yield put_back(ready[-1])
+                yield put_back(self._newest_twin(ready, due))
             yield item
         while True:
             ready = [rank for rank in ranks if due(rank) is not None]
-            left = ready[-1:] or [rank for rank in ranks if pending(rank) is not None][:1]
+            if ready:
+                yield put_back(self._newest_twin(ready, due))
+                continue
+            left = [rank for rank in ranks if pending(rank) is not None]
             if not left:
                 return
             yield put_back(left[0])
+
+    def _newest_twin(self, ready: list[int], due: Callable[[int], Entry | None]) -> int:
+        """Which due event goes out next: the oldest archive's, unless a newer archive holds
+        the same event due here too (a record restored and taken again by a later cleanup):
+        then the newer one goes back and the older one is present, as one at a time would do."""
+        oldest = ready[-1]
+        event = due(oldest)
+        for rank in ready[:-1]:
+            twin = due(rank)
+            if event is not None and twin is not None and (twin.text == event.text or twin.value == event.value):
+                self.heads.counted(self.heads.advance(oldest), "events", False)
+                return rank
+        return oldest
 
     def _same(self, entry: Entry, item: _Item) -> bool:
         """Whether an element is the archived event: the same bytes or the same value."""

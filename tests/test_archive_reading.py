@@ -181,7 +181,7 @@ def test_a_line_longer_than_the_store_could_explain_is_refused_within_100_mb(cle
         out.write(body.flush())
     assert hostile.stat().st_size < 2 * MB
     code, stderr, peak = _in_a_child(_command("restore", "--store-file", store, "--archive-file", hostile))
-    assert code == 1 and f"invalid archive {hostile}: line 2: longer than any line of an archive of a " in stderr
+    assert code == 1 and f"invalid archive {hostile}: line 2: longer than any record of the " in stderr
     assert peak < 100 * MB, f"peak {peak / MB:.0f} MB"
 
 

@@ -136,7 +136,8 @@ def put_back(state: dict, taken: dict) -> dict:
     for key, gone in taken["singles"].items():
         events = state["events"][key]
         for position, event in gone:
-            events.insert(position, event)
+            if position >= len(events) or events[position] != event:  # there already: present
+                events.insert(position, event)
     return state
 
 
@@ -344,3 +345,32 @@ def test_the_archive_gz_and_plain_are_both_read(tmp_path):
     assert history.archives[0].read_bytes()[:2] == b"\x1f\x8b"
     assert gzip.decompress(history.archives[0].read_bytes()).startswith(b'{"streamclean_archive":1')
     assert history.archives[1].read_bytes().startswith(b'{"streamclean_archive":1')
+
+
+def test_a_copy_of_an_archive_in_the_folder_counts_once(tmp_path):
+    history = History(tmp_path, 17, True)
+    folder = history.archives[0].parent
+    (folder / "copy-of-first.jsonl.gz").write_bytes(history.archives[0].read_bytes())
+    report = history.restore("--archive-dir", folder)
+    assert_restored(history.store, history.expected())
+    assert len(report["archives"]) == 2
+
+
+def test_events_restored_and_taken_again_come_back_once(tmp_path):
+    """A cleanup takes events, a restore puts them back, the next cleanup takes them again:
+    both archives hold them, and a restore of both puts each back once."""
+    store = tmp_path / "store.v1.json"
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    state0 = initial_state(18)
+    store.write_bytes(service_bytes(state0))
+    run(clean_args(store, NOW1, archives / "a.jsonl", False))
+    run(["restore", "--store-file", store, "--archive-file", archives / "a.jsonl"])
+    assert store.read_bytes() == service_bytes(state0)
+    run(clean_args(store, NOW2, archives / "b.jsonl", False))
+    today = oracle_clean(state0, NOW2, False)
+    assert store.read_bytes() == service_bytes(today)
+    report = run(["restore", "--store-file", store, "--archive-dir", archives])
+    assert_restored(store, state0)
+    first = next(use for use in report["archives"] if use["file"].endswith("a.jsonl"))
+    assert first["already_present"]["total"] == first["records"]
