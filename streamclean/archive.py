@@ -324,7 +324,7 @@ class Entry:
     """One archived record, checked: where it goes and its exact pieces (bytes). `archive`
     is the rank of the archive it came from in a restore of several (0: the newest)."""
 
-    __slots__ = ("line", "section", "key", "position", "separator", "head", "text", "after", "archive", "job",
+    __slots__ = ("after", "archive", "head", "job", "key", "line", "position", "section", "separator", "text",
                  "value")
 
     def __init__(self, line: int, section: str, key: str, position: int | None, separator: bytes,

@@ -219,7 +219,8 @@ def _archives(files: list, folder) -> tuple[list[ArchiveUse], list[str]]:
             raise ArchiveError(f"no streamclean archive in {folder}", "the store was left unchanged")
     if not paths:
         raise UsageError("no archive given", "give --archive-file or --archive-dir")
-    uses, seen = [], set()
+    uses: list[ArchiveUse] = []
+    seen: set[tuple] = set()
     for path in paths:
         reader = ArchiveReader(path)
         reader.close()
