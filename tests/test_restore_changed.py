@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -64,7 +66,7 @@ def initial_state(seed: int) -> dict:
                 for n in range(rnd.randint(0, 9))]
         for n in range(rnd.randint(0, 3)):
             state["results"][f"r-{i:03d}-{n}"] = {"job_id": key, "created_at": stamp(finished - timedelta(days=n)),
-                                                   "value": rnd.random()}
+                                                   "value": rnd.random(), "odd": [1e16, 1e-7, -0.0, 2**70, "\x7f"]}
         for n in range(rnd.randint(0, 2)):
             state["notifications"][f"n-{i:03d}-{n}"] = {"job_id": key, "channel": "mail"}
     # one job whose events two cleanups take in turn (events TTL), and which job retention
@@ -374,3 +376,23 @@ def test_events_restored_and_taken_again_come_back_once(tmp_path):
     assert_restored(store, state0)
     first = next(use for use in report["archives"] if use["file"].endswith("a.jsonl"))
     assert first["already_present"]["total"] == first["records"]
+
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(),
+    st.sampled_from([1e16, 1e-7, -0.0, 5e-324, 1.7976931348623157e308, 123456789.0, 0.1, "\x7f", "\u2028", "\x00", "\ud800"]))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                            max_size=4), max_leaves=20)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=_VALUES)
+def test_records_are_written_as_the_service_writes_them(value):
+    from streamclean.restore import service_text
+
+    try:
+        want = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2).encode("utf-8")
+    except UnicodeEncodeError:
+        want = None
+    assert service_text(value) == want
