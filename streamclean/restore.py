@@ -45,6 +45,7 @@ SECTIONS_WITH_JOBS = ("events", "jobs", "notifications", "results")
 # Indentation of the service's layout: section members at 4 spaces, a job's events at 6.
 _MEMBER_INDENT = b"\n    "
 _ELEMENT_INDENT = b"\n      "
+_KEYS_ONLY = ("job_id",)  # the store's records are compared by key: decode as little as a reader may
 
 
 def service_text(value: object) -> bytes | None:
@@ -509,7 +510,7 @@ class _Merge:
     # -- sections of keyed records --------------------------------------------------------------
 
     def records(self, section: str, open_at: int) -> int:
-        walk = self.reader.records(open_at)
+        walk = self.reader.records(open_at, fields=_KEYS_ONLY)
         gap = _Gap(self, open_at + 1, False, b"\n  ")
         for member in walk:
             self.restore_before(section, member.key, gap)
@@ -545,7 +546,7 @@ class _Merge:
 
     def events(self, open_at: int) -> int:
         reader = self.reader
-        arrays = reader.job_arrays(open_at)
+        arrays = reader.job_arrays(open_at, fields=_KEYS_ONLY)
         gap = _Gap(self, open_at + 1, False, b"\n  ")
         for job in arrays:
             self.restore_before("events", job.key, gap)
