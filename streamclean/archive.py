@@ -320,20 +320,34 @@ def _separator(text: str) -> bool:
     return text.strip(_WS) in ("", ",")
 
 
+_UNREAD = object()
+
+
 class Entry:
     """One archived record, checked: where it goes and its exact pieces (bytes). `archive`
-    is the rank of the archive it came from in a restore of several (0: the newest)."""
+    is the rank of the archive it came from in a restore of several (0: the newest); `value`
+    is `text` decoded as the service reads it (by the stdlib, when first asked for)."""
 
-    __slots__ = ("after", "archive", "head", "job", "key", "line", "position", "section", "separator", "text",
-                 "value")
+    __slots__ = ("_value", "after", "archive", "head", "job", "key", "line", "position", "section", "separator",
+                 "text")
 
     def __init__(self, line: int, section: str, key: str, position: int | None, separator: bytes,
-                 head: bytes, text: bytes, after: bytes, archive: int = 0, value: object = None) -> None:
+                 head: bytes, text: bytes, after: bytes, archive: int = 0, value: object = _UNREAD) -> None:
         self.line, self.section, self.key, self.position = line, section, key, position
         self.separator, self.head, self.text, self.after = separator, head, text, after
         self.archive = archive
-        self.value = value  # `text` decoded as the service reads it
+        self._value = value
         self.job = key if section in ("events", "jobs") else ""  # set for the others on reading
+
+    @property
+    def value(self) -> object:
+        if self._value is _UNREAD:
+            try:
+                self._value = json.loads(self.text)
+            except (ValueError, RecursionError):  # nested deeper than the stdlib reads
+                raise ArchiveError(f"archive line {self.line}: text is not a JSON value the service could read",
+                                   "the store was left unchanged") from None
+        return self._value
 
     def order(self) -> tuple[str, str, int]:
         """Its place in store order: section, key, position (a whole array before its events)."""
@@ -474,10 +488,17 @@ class ArchiveReader:
         if position is not None and (type(position) is not int or position < 0 or section != "events"):
             raise self.error("position must be a whole number, for an event")
         before, text, after = (str(part) for part in fields)
+        # Checked by orjson, which takes no JSON the stdlib refuses (it reads integers beyond
+        # 64 bits as floats, so the value restore writes is the stdlib's, decoded when needed:
+        # a restore of some jobs decodes only theirs); what orjson refuses, the stdlib decides.
+        value: object = _UNREAD
         try:
-            value = json.loads(text)
-        except (ValueError, RecursionError):
-            raise self.error("text is not a JSON value") from None
+            checked = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            try:
+                checked = value = json.loads(text)
+            except (ValueError, RecursionError):
+                raise self.error("text is not a JSON value") from None
         if position is not None:
             if not _separator(before):
                 raise self.error("before is not a separator")
@@ -492,8 +513,13 @@ class ArchiveReader:
             raise self.error("not UTF-8 text (a lone surrogate)") from None
         entry = Entry(self._number, section, key, position, pieces[0], pieces[1], pieces[2], pieces[3],
                       archive=self.rank, value=value)
-        if section not in ("events", "jobs"):  # results and notifications name their job
-            entry.job = str(value.get("job_id") or "") if isinstance(value, dict) else ""
+        if section not in ("events", "jobs"):  # results and notifications name their job (a string: read alike)
+            job = checked.get("job_id") if isinstance(checked, dict) else None
+            if isinstance(job, str) or job is None:
+                entry.job = job or ""
+            else:
+                value = entry.value
+                entry.job = str(value.get("job_id") or "") if isinstance(value, dict) else ""
         return entry
 
     def _member_before(self, before: str, key: str) -> tuple[str, str]:
