@@ -103,6 +103,7 @@ class CleanupReport:
     jobs: JobsTally = field(default_factory=JobsTally)
     with_jobs: WithJobs = field(default_factory=WithJobs)
     archive: dict | None = None  # the archive written (`--archive-file`): file, records, bytes
+    archives_pruned: list[dict] | None = None  # with --archive-keep: the archives removed (file, now)
 
     @property
     def delete_count(self) -> int:
@@ -137,6 +138,8 @@ class CleanupReport:
         })
         if self.archive is not None:
             document["archive"] = self.archive
+        if self.archives_pruned is not None:
+            document["archives_pruned"] = self.archives_pruned
         return document
 
 

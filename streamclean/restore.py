@@ -206,7 +206,8 @@ def restore(
     report = RestoreReport(str(store_file), uses[0].file, dry_run, archives=uses, skipped_files=skipped)
     if wanted is not None:
         report.jobs = {job: JobRestore() for job in wanted}
-    with store_under_lock(store_file, dry_run, lock_file) as (store, source, snapshot):
+    reads = [("--archive-file", use.file) for use in uses]
+    with store_under_lock(store_file, dry_run, lock_file, reads=reads) as (store, source, snapshot):
         report.bytes_before = report.bytes_after = snapshot.size
         _match(uses, source.fileno(), snapshot.size)
         report.store_matches = uses[0].store_matches
@@ -222,10 +223,10 @@ def restore(
     return report
 
 
-def _archives(files: list, folder) -> tuple[list[ArchiveUse], list[str]]:
-    """The archives to restore, newest first by their header's `now`, each once (a file named
-    twice, or hard-linked under two names, counts once); the files of `folder` that are not
-    archives. Only headers are read here."""
+def archive_paths(files: Sequence[str | os.PathLike], folder: str | os.PathLike | None) -> tuple[list[str], list[str]]:
+    """The archives a restore reads: `files`, then every regular file in `folder` whose first
+    line is an archive header (by name, not following symlinks); and the files of `folder`
+    that are not archives. The command line holds its outputs to these before the run."""
     paths, skipped = [str(path) for path in files], []
     if folder is not None:
         try:
@@ -243,6 +244,14 @@ def _archives(files: list, folder) -> tuple[list[ArchiveUse], list[str]]:
                 skipped.append(path)
         if len(paths) == len(files):
             raise ArchiveError(f"no streamclean archive in {folder}", "the store was left unchanged")
+    return paths, skipped
+
+
+def _archives(files: list, folder) -> tuple[list[ArchiveUse], list[str]]:
+    """The archives to restore, newest first by their header's `now`, each once (a file named
+    twice, or hard-linked under two names, or a copy, counts once); the files of `folder` that
+    are not archives. Only headers are read here."""
+    paths, skipped = archive_paths(files, folder)
     if not paths:
         raise UsageError("no archive given", "give --archive-file or --archive-dir")
     uses: list[ArchiveUse] = []
@@ -301,7 +310,7 @@ def _attempt(name: str, store: Path, source, snapshot: Snapshot, report: Restore
     replace = None
     if write:
         _ensure_space(store, snapshot.size + sum(_removed(use) for use in report.archives))
-        replace = AtomicReplace(store, snapshot)
+        replace = AtomicReplace(store, snapshot, made="restored")
     readers: list[ArchiveReader] = []
     try:
         for rank, use in enumerate(report.archives):
