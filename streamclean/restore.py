@@ -196,18 +196,13 @@ def restore(
     wanted = None if jobs is None else list(dict.fromkeys(jobs))
     signals.run_started()
     uses, skipped = _archives(list(archive_files), archive_dir)
-    store_path = os.path.realpath(store_file)
-    if not any_store_path:
-        for use in uses:
-            if os.path.realpath(use.store_path) != store_path:
-                raise ArchiveError(
-                    f"the archive {use.file} is of the store {use.store_path}, not of {store_path}",
-                    "the store was left unchanged; if the store was moved there, add --any-store-path")
     report = RestoreReport(str(store_file), uses[0].file, dry_run, archives=uses, skipped_files=skipped)
     if wanted is not None:
         report.jobs = {job: JobRestore() for job in wanted}
     reads = [("--archive-file", use.file) for use in uses]
     with store_under_lock(store_file, dry_run, lock_file, reads=reads) as (store, source, snapshot):
+        if not any_store_path:
+            _check_store_path(uses, store)
         report.bytes_before = report.bytes_after = snapshot.size
         _match(uses, source.fileno(), snapshot.size)
         report.store_matches = uses[0].store_matches
@@ -267,6 +262,14 @@ def _archives(files: list, folder) -> tuple[list[ArchiveUse], list[str]]:
         uses.append(ArchiveUse(path, head["now"], head["records"], head["store"], head))
     uses.sort(key=lambda use: _moment(use), reverse=True)
     return uses, skipped
+
+
+def _check_store_path(uses: list[ArchiveUse], store: Path) -> None:
+    """Each archive's header names the store file it was made from: this one."""
+    for use in uses:
+        if os.path.realpath(use.store_path) != str(store):
+            raise ArchiveError(f"the archive {use.file} is of the store {use.store_path}, not of {store}",
+                               "the store was left unchanged; if the store was moved there, add --any-store-path")
 
 
 def _is_archive(path: str) -> bool:

@@ -226,7 +226,7 @@ def test_another_stores_archive_is_refused(tmp_path):
     result = run(restore_args(other, archive), code=1)
     assert result.stderr == (f"streamclean: error: the archive {archive} is of the store {store}, not of {other}; "
                              "the store was left unchanged; if the store was moved there, add --any-store-path\n")
-    assert fingerprint(other) == before and sorted(os.listdir(other.parent)) == ["store.v1.json"]
+    assert fingerprint(other) == before and sorted(os.listdir(other.parent)) == ["store.v1.json", "store.v1.json.lock"]
     moved = run(restore_args(other, archive, "--any-store-path"))
     assert moved["restored"]["total"] == 10 and other.read_bytes() == service_bytes(edge_state())
 
