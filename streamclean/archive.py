@@ -12,7 +12,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -328,39 +327,115 @@ def header(store: Path, before: int, after: int, after_sha256: str, now: str) ->
 
 # -- reading ---------------------------------------------------------------------------------
 
-_WS = "[ \t\n\r]*"
-_ELEMENT_SEP = re.compile(f"{_WS},?{_WS}")
-_MEMBER_BEFORE = re.compile(f"({_WS},?{_WS})(\"(?:[^\"\\\\]|\\\\.)*\"{_WS}:{_WS})", re.S)
+_WS = " \t\n\r"
+HEADER_LIMIT = 1 << 20  # the header line: a store path and a few numbers
+# How long a line can be when its cleanup removed n bytes (`before.size - after.size`): a
+# record's pieces are at most n bytes, a JSON string escapes each at most sixfold (a two-byte
+# character as \u00e9 where a key needs ASCII), the key comes once more in `key`, and the
+# fields' names around them.
+_EXPANSION = 12
+_LINE_SLACK = 4096
+
+
+def _separator(text: str) -> bool:
+    """Whitespace around at most one comma: what lies between two members of a container."""
+    return text.strip(_WS) in ("", ",")
+
+
+_UNREAD = object()
 
 
 class Entry:
-    """One archived record, checked: where it goes and its exact pieces (bytes)."""
+    """One archived record, checked: where it goes and its exact pieces (bytes). `archive`
+    is the rank of the archive it came from in a restore of several (0: the newest); `value`
+    is `text` decoded as the service reads it (by the stdlib, when first asked for)."""
 
-    __slots__ = ("line", "section", "key", "position", "separator", "head", "text", "after")
+    __slots__ = ("_value", "after", "archive", "head", "job", "key", "line", "position", "section", "separator",
+                 "text")
 
     def __init__(self, line: int, section: str, key: str, position: int | None, separator: bytes,
-                 head: bytes, text: bytes, after: bytes) -> None:
+                 head: bytes, text: bytes, after: bytes, archive: int = 0, value: object = _UNREAD) -> None:
         self.line, self.section, self.key, self.position = line, section, key, position
         self.separator, self.head, self.text, self.after = separator, head, text, after
+        self.archive = archive
+        self._value = value
+        self.job = key if section in ("events", "jobs") else ""  # set for the others on reading
+
+    @property
+    def value(self) -> object:
+        if self._value is _UNREAD:
+            try:
+                self._value = json.loads(self.text)
+            except (ValueError, RecursionError):  # nested deeper than the stdlib reads
+                raise ArchiveError(f"archive line {self.line}: text is not a JSON value the service could read",
+                                   "the store was left unchanged") from None
+        return self._value
+
+    def order(self) -> tuple[str, str, int]:
+        """Its place in store order: section, key, position (a whole array before its events)."""
+        return self.section, self.key, -1 if self.position is None else self.position
+
+
+def _header_problem(head: object) -> str | None:
+    """What is wrong with a header line's value, if anything; its types are checked strictly
+    (`true` is not format 1, a size is a whole number)."""
+    if not isinstance(head, dict) or "streamclean_archive" not in head:
+        return "not a streamclean archive header"
+    version = head["streamclean_archive"]
+    if type(version) is not int or version != FORMAT:
+        return f"not an archive format this version reads (streamclean_archive: {json.dumps(version)[:40]}; it reads {FORMAT})"
+
+    def whole(value: object) -> bool:
+        return type(value) is int and value >= 0
+
+    before, after = head.get("before"), head.get("after")
+    if not isinstance(head.get("store"), str) or not isinstance(head.get("now"), str):
+        return "the header's store and now must be strings"
+    if not isinstance(before, dict) or not whole(before.get("size")):
+        return "the header's before.size must be a whole number"
+    if not isinstance(after, dict) or not whole(after.get("size")) or not isinstance(after.get("sha256"), str):
+        return "the header's after must hold a whole size and a sha256"
+    if not whole(head.get("records")):
+        return "the header's records must be a whole number"
+    if after["size"] > before["size"]:
+        return "the header's after.size is larger than its before.size"
+    return None
 
 
 class ArchiveReader:
     """The lines of an archive, checked one at a time as they are read (`header`, then
-    iterate for `Entry`s). A line that is not valid raises ArchiveError with its number."""
+    iterate for `Entry`s). Read whole or refused whole: every line valid, in strict store
+    order (section, key, position; none repeated), no line longer than the store the header
+    names could explain (found without reading it whole), and at the end as many records as
+    the header says. A problem raises ArchiveError naming the line. Only a regular file is
+    opened (a FIFO or a device is refused at once, without waiting on it)."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, rank: int = 0) -> None:
         import gzip
+        import stat
 
         self.path = path
+        self.rank = rank
         try:
-            raw = open(path, "rb")
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
-            raise ArchiveError(f"cannot open the archive {path}: {exc.strerror}") from None
+            raise ArchiveError(f"cannot open the archive {path}: {exc.strerror}",
+                               "the store was left unchanged") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise ArchiveError(f"the archive {path} is not a regular file", "the store was left unchanged; name the archive itself")
+        os.set_blocking(fd, True)
+        self.identity = (info.st_dev, info.st_ino)
+        raw = open(fd, "rb")
         magic = raw.read(2)
         raw.seek(0)
         self._stream = gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
         self._raw = raw
         self._number = 0
+        self.records = 0
+        self._last: tuple[str, str, int] | None = None
+        self._limit = HEADER_LIMIT
         try:
             self._read_header()
         except BaseException:
@@ -373,35 +448,50 @@ class ArchiveReader:
             raise self.error("the archive is empty")
         try:
             head = json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):
             head = None
-        if (not isinstance(head, dict) or head.get("streamclean_archive") != FORMAT
-                or not isinstance(head.get("after"), dict) or not isinstance(head["after"].get("sha256"), str)
-                or not isinstance(head["after"].get("size"), int) or not isinstance(head.get("before"), dict)
-                or not isinstance(head["before"].get("size"), int)):
-            raise self.error("not a streamclean archive header")
+        problem = _header_problem(head)
+        if problem is not None:
+            raise self.error(problem)
         self.header = head
+        self._limit = _EXPANSION * (head["before"]["size"] - head["after"]["size"]) + _LINE_SLACK
 
-    def error(self, problem: str) -> ArchiveError:
-        return ArchiveError(f"invalid archive {self.path}: line {self._number}: {problem}",
+    def error(self, problem: str, line: int | None = None) -> ArchiveError:
+        return ArchiveError(f"invalid archive {self.path}: line {self._number if line is None else line}: {problem}",
                             "the store was left unchanged")
 
     def _next_line(self) -> bytes | None:
         try:
-            line = self._stream.readline()
+            line = self._stream.readline(self._limit + 1)
         except (OSError, EOFError, zlib.error) as exc:
-            self._number += 1
-            raise self.error(f"cannot be read ({exc})") from None
+            where = f"after line {self._number}" if self._number else "at its start"
+            raise ArchiveError(f"invalid archive {self.path}: the compressed data {where} cannot be read ({exc})",
+                               "the store was left unchanged") from None
         if not line:
             return None
         self._number += 1
         if not line.endswith(b"\n"):
+            if len(line) > self._limit:
+                removed = self.header["before"]["size"] - self.header["after"]["size"]
+                raise self.error(f"longer than any record of the {removed} bytes its cleanup removed could make it"
+                                 if self._number > 1 else "longer than any archive header")
             raise self.error("the last line is cut short")
         return line
 
     def __iter__(self):
         while (line := self._next_line()) is not None:
-            yield self._entry(line)
+            entry = self._entry(line)
+            where = entry.order()
+            if self._last is not None and where <= self._last:
+                raise self.error("out of store order (section, key, position), or repeated")
+            self._last = where
+            self.records += 1
+            yield entry
+        expected = self.header["records"]
+        if self.records != expected:
+            raise ArchiveError(
+                f"invalid archive {self.path}: it ends after {self.records} records, its header says {expected} "
+                "(cut short, or not as written)", "the store was left unchanged")
 
     def _entry(self, line: bytes) -> Entry:
         try:
@@ -409,7 +499,7 @@ class ArchiveReader:
         except orjson.JSONDecodeError:
             try:  # a lone surrogate escape (in a key), which orjson refuses and JSON allows
                 item = json.loads(line.decode("utf-8"))
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise self.error("not a JSON object") from None
         if not isinstance(item, dict):
             raise self.error("not a JSON object")
@@ -419,59 +509,59 @@ class ArchiveReader:
             raise self.error("section, key, before, text and after must be strings")
         if position is not None and (type(position) is not int or position < 0 or section != "events"):
             raise self.error("position must be a whole number, for an event")
-        before, text, after = fields
+        before, text, after = (str(part) for part in fields)
+        # Checked by orjson, which takes no JSON the stdlib refuses (it reads integers beyond
+        # 64 bits as floats, so the value restore writes is the stdlib's, decoded when needed:
+        # a restore of some jobs decodes only theirs); what orjson refuses, the stdlib decides.
+        value: object = _UNREAD
         try:
-            json.loads(text)
-        except (ValueError, RecursionError):
-            raise self.error("text is not a JSON value") from None
+            checked = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            try:
+                checked = value = json.loads(text)
+            except (ValueError, RecursionError):
+                raise self.error("text is not a JSON value") from None
         if position is not None:
-            if not _ELEMENT_SEP.fullmatch(before):
+            if not _separator(before):
                 raise self.error("before is not a separator")
             separator, head = before, ""
         else:
-            match = _MEMBER_BEFORE.fullmatch(before)
-            if match is None:
-                raise self.error("before is not a separator and a key")
-            separator, head = match.group(1), match.group(2)
-            try:
-                named = json.loads(head.rstrip()[:-1])
-            except ValueError:
-                named = None
-            if named != key:
-                raise self.error("before does not name the key")
-        if not _ELEMENT_SEP.fullmatch(after):
+            separator, head = self._member_before(before, key)
+        if not _separator(after):
             raise self.error("after is not a separator")
         try:
-            encoded = [part.encode("utf-8") for part in (separator, head, text, after)]
+            pieces = [part.encode("utf-8") for part in (separator, head, text, after)]
         except UnicodeEncodeError:
             raise self.error("not UTF-8 text (a lone surrogate)") from None
-        return Entry(self._number, section, key, position, *encoded)
+        entry = Entry(self._number, section, key, position, pieces[0], pieces[1], pieces[2], pieces[3],
+                      archive=self.rank, value=value)
+        if section not in ("events", "jobs"):  # results and notifications name their job (a string: read alike)
+            job = checked.get("job_id") if isinstance(checked, dict) else None
+            if isinstance(job, str) or job is None:
+                entry.job = job or ""
+            else:
+                value = entry.value
+                entry.job = str(value.get("job_id") or "") if isinstance(value, dict) else ""
+        return entry
+
+    def _member_before(self, before: str, key: str) -> tuple[str, str]:
+        """`before` of an object's member split into the separator and `"key": ` (string
+        operations only, linear in its length whatever the key)."""
+        quote = before.find('"')
+        if quote < 0 or not _separator(before[:quote]):
+            raise self.error("before is not a separator and a key")
+        head = before[quote:]
+        token = head.rstrip(_WS)
+        if not token.endswith(":"):
+            raise self.error("before is not a separator and a key")
+        try:
+            named = json.loads(token[:-1].rstrip(_WS))
+        except (ValueError, RecursionError):
+            raise self.error("before is not a separator and a key") from None
+        if named != key:
+            raise self.error("before does not name the key")
+        return before[:quote], head
 
     def close(self) -> None:
         self._stream.close()
         self._raw.close()
-
-
-def joined(entries: list[Entry], after_a_member: bool, before_a_member: bool) -> bytes:
-    """The bytes that put `entries` back at one place of a container: behind a member
-    (`after_a_member`) or just after the opening bracket, and with a member behind them
-    (`before_a_member`) or the closing bracket. Where the entries were left out there
-    together, their pieces are that range exactly; elsewhere the separators are mended
-    (a comma added or left out) so the container stays valid JSON."""
-    parts = []
-    last = len(entries) - 1
-    for number, entry in enumerate(entries):
-        separator = entry.separator
-        wants_comma = number > 0 or after_a_member
-        if wants_comma and b"," not in separator:
-            separator = b"," + separator
-        elif not wants_comma and b"," in separator:
-            separator = separator.replace(b",", b"", 1)
-        after = entry.after
-        trailing = number == last and before_a_member and not after_a_member
-        if trailing and b"," not in after:
-            after = after + b","
-        elif not trailing and b"," in after:
-            after = after.replace(b",", b"", 1)
-        parts += (separator, entry.head, entry.text, after)
-    return b"".join(parts)

@@ -471,35 +471,48 @@ Examples:
 @main.command("restore", context_settings=CONTEXT_SETTINGS, short_help="Put back what a cleanup archived with --archive-file.")
 @click.option("--store-file", metavar="PATH",
               help=f"The store. [env var: {ENV_STORE_FILE}; default: {DEFAULT_STORE_FILE}]")
-@click.option("--archive-file", metavar="PATH", required=True,
-              help="The archive a `clean --archive-file` wrote (gzip or plain JSON Lines).")
+@click.option("--archive-file", metavar="PATH", multiple=True,
+              help="An archive a `clean --archive-file` wrote (gzip or plain JSON Lines); may be given more than once.")
+@click.option("--archive-dir", metavar="DIR",
+              help="Every streamclean archive in DIR (recognised by its first line, whatever its name).")
+@click.option("--job", "jobs", metavar="ID", multiple=True,
+              help="Only this job's records: the job, its events, results and notifications; may be given more than once.")
+@click.option("--any-store-path", is_flag=True,
+              help="Restore archives whose header names another store path (a store that was moved).")
 @click.option("--dry-run", is_flag=True, help="Report what would be put back; write nothing.")
 @click.option("--lock-file", metavar="PATH", help="The lock that keeps runs apart. [default: <store>.lock]")
 @click.option("--output-json", metavar="PATH", help="Also write the report to PATH.")
 @quiet_option("No progress display")
-def restore_command(store_file, archive_file, dry_run, lock_file, output_json, quiet) -> None:
-    """Put back into the store every record an archive holds that is missing from it.
+def restore_command(store_file, archive_file, archive_dir, jobs, any_store_path, dry_run, lock_file, output_json,
+                    quiet) -> None:
+    """Put back into the store, as it is now, every record the archives hold that is missing from it.
 
-    Restoring onto the store the cleanup produced gives back the store as it was before the
-    cleanup, byte for byte. Records already present are left as they are and counted; onto a
-    store the archive was not made from, nothing is put back (exit 1). Prints a JSON report.
-    Exit status as for `clean`.
+    Several archives are restored as if one at a time, newest first (by the time in their
+    header). Records already present are left as they are and counted. Onto the store the
+    cleanup produced, the store comes back as it was before the cleanup, byte for byte; onto
+    a store the service has changed since, the result is what the service would write for
+    today's state plus the restored records. An archive of another store path is refused (exit
+    1) unless --any-store-path. Prints a JSON report. Exit status as for `clean`; with --job,
+    1 also when none of the jobs is in any archive.
 
     \b
     Examples:
       streamclean restore --archive-file archive-20261128T031700.jsonl.gz --dry-run
+      streamclean restore --archive-dir /var/backups/streamclean --job 3f2a9c
       streamclean restore --store-file runtime/async_jobs/store.v1.json \\
-          --archive-file archive-20261128T031700.jsonl.gz
+          --archive-file archive-20261128T031700.jsonl.gz --archive-file archive-20261127T031700.jsonl.gz
     """
-    from .restore import restore
+    from .restore import archive_paths, restore
 
     run = Run("streamclean", "restored", _elapsed_clock, _wall_clock)
     with run.going():
         store = store_file or os.environ.get(ENV_STORE_FILE) or DEFAULT_STORE_FILE
-        run.check_report(store, output_json, [(LOCK, lock_file)], [("--archive-file", archive_file)])
+        read = archive_paths(archive_file, archive_dir)[0]  # the report may take none of their names
+        run.check_report(store, output_json, [(LOCK, lock_file)], [("--archive-file", path) for path in read])
         choice = pipeline_choice()
         with progress_on_stderr(quiet) as progress:
-            report = restore(store, archive_file, dry_run=dry_run, lock_file=lock_file,
+            report = restore(store, list(archive_file), archive_dir=archive_dir, jobs=list(jobs) or None,
+                             any_store_path=any_store_path, dry_run=dry_run, lock_file=lock_file,
                              reader=choice["reader"], progress=progress)
         run.finished(report, report.as_dict())
     _exit(run, None)

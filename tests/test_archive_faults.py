@@ -60,8 +60,9 @@ def _clean(store: Path, archive: Path):
 
 
 def _restore(store: Path, archive: Path):
-    return CliRunner().invoke(main, ["restore", "--store-file", str(store), "--archive-file", str(archive)],
-                              catch_exceptions=False)
+    # the archives here were made from a store in another folder (the `stores` fixture's)
+    return CliRunner().invoke(main, ["restore", "--store-file", str(store), "--archive-file", str(archive),
+                                     "--any-store-path"], catch_exceptions=False)
 
 
 def _archives(folder: Path) -> list[Path]:
@@ -234,7 +235,7 @@ def test_killed_at_every_operation_of_a_restore(tmp_path, stores, monkeypatch):
             path.unlink()
         store.write_bytes(new)
         archive.write_bytes(archive_bytes)
-        return ["restore", "--store-file", str(store), "--archive-file", str(archive)]
+        return ["restore", "--store-file", str(store), "--archive-file", str(archive), "--any-store-path"]
 
     def check(case):
         data = store.read_bytes()
@@ -314,4 +315,111 @@ def test_a_signal_at_any_operation_of_a_restore(tmp_path, stores, monkeypatch, h
             assert result.stderr == "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n", case
             assert store.read_bytes() == new, case
         assert sorted(os.listdir(tmp_path)) == [ARCHIVE, "store.v1.json", "store.v1.json.lock"], case
+        assert not _writer_threads(), case
+
+
+# -- a restore of several archives onto a changed store (issue 18) -------------------------------
+
+
+@pytest.fixture(scope="module")
+def changed(tmp_path_factory):
+    """Two cleanups with the service in between: the store as it is now, the folder of both
+    archives, and the store a restore of both gives."""
+    import json
+    from datetime import datetime, timedelta
+
+    from conftest import service_bytes
+
+    folder = tmp_path_factory.mktemp("changed")
+    archives = folder / "archives"
+    archives.mkdir()
+    store = folder / "store.v1.json"
+    store.write_bytes(processes.generate(folder / "old.json", 2_500_000, seed=29))
+    earlier = (datetime.fromisoformat(NOW) - timedelta(days=4)).isoformat()
+    for now, name in ((earlier, "first.jsonl.gz"), (NOW, "second.jsonl")):
+        result = CliRunner().invoke(main, ["clean", "--store-file", str(store), "--now", now, "--jobs-ttl-seconds",
+                                           "10d", "--archive-file", str(archives / name)], catch_exceptions=False)
+        assert result.exit_code == 0, result.stderr
+        if name.startswith("first"):  # the service takes a job and changes another
+            state = json.loads(store.read_bytes())
+            state["jobs"]["zz-new"] = {"job_id": "zz-new", "status": "running", "created_at": NOW}
+            state["events"]["zz-new"] = [{"occurred_at": NOW, "message": "started"}]
+            first = sorted(state["results"])[0]
+            state["results"][first] = dict(state["results"][first], changed=True)
+            store.write_bytes(service_bytes(state))
+    today = store.read_bytes()
+    result = _restore_all(store, archives)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["store_matches_archive"] is True
+    return today, archives, store.read_bytes()
+
+
+def _restore_all(store: Path, archives: Path):
+    return CliRunner().invoke(main, ["restore", "--store-file", str(store), "--archive-dir", str(archives),
+                                     "--any-store-path"], catch_exceptions=False)
+
+
+def test_failing_any_operation_of_a_restore_of_several_archives(tmp_path, changed, monkeypatch):
+    today, archives, restored = changed
+    store = _fresh(tmp_path, today)
+    operations = _operations(lambda: _restore_all(store, archives), monkeypatch)
+    assert store.read_bytes() == restored and operations.count("fsync") == 1
+    swap = operations.index("exchange")
+    for n, op, code, for_good, case in _fault_cases(operations):
+        store = _fresh(tmp_path, today)
+        monkeypatch.setattr(fs, "call", Faults(_REAL_CALL, n, code, for_good))
+        result = _restore_all(store, archives)
+        monkeypatch.setattr(fs, "call", _REAL_CALL)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and os.strerror(code) in lines[0], (case, result.stderr)
+        if for_good and n > swap:
+            assert result.exit_code == 74 and store.read_bytes() == restored, case
+            continue
+        assert result.exit_code == 1 and store.read_bytes() == today, case
+        assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"], case
+        assert not _writer_threads(), case
+
+
+def test_killed_at_every_operation_of_a_restore_of_several_archives(tmp_path, changed, monkeypatch):
+    today, archives, restored = changed
+    store = tmp_path / "store.v1.json"
+
+    def prepare():
+        for path in list(tmp_path.iterdir()):
+            path.unlink()
+        store.write_bytes(today)
+        return ["restore", "--store-file", str(store), "--archive-dir", str(archives), "--any-store-path"]
+
+    def check(case):
+        data = store.read_bytes()
+        assert data in (today, restored), f"{case}: the store is neither today's nor the restored one"
+        left = [name for name in os.listdir(tmp_path) if name not in ("store.v1.json", "store.v1.json.lock")]
+        assert len(left) <= 1 and all(name.endswith(".partial") for name in left), (case, left)
+        result = _restore_all(store, archives)  # the next run removes the leftover and finishes
+        assert result.exit_code == 0, (case, result.stderr)
+        assert store.read_bytes() == restored, case
+        assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"], case
+        return "restored" if data == restored else "today"
+
+    _, states = _kill_sweep(tmp_path, monkeypatch, prepare, check)
+    assert {"restored", "today"} <= set(states.values())
+
+
+def test_a_signal_at_any_operation_of_a_restore_of_several_archives(tmp_path, changed, monkeypatch, handlers_restored):
+    today, archives, restored = changed
+    store = _fresh(tmp_path, today)
+    operations = _operations(lambda: _restore_all(store, archives), monkeypatch)
+    for n, op in enumerate(operations):
+        store = _fresh(tmp_path, today)
+        monkeypatch.setattr(fs, "call", _signalled_at(n))
+        result = _restore_all(store, archives)
+        monkeypatch.setattr(fs, "call", _REAL_CALL)
+        case = f"SIGTERM before {op} #{n}"
+        if n >= operations.index("fsync"):
+            assert result.exit_code == 0 and store.read_bytes() == restored, case
+        else:
+            assert result.exit_code == 1, case
+            assert result.stderr == "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n", case
+            assert store.read_bytes() == today, case
+        assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"], case
         assert not _writer_threads(), case

@@ -216,15 +216,19 @@ def _cleaned_with_archive(folder: Path, state=None, suffix=".gz"):
 
 
 def test_another_stores_archive_is_refused(tmp_path):
-    _, archive = _cleaned_with_archive(tmp_path)
+    """The header names the store file: another one is refused with both paths named, unless
+    --any-store-path says the store was moved (then what is missing goes back)."""
+    store, archive = _cleaned_with_archive(tmp_path)
     other = tmp_path / "other" / "store.v1.json"
     other.parent.mkdir()
-    other.write_bytes(service_bytes(small_state()))
+    other.write_bytes(store.read_bytes())
     before = fingerprint(other)
     result = run(restore_args(other, archive), code=1)
-    assert result.stderr.startswith(f"streamclean: error: the archive {archive} was made from another store")
-    assert result.stderr.endswith("; the store was left unchanged; restore onto the store that cleanup produced\n")
+    assert result.stderr == (f"streamclean: error: the archive {archive} is of the store {store}, not of {other}; "
+                             "the store was left unchanged; if the store was moved there, add --any-store-path\n")
     assert fingerprint(other) == before and sorted(os.listdir(other.parent)) == ["store.v1.json", "store.v1.json.lock"]
+    moved = run(restore_args(other, archive, "--any-store-path"))
+    assert moved["restored"]["total"] == 10 and other.read_bytes() == service_bytes(edge_state())
 
 
 @pytest.mark.parametrize("line, problem", [
@@ -291,16 +295,18 @@ def test_restore_takes_the_lock(tmp_path):
 
 
 def test_a_restore_onto_a_partly_restored_store_counts_what_is_there(tmp_path):
-    """The service wrote some records back meanwhile: the digest no longer matches, the rest
-    is missing, so restore refuses rather than guess; with everything there it is a no-op."""
+    """The service wrote one record back meanwhile: it is left as the store has it and
+    counted, the other nine go back, and the result is the store as the service writes it."""
     store, archive = _cleaned_with_archive(tmp_path)
     state = json.loads(store.read_bytes())
-    state["results"]["r1"] = edge_state()["results"]["r1"]
+    state["results"]["r1"] = dict(edge_state()["results"]["r1"], changed=True)
     store.write_bytes(service_bytes(state))
-    before = fingerprint(store)
-    result = run(restore_args(store, archive), code=1)
-    assert "9 of its records are missing here" in result.stderr
-    assert fingerprint(store) == before
+    report = run(restore_args(store, archive))
+    assert report["restored"]["total"] == 9 and report["already_present"] == {"results": 1, "total": 1}
+    assert report["store_matches_archive"] is False
+    want = edge_state()
+    want["results"]["r1"] = state["results"]["r1"]
+    assert store.read_bytes() == service_bytes(want)
 
 
 def test_an_archive_in_a_missing_folder_is_refused_before_the_store_is_read(tmp_path):
