@@ -49,7 +49,7 @@ class Pruned:
     path: Path
     now: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str]:
         return {"file": str(self.path), "now": self.now}
 
 
@@ -57,7 +57,7 @@ class ArchiveFolder:
     """The folder of one store's archives. `store` is the store's real path (the one archive
     headers name); `keep` the seconds an archive is kept (None: never pruned)."""
 
-    def __init__(self, path: str | os.PathLike, store: Path, keep: float | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], store: Path, keep: float | None = None) -> None:
         self.path = Path(path)
         self.store = store
         self.keep = keep
@@ -215,8 +215,8 @@ def _moment(text: object) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def check_options(archive_dir: str | os.PathLike | None, archive_keep: float | None,
-                  archive_file: str | os.PathLike | None) -> None:
+def check_options(archive_dir: str | os.PathLike[str] | None, archive_keep: float | None,
+                  archive_file: str | os.PathLike[str] | None) -> None:
     """The archive options' combinations, refused before anything is read."""
     if archive_dir is not None and archive_file is not None:
         raise UsageError("--archive-dir and --archive-file cannot be given together",

@@ -30,7 +30,7 @@ class AtomicWriter:
     the report of a private store is private too.
     """
 
-    def __init__(self, path: str | os.PathLike, new_file_mode: int | None = None,
+    def __init__(self, path: str | os.PathLike[str], new_file_mode: int | None = None,
                  store_mode: int | None = None) -> None:
         self.path = Path(path)
         self.new_file_mode = new_file_mode
@@ -101,7 +101,7 @@ class AtomicWriter:
         return 0o666 & ~umask & limit
 
 
-def write_atomically(path: str | os.PathLike, data: bytes, new_file_mode: int | None = None,
+def write_atomically(path: str | os.PathLike[str], data: bytes, new_file_mode: int | None = None,
                      store_mode: int | None = None) -> None:
     """Replace the file at `path` with `data`, atomically; raises OSError, leaving `path` as
     it was and no temporary file behind. `store_mode`: see AtomicWriter."""
@@ -109,7 +109,7 @@ def write_atomically(path: str | os.PathLike, data: bytes, new_file_mode: int | 
         f.write(data)
 
 
-def check_writable(path: str | os.PathLike, create_folders: bool = False, store_mode: int | None = None) -> None:
+def check_writable(path: str | os.PathLike[str], create_folders: bool = False, store_mode: int | None = None) -> None:
     """Raise OSError, worded for a person, unless `path` can be written by `write_atomically`
     (after creating its missing folders, with `create_folders`).
 

@@ -88,7 +88,7 @@ class GrowthTally:
     now: datetime
     window_seconds: float
     sums: dict[tuple[str, Fate], _Sums] = field(default_factory=dict)
-    run_hours: Counter = field(default_factory=Counter)  # how long ended jobs ran, in whole hours
+    run_hours: Counter[int] = field(default_factory=Counter)  # how long ended jobs ran, in whole hours
 
     def __post_init__(self) -> None:
         self.window_start = self.now - timedelta(seconds=self.window_seconds)
@@ -168,7 +168,7 @@ class SectionGrowth:
     kept_bytes_per_day: float = 0.0
     levels_off_bytes: float | None = 0.0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int | None]:
         return {
             "bytes_per_day": round(self.bytes_per_day),
             "kept_bytes_per_day": round(self.kept_bytes_per_day),
@@ -189,8 +189,8 @@ class Growth:
     levels_off_bytes: float | None
     suggestion: Suggestion | None = None
 
-    def as_dict(self) -> dict:
-        document = {
+    def as_dict(self) -> dict[str, object]:
+        document: dict[str, object] = {
             "window_days": self.window_days,
             "bytes_per_day": round(self.bytes_per_day),
             "kept_bytes_per_day": round(self.kept_bytes_per_day),
@@ -213,7 +213,7 @@ class Suggestion:
     levels_off_bytes: float | None
     kept_bytes_per_day: float
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str | float | None]:
         return {
             "option": self.option,
             "ttl_seconds": self.ttl_seconds,

@@ -87,14 +87,14 @@ class RunOutcome:
         return self.exit_status == EXIT_TEMPFAIL
 
 
-def write_textfile(path: str | os.PathLike, outcome: RunOutcome, store_mode: int | None = None) -> None:
+def write_textfile(path: str | os.PathLike[str], outcome: RunOutcome, store_mode: int | None = None) -> None:
     """Replace the metrics file at `path` atomically, no more open than a store of mode
     `store_mode` (FILE_MODE at most); raises OutputError if it cannot."""
     path = Path(path)
     write_samples(path, render_samples(samples_for(outcome, previous_samples(path))), store_mode)
 
 
-def write_store_textfile(path: str | os.PathLike, inspection: Inspection, store_mode: int | None = None) -> None:
+def write_store_textfile(path: str | os.PathLike[str], inspection: Inspection, store_mode: int | None = None) -> None:
     """Replace the file at `path` with the store's state as `inspection` found it, atomically,
     as `write_textfile` writes; raises OutputError if it cannot."""
     write_samples(Path(path), render_samples(store_samples(inspection), STORE_FAMILIES), store_mode)

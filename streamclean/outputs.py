@@ -43,9 +43,9 @@ class _File:
 
 
 def check(
-    store_file: str | os.PathLike,
-    outputs: Iterable[tuple[str, str | os.PathLike | None]],
-    reads: Iterable[tuple[str, str | os.PathLike | None]] = (),
+    store_file: str | os.PathLike[str],
+    outputs: Iterable[tuple[str, str | os.PathLike[str] | None]],
+    reads: Iterable[tuple[str, str | os.PathLike[str] | None]] = (),
 ) -> None:
     """Refuse, before the store is read, a run whose outputs would overwrite what it protects.
 
@@ -95,7 +95,7 @@ def check(
         seen.append(output)
 
 
-def _file(shown: str, path: str | os.PathLike, option: str = "", *, default_lock: bool = False) -> _File:
+def _file(shown: str, path: str | os.PathLike[str], option: str = "", *, default_lock: bool = False) -> _File:
     try:
         st = os.stat(path)
         identity: tuple[int, int] | None = (st.st_dev, st.st_ino)
