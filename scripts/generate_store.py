@@ -207,8 +207,8 @@ def _iso(us: int) -> str:
         date = _DATES[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
     sec, micro = divmod(rem, _SECOND)
     if micro:
-        return "%sT%02d:%02d:%02d.%06d+00:00" % (date, sec // 3600, sec // 60 % 60, sec % 60, micro)
-    return "%sT%02d:%02d:%02d+00:00" % (date, sec // 3600, sec // 60 % 60, sec % 60)
+        return f"{date}T{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}.{micro:06d}+00:00"
+    return f"{date}T{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}+00:00"
 
 
 def _uuid(bits: int) -> str:
@@ -218,8 +218,8 @@ def _uuid(bits: int) -> str:
 
 def _ordered_id(index: int, sub: int, bits: int) -> str:
     """A UUID4-looking id that sorts by (index, sub), with a tail from ``bits``."""
-    return "%08x-%04x-4%03x-%04x-%012x" % (
-        index, sub, (bits >> 64) & 0xFFF, 0x8000 | ((bits >> 48) & 0x3FFF), bits & 0xFFFFFFFFFFFF)
+    variant = 0x8000 | ((bits >> 48) & 0x3FFF)
+    return f"{index:08x}-{sub:04x}-4{(bits >> 64) & 0xFFF:03x}-{variant:04x}-{bits & 0xFFFFFFFFFFFF:012x}"
 
 
 def _chooser(rnd):
@@ -279,9 +279,7 @@ def _skeleton(seed: int, index: int, now_us: int, arrivals: Optional[Arrivals] =
     if arrivals is not None:
         status = _uniform_status(index, u, arrivals)
     else:
-        for status, p in _STATUS_CDF:
-            if u < p:
-                break
+        status = next((name for name, p in _STATUS_CDF if u < p), _STATUS_CDF[-1][0])
     sk.status = status
     sk.job_type = pick(_JOB_TYPES)
     sk.priority = int(rnd() * 10)
@@ -564,7 +562,7 @@ def _result_payload(rng: random.Random, kind: str) -> tuple:
     # Final results are the bulk of a store; partial ones are smaller snapshots.
     count = 1 + int(rnd() ** 3 * 18) if kind == "final" else 1 + int(rnd() ** 2 * 3)
     items = []
-    for n in range(count):
+    for _ in range(count):
         items.append({
             "confidence": pick(_UNIT_FLOATS),
             "field": pick(_FIELDS),
@@ -795,7 +793,8 @@ def generate_store(path, size_bytes: int, seed: int = 0, now: datetime = DEFAULT
         chunks = _chunks_serial(tasks, seed, now_us, arrivals)
 
     per_section = len(ranges)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. runtime/async_jobs/ in a fresh clone
+    # e.g. runtime/async_jobs/ in a fresh clone
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(path, "wb", buffering=_WRITE_BUFFER) as fh:
             fh.write(b"{\n")

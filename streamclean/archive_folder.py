@@ -27,7 +27,8 @@ STAMP = "%Y%m%dT%H%M%SZ"
 _STAMP_PATTERN = r"\d{8}T\d{6}Z(?:-[1-9]\d*)?"
 # Any name this module gives, whatever the store: no other output of a run may take one (outputs.py).
 ANY_ARCHIVE_NAME = re.compile(r".+\." + _STAMP_PATTERN + re.escape(SUFFIX), re.DOTALL)
-_HEADER_LIMIT = 1 << 16  # a header line is a few hundred bytes; a file without one this soon is not ours
+# a header line is a few hundred bytes; a file without one this soon is not ours
+_HEADER_LIMIT = 1 << 16
 
 
 def stamp(now: datetime) -> str:

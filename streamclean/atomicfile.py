@@ -138,7 +138,8 @@ def check_writable(path: str | os.PathLike[str], create_folders: bool = False, s
     for _ in range(64):
         probe = folder / f".streamclean-probe-{secrets.token_hex(4)}.tmp"
         try:
-            os.close(fs.create_file(probe, 0o600 if store_mode is None else store_mode, 0o600))  # empty, its owner's
+            # empty, its owner's
+            os.close(fs.create_file(probe, 0o600 if store_mode is None else store_mode, 0o600))
         except FileExistsError:
             continue
         except OSError as exc:

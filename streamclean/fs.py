@@ -13,7 +13,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from typing import TypeVar, TypeVarTuple, Unpack
+from typing import TypeVar, TypeVarTuple
 
 _R = TypeVar("_R")
 _Args = TypeVarTuple("_Args")
@@ -22,7 +22,7 @@ _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
 
 
-def call(op: str, func: Callable[[Unpack[_Args]], _R], *args: Unpack[_Args]) -> _R:
+def call(op: str, func: Callable[[*_Args], _R], *args: *_Args) -> _R:
     """Run one file-system operation. Tests wrap this to inject failures by `op` and count."""
     return func(*args)
 

@@ -67,7 +67,8 @@ class _Sums:
     dated: int = 0
     undated: int = 0
     undated_offset: float = 0.0
-    by_age_hours: dict[int, list[float]] = field(default_factory=dict)  # pending: hours -> [bytes, bytes x offset]
+    # pending: hours -> [bytes, bytes x offset]
+    by_age_hours: dict[int, list[float]] = field(default_factory=dict)
 
     def add(self, other: _Sums) -> None:
         self.window += other.window
@@ -88,7 +89,8 @@ class GrowthTally:
     now: datetime
     window_seconds: float
     sums: dict[tuple[str, Fate], _Sums] = field(default_factory=dict)
-    run_hours: Counter[int] = field(default_factory=Counter)  # how long ended jobs ran, in whole hours
+    # how long ended jobs ran, in whole hours
+    run_hours: Counter[int] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.window_start = self.now - timedelta(seconds=self.window_seconds)
@@ -141,7 +143,8 @@ class GrowthTally:
 
     def ran(self, seconds: float) -> None:
         """An ended job ran this long (from `queued_at` to `finished_at`)."""
-        self.run_hours[min(max(0, int(-(-seconds // 3600))), _MAX_AGE_HOURS)] += 1  # bounded, like the ages
+        # bounded, like the ages
+        self.run_hours[min(max(0, int(-(-seconds // 3600))), _MAX_AGE_HOURS)] += 1
 
     def merge(self, other: GrowthTally) -> None:
         """Count in a worker's tally of its part of the store."""
@@ -239,8 +242,10 @@ def project(tally: GrowthTally, ttls: TTLs, section_bytes: dict[str, int], total
     for (name, fate), sums in tally.sums.items():
         section = sections.setdefault(name, SectionGrowth())
         lifetime = ttls.lifetime(fate.by)
-        arriving = kept = never_ending = staying = 0.0  # within the window: bytes, kept of them, of jobs
-        lasting = 0.0  # bytes x seconds within the window of those that go;  staying: present for ever
+        # within the window: bytes, kept of them, of jobs
+        arriving = kept = never_ending = staying = 0.0
+        # bytes x seconds within the window of those that go;  staying: present for ever
+        lasting = 0.0
         if fate.pending:
             for hours, (nbytes, offset) in sums.by_age_hours.items():
                 within = hours < window_hours

@@ -53,7 +53,8 @@ class StoreLock:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             except OSError:
-                pass  # the pid only names the holder in a message; a full disk must not stop the run
+                # the pid only names the holder in a message; a full disk must not stop the run
+                pass
 
     def _open(self) -> tuple[int, bool]:
         """The lock file's descriptor, and whether this call created the file."""
@@ -84,7 +85,8 @@ class StoreLock:
         try:
             try:
                 return os.open(self.path, os.O_RDWR | _OPEN)
-            except PermissionError:  # not writable for us (root's lock, say): flock needs only reading
+            except PermissionError:
+                # not writable for us (root's lock, say): flock needs only reading
                 return os.open(self.path, os.O_RDONLY | _OPEN)
         except FileNotFoundError:
             raise

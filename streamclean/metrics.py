@@ -51,7 +51,8 @@ STORE_FAMILIES = {
     "streamclean_store_size_bytes": "Size of the store file when inspect read it, in bytes.",
     "streamclean_store_section_bytes": "Bytes of each top-level section of the store, its key included.",
     "streamclean_store_section_records": "Entries of each top-level section (for events: jobs' events arrays).",
-    "streamclean_store_growth_window_seconds": "The time before the inspection whose records give the growth, in seconds.",
+    "streamclean_store_growth_window_seconds": "The time before the inspection whose records give the growth, "
+    "in seconds.",
     "streamclean_store_growth_bytes_per_day": "Bytes a day the store grew over the growth window, "
     "from the records' own timestamps.",
     "streamclean_store_section_growth_bytes_per_day": "Bytes a day each section grew over the growth window.",
@@ -160,7 +161,8 @@ def samples_for(outcome: RunOutcome, previous: Samples) -> Samples:
             ('{kind="results"}', str(report.results.kept_count)),
             ('{kind="events"}', str(report.events.kept_count)),
         ]
-        if report.policy.jobs.enabled:  # job retention: the jobs and notifications it removed and kept
+        # job retention: the jobs and notifications it removed and kept
+        if report.policy.jobs.enabled:
             jobs, notifications = report.jobs, report.with_jobs
             samples["streamclean_records_deleted"] += [
                 ('{kind="jobs"}', str(jobs.delete_count)),

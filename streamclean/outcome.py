@@ -133,7 +133,8 @@ class Run:
                     problems.append(OutputError(f"the report could not be printed: stdout {_why(exc)}"))
                     status = self._status_after(status, problems)
             late = signals.deferred()
-            if late is not None and status in (0, EXIT_CLEANED):  # an interruption nothing else explains
+            # an interruption nothing else explains
+            if late is not None and status in (0, EXIT_CLEANED):
                 problems.append(InterruptedRunError(late, after_swap=self.swapped, made=self.verb))
                 status = self._status_after(status, problems)
             if recorded is not None and recorded != status and self._metrics(status, problems) is None:

@@ -158,7 +158,8 @@ class AtomicReplace:
         # A signal between creating the file and noting that it exists would leave it behind.
         with signals.critical_section(deliver=True):
             try:
-                fd = fs.create_file(self.temp, self.snapshot.mode, 0o600)  # its mode and owner at commit
+                # its mode and owner at commit
+                fd = fs.create_file(self.temp, self.snapshot.mode, 0o600)
             except OSError as exc:
                 raise StoreFileError(
                     f"cannot create the new store beside the old one: {exc.strerror}: {self.temp}",
@@ -167,7 +168,8 @@ class AtomicReplace:
             self.fd = fd
             self._temp_exists = True
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no leftover while we write it (`remove_leftovers`)
+            # no leftover while we write it (`remove_leftovers`)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             pass  # no flock on this file system: the pid in its name still protects it
         return fd
@@ -178,7 +180,8 @@ class AtomicReplace:
         fd, self.fd = self.fd, None
         try:
             try:
-                fs.fsync(fd)  # once: after a failed fsync the data may be gone, a retry proves nothing
+                # once: after a failed fsync the data may be gone, a retry proves nothing
+                fs.fsync(fd)
                 os.fchmod(fd, stat.S_IMODE(self.snapshot.mode))
                 self._keep_owner(fd)
                 self._ours = os.fstat(fd)

@@ -144,7 +144,8 @@ class InProcessTail:
         return tail
 
     def forward_to(self, fd):
-        assert fd == 1  # the new store: our part is written (forwarding itself: tests/test_split.py)
+        # the new store: our part is written (forwarding itself: tests/test_split.py)
+        assert fd == 1
 
     def copy_output(self, fd, tail):
         self._out.append(b"".join(self._segment) if tail.diverged else self._data[self.start :])

@@ -266,7 +266,7 @@ def result_row(draw, surrogates, anchors, result_id, known):
 @st.composite
 def event_row(draw, surrogates, anchors, job_key):
     if draw(st.sampled_from(range(10))) == 5:
-        return draw(st.sampled_from(NON_OBJECTS + ["2026-03-01T12:00:00+00:00"]))
+        return draw(st.sampled_from([*NON_OBJECTS, "2026-03-01T12:00:00+00:00"]))
     row = {"event_id": draw(st.sampled_from(["e1", "e2", "e3"])), "job_id": job_key,
            "event_type": "job.queued"}
     stamp = draw(timestamp_values(anchors))
@@ -304,7 +304,7 @@ def states(draw, surrogates=False, anchors=None):
         key = draw(st.sampled_from(known) if known and draw(st.sampled_from(range(4))) != 2
                    else job_keys(surrogates))
         if draw(st.sampled_from(range(10))) == 5:
-            events[key] = draw(st.sampled_from(NON_OBJECTS[:3] + [{}, {"occurred_at": "2020-01-01"}]))
+            events[key] = draw(st.sampled_from([*NON_OBJECTS[:3], {}, {"occurred_at": "2020-01-01"}]))
         else:
             n = draw(st.sampled_from(range(5)))
             events[key] = [draw(event_row(surrogates, anchors, key)) for _ in range(n)]

@@ -110,7 +110,8 @@ def test_a_taken_name_is_never_replaced_the_next_free_one_is_used(store, invoke,
     folder.mkdir()
     first = folder / f"store.v1.json.{STAMP}.jsonl.gz"
     first.write_bytes(b"someone else's file")
-    (folder / f"store.v1.json.{STAMP}-2.jsonl.gz").symlink_to("nowhere")  # a dangling link takes a name too
+    # a dangling link takes a name too
+    (folder / f"store.v1.json.{STAMP}-2.jsonl.gz").symlink_to("nowhere")
     before = _snapshot(folder)
     report = _report(_clean(invoke, store, folder))
     third = folder / f"store.v1.json.{STAMP}-3.jsonl.gz"
@@ -146,7 +147,8 @@ def test_a_run_that_deletes_nothing_or_a_dry_run_writes_no_archive(store, invoke
     assert _report(result)["dry_run"] is True and not folder.exists()  # a dry run creates nothing
     _report(_clean(invoke, store, folder))
     assert len(os.listdir(folder)) == 1
-    _report(_clean(invoke, store, folder, now="2026-03-10T12:00:01+00:00"))  # nothing left to delete
+    # nothing left to delete
+    _report(_clean(invoke, store, folder, now="2026-03-10T12:00:01+00:00"))
     assert len(os.listdir(folder)) == 1
 
 
@@ -220,7 +222,8 @@ def test_pruning_removes_only_this_stores_old_archives(store, invoke, planted, t
     by_age = sorted(old, key=old.get)
     assert report["archives_pruned"] == [{"file": str(folder / name), "now": old[name].isoformat()}
                                          for name in by_age]
-    assert list(report)[-2:] == ["archive", "archives_pruned"]  # the new keys after the existing ones
+    # the new keys after the existing ones
+    assert list(report)[-2:] == ["archive", "archives_pruned"]
 
 
 def test_a_dry_run_lists_what_would_be_pruned_and_removes_nothing(store, invoke, planted):

@@ -19,7 +19,7 @@ def test_run_deletes_and_leaves_only_the_store_and_its_lock(store):
     before = listing(store.parent)
     report = cleanup.clean(store, POLICY)
     assert report.rewritten and report.delete_count == 3
-    assert listing(store.parent) == sorted(before + ["store.v1.json.lock"])
+    assert listing(store.parent) == sorted([*before, "store.v1.json.lock"])
     assert report.bytes_after == store.stat().st_size < report.bytes_before
 
 

@@ -108,8 +108,12 @@ def test_output_json_creates_parent_folders(store, invoke, tmp_path):
     "args, env, message",
     [
         (["--results-ttl-seconds", "-5"], {}, "streamclean: error: --results-ttl-seconds: '-5' is negative; a TTL counts back from now\n"),
-        (["--events-ttl-seconds", "soon"], {}, "streamclean: error: --events-ttl-seconds: 'soon' is not a duration; give seconds (604800, 0.5) or a number with a unit s, m, h or d (7d, 24h, 15m)\n"),
-        ([], {"ASYNC_JOB_EVENTS_RETENTION_SECONDS": "inf"}, "streamclean: error: ASYNC_JOB_EVENTS_RETENTION_SECONDS: 'inf' is not a duration; give seconds (604800, 0.5) or a number with a unit s, m, h or d (7d, 24h, 15m)\n"),
+        (["--events-ttl-seconds", "soon"], {},
+         "streamclean: error: --events-ttl-seconds: 'soon' is not a duration; "
+         "give seconds (604800, 0.5) or a number with a unit s, m, h or d (7d, 24h, 15m)\n"),
+        ([], {"ASYNC_JOB_EVENTS_RETENTION_SECONDS": "inf"},
+         "streamclean: error: ASYNC_JOB_EVENTS_RETENTION_SECONDS: 'inf' is not a duration; "
+         "give seconds (604800, 0.5) or a number with a unit s, m, h or d (7d, 24h, 15m)\n"),
         (["--now", "noon"], {}, "streamclean: error: --now: 'noon' is not an ISO-8601 time; for example 2026-03-01T12:00:00+00:00\n"),
     ],
 )

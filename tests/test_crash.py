@@ -89,7 +89,10 @@ def assert_only_our_leftover(store: Path, most: int = 1) -> list[Path]:
 
 def _points(new_size: int):
     """Where to stop the child: (name, condition on a Sight)."""
-    first_pass = lambda s: s.passes == 1 and s.temp_size is None
+
+    def first_pass(s):
+        return s.passes == 1 and s.temp_size is None
+
     return [
         ("started reading", lambda s: s.position is not None and s.position > 0),
         ("mid pass 1", lambda s: first_pass(s) and (s.position or 0) >= 2_000_000),
@@ -194,7 +197,7 @@ def _count_operations(store: Path, old: bytes, extra: list[str], monkeypatch, ex
     ids=["exchange", "rename-fallback", "exchange-backup"],
 )
 def test_killed_before_and_after_every_file_operation(store, stores, monkeypatch, exchange, extra):
-    old, new = stores
+    old, _ = stores
     operations = _count_operations(store, old, extra, monkeypatch, exchange)
     assert operations.count("fsync") == 1 and operations[-1] in ("fsync_dir", "rename")
     outcomes = {}

@@ -73,7 +73,8 @@ def test_the_report_and_the_metrics_in_one_file_are_refused(store, invoke, tmp_p
     assert result.exit_code == 1
     assert "--output-json and --metrics-textfile name the same file" in result.stderr
     assert listing(store.parent) == ["store.v1.json"]
-    assert "streamclean_last_run_success 0\n" in target.read_text()  # the metrics record the refusal
+    # the metrics record the refusal
+    assert "streamclean_last_run_success 0\n" in target.read_text()
 
 
 def test_a_missing_report_folder_is_created_only_by_a_run_that_writes_the_report(store, invoke, tmp_path):

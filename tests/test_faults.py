@@ -386,6 +386,6 @@ def test_plenty_of_space_costs_no_extra_pass(tmp_path, monkeypatch, service_stor
         store = _fresh(tmp_path, old)
         _free_space(monkeypatch, tmp_path, free)
         seen = []
-        cleanup.clean(store, policy, progress=lambda name, done, total: seen.append(name) if name not in seen else None)
+        cleanup.clean(store, policy, progress=lambda name, done, total, seen=seen: seen.append(name) if name not in seen else None)
         assert seen == passes
         assert store.read_bytes() == new

@@ -3,6 +3,7 @@
 Small stores only; the whole file runs in a few seconds.
 """
 
+import argparse
 import importlib.util
 import json
 import multiprocessing
@@ -217,7 +218,7 @@ def test_parse_size(text, expected):
 
 @pytest.mark.parametrize("text", ["", "MB", "-5", "1TB", "0", "5i"])
 def test_parse_size_refuses_nonsense(text):
-    with pytest.raises(Exception):
+    with pytest.raises(argparse.ArgumentTypeError):
         gen.parse_size(text)
 
 

@@ -234,7 +234,8 @@ def test_records_without_a_timestamp_arrive_as_the_jobs_do():
     assert growth.sections["events"].bytes_per_day == pytest.approx(400 / 4 / 10)
     assert growth.sections["results"].kept_bytes_per_day == pytest.approx(80 / 4 / 10)
     assert growth.kept_by_reason == {NO_TIMESTAMP: pytest.approx(2)}
-    assert growth.levels_off_bytes is None and growth.suggestion is None  # job retention is on already
+    # job retention is on already
+    assert growth.levels_off_bytes is None and growth.suggestion is None
 
 
 def test_a_job_still_going_counts_as_never_ending_once_older_than_jobs_take():
@@ -247,7 +248,8 @@ def test_a_job_still_going_counts_as_never_ending_once_older_than_jobs_take():
     ttls = TTLs(None, DAY, 10 * DAY)
     growth = project(tally, ttls, {"jobs": 1100, "events": 30}, 1130)
     assert growth.kept_bytes_per_day == 0 and growth.levels_off_bytes is not None
-    tally.add("jobs", _ago(4), 100, Fate(BY_JOBS, True))  # four days and still not ended: never will
+    # four days and still not ended: never will
+    tally.add("jobs", _ago(4), 100, Fate(BY_JOBS, True))
     growth = project(tally, ttls, {"jobs": 1200, "events": 30}, 1230)
     assert growth.kept_bytes_per_day == pytest.approx(10) and growth.levels_off_bytes is None
     assert growth.kept_by_reason == {NEVER_ENDING_JOBS: pytest.approx(10)}
@@ -336,7 +338,8 @@ def test_the_metrics_file_parses_with_prometheus_client_and_says_what_the_json_s
     assert value("streamclean_store_kept_bytes_per_day") == growth["kept_bytes_per_day"] > 0
     assert value("streamclean_store_growth_window_seconds") == 14 * 86400
     assert value("streamclean_store_inspected_timestamp_seconds") == NOW.timestamp()
-    assert "streamclean_store_levels_off" not in families  # it never does: no sample rather than a guess
+    # it never does: no sample rather than a guess
+    assert "streamclean_store_levels_off" not in families
     invoke("inspect", "--metrics-textfile", target, *args[:-2], "--jobs-ttl-seconds", "30d")
     ending = ("--store-file", stores["ending"], "--now", NOW.isoformat(), "--jobs-ttl-seconds", "30d")
     document = json.loads(invoke("inspect", "--json", "--metrics-textfile", target, *ending).stdout)

@@ -47,7 +47,7 @@ def run(args, env=None, code=0):
 
 def scenario_args(path, sc: Scenario, *extra):
     args = cli_args(path, sc.results, sc.events, sc.now.isoformat())
-    return args + ["--jobs-ttl-seconds", sc.jobs.arg, *extra]
+    return [*args, "--jobs-ttl-seconds", sc.jobs.arg, *extra]
 
 
 def oracle(sc: Scenario, blob: bytes):
@@ -65,7 +65,8 @@ def assert_oracle_report(got: dict, want: dict) -> None:
 
 
 @settings(max_examples=250, **PROPERTY)
-@given(sc=job_scenarios(surrogates=False), reader=st.sampled_from(["auto", "general"]))  # auto: layout where it fits
+# reader "auto": the layout reader where it fits
+@given(sc=job_scenarios(surrogates=False), reader=st.sampled_from(["auto", "general"]))
 def test_service_layout_matches_the_oracle_byte_for_byte(sc, reader):
     blob = dump_like_service(sc.state)
     new_state, want = oracle(sc, blob)
@@ -125,8 +126,8 @@ def test_without_the_option_everything_is_as_before(generated, tmp_path):
     second = run(["clean", "--store-file", disabled, "--now", processes.NOW, "--disable-jobs-retention"],
                  env={"STREAMCLEAN_JOBS_RETENTION_SECONDS": "1d"})
     assert "jobs" not in first and "jobs" not in second
-    new_state, want = clean_state(json.loads(generated), results_ttl=604800, events_ttl=259200,
-                                  now=processes.GENERATOR_NOW)
+    new_state, _ = clean_state(json.loads(generated), results_ttl=604800, events_ttl=259200,
+                               now=processes.GENERATOR_NOW)
     assert plain.read_bytes() == disabled.read_bytes() == dump_like_service(new_state)
     first.pop("store_file"), second.pop("store_file")
     assert first == second

@@ -39,13 +39,15 @@ streamclean_last_run_timestamp_seconds 1764322345.500
 # HELP streamclean_last_run_duration_seconds How long the last run took, in seconds.
 # TYPE streamclean_last_run_duration_seconds gauge
 streamclean_last_run_duration_seconds 2.500
-# HELP streamclean_last_run_success 1 if the last run succeeded (exit status 0), else 0; a run that gave way (exit status 75) leaves it as it was.
+# HELP streamclean_last_run_success 1 if the last run succeeded (exit status 0), else 0; \
+a run that gave way (exit status 75) leaves it as it was.
 # TYPE streamclean_last_run_success gauge
 streamclean_last_run_success 1
 # HELP streamclean_last_run_exit_status The exit status of the last run that did not give way.
 # TYPE streamclean_last_run_exit_status gauge
 streamclean_last_run_exit_status 0
-# HELP streamclean_last_success_timestamp_seconds When the last successful run that was not a dry run ended, in seconds since the epoch.
+# HELP streamclean_last_success_timestamp_seconds When the last successful run that was not a dry run \
+ended, in seconds since the epoch.
 # TYPE streamclean_last_success_timestamp_seconds gauge
 streamclean_last_success_timestamp_seconds 1764322345.500
 """
@@ -57,7 +59,8 @@ streamclean_last_run_timestamp_seconds 1764322345.500
 # HELP streamclean_last_run_duration_seconds How long the last run took, in seconds.
 # TYPE streamclean_last_run_duration_seconds gauge
 streamclean_last_run_duration_seconds 2.500
-# HELP streamclean_last_run_success 1 if the last run succeeded (exit status 0), else 0; a run that gave way (exit status 75) leaves it as it was.
+# HELP streamclean_last_run_success 1 if the last run succeeded (exit status 0), else 0; \
+a run that gave way (exit status 75) leaves it as it was.
 # TYPE streamclean_last_run_success gauge
 streamclean_last_run_success 0
 # HELP streamclean_last_run_exit_status The exit status of the last run that did not give way.
@@ -147,7 +150,8 @@ def test_a_metrics_file_in_a_missing_folder_is_refused_before_the_store_is_read(
         "exist; the store was left unchanged; its folder must exist and be writable\n"
     )
     assert (store.read_bytes(), os.stat(store).st_mtime_ns) == before
-    assert listing(store.parent) == ["store.v1.json"]  # not even the lock: the store was never opened
+    # not even the lock: the store was never opened
+    assert listing(store.parent) == ["store.v1.json"]
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(textfile, monkeypatch):

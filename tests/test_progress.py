@@ -24,7 +24,8 @@ class FakeClock:
 
 def test_the_line_names_the_pass_and_shows_bytes_share_rate_and_eta():
     assert render("filter", 25 * MB, 100 * MB, elapsed=5.0) == "filter   25.0 of 100.0 MB   25.0 %  5.0 MB/s  ETA 0:15"
-    assert render("index", 3 * MB, 100 * MB, elapsed=0.1) == "index     3.0 of 100.0 MB    3.0 %"  # too early for a rate
+    # too early for a rate
+    assert render("index", 3 * MB, 100 * MB, elapsed=0.1) == "index     3.0 of 100.0 MB    3.0 %"
     assert render("filter", 2_000 * MB, 3_000 * MB, elapsed=100.0).endswith("20.0 MB/s  ETA 0:50")
     assert render("filter", 1 * MB, 80_000 * MB, elapsed=1.0).endswith("ETA 22:13:19")
 
@@ -170,7 +171,8 @@ def test_the_eta_counts_the_passes_still_to_come():
     line("index", 50 * MB, 100 * MB)  # 10 MB/s: 5 s left of this pass, 10 s for the filter pass
     assert stream.getvalue().split("\r")[-1].rstrip().endswith("10.0 MB/s  ETA 0:15")
     clock.now += 1.0
-    line("space", 20 * MB, 100 * MB)  # a pass not planned (20 MB/s): 4 s left, and 5 s of filter pass
+    # a pass not planned (20 MB/s): 4 s left, and 5 s of filter pass
+    line("space", 20 * MB, 100 * MB)
     assert stream.getvalue().split("\r")[-1].rstrip().endswith("20.0 MB/s  ETA 0:09")
     clock.now += 2.0
     line("filter", 50 * MB, 100 * MB)  # the last pass (25 MB/s): its own rest only
