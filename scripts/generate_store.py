@@ -52,19 +52,18 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Optional
 
 import orjson
 
 SCHEMA_VERSION = 5
 RESULT_SCHEMA_VERSION = 3
 HISTORY_DAYS = 30
-DEFAULT_NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
+DEFAULT_NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
-_UTC = timezone.utc
+_UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _SECOND = 1_000_000  # timestamps are handled as integer microseconds
 _HOUR = 3600 * _SECOND
@@ -248,8 +247,21 @@ class _Skeleton:
     """Id, status and timeline of one job, regenerated identically by every section."""
 
     __slots__ = (
-        "index", "job_id", "status", "job_type", "attempt", "priority", "tenant", "queue", "requested_by",
-        "queued", "started", "finished", "events", "results", "content_seed",
+        "attempt",
+        "content_seed",
+        "events",
+        "finished",
+        "index",
+        "job_id",
+        "job_type",
+        "priority",
+        "queue",
+        "queued",
+        "requested_by",
+        "results",
+        "started",
+        "status",
+        "tenant",
     )
 
 
@@ -268,7 +280,7 @@ class Arrivals:
     running_share: float = 0.0
 
 
-def _skeleton(seed: int, index: int, now_us: int, arrivals: Optional[Arrivals] = None) -> _Skeleton:
+def _skeleton(seed: int, index: int, now_us: int, arrivals: Arrivals | None = None) -> _Skeleton:
     rng = random.Random(seed * 1_000_003 + index)
     rnd = rng.random
     pick = _chooser(rnd)
@@ -589,7 +601,7 @@ def _result_payload(rng: random.Random, kind: str) -> tuple:
     return payload, summary
 
 
-def _notification_records(seed: int, jobs: int, now_us: int, arrivals: Optional[Arrivals] = None) -> list:
+def _notification_records(seed: int, jobs: int, now_us: int, arrivals: Arrivals | None = None) -> list:
     """A handful of notifications, as [(id, record)] sorted by id.
 
     Exactly one draw picks each job, so their size does not depend on the job
@@ -635,7 +647,7 @@ def _result_entries(sk: _Skeleton) -> list:
 
 
 def _render_chunk(section: str, seed: int, start: int, stop: int, now_us: int,
-                  arrivals: Optional[Arrivals] = None) -> tuple:
+                  arrivals: Arrivals | None = None) -> tuple:
     """The ``section`` entries of jobs [start, stop), joined by ",\n".
 
     Returns (number of entries, number of events, bytes); a chunk is the unit
@@ -655,12 +667,12 @@ def _render_chunk(section: str, seed: int, start: int, stop: int, now_us: int,
     return len(entries), events, b",\n".join(entries)
 
 
-def _chunks_serial(tasks: list, seed: int, now_us: int, arrivals: Optional[Arrivals] = None):
+def _chunks_serial(tasks: list, seed: int, now_us: int, arrivals: Arrivals | None = None):
     for section, start, stop in tasks:
         yield _render_chunk(section, seed, start, stop, now_us, arrivals)
 
 
-def _chunks_parallel(tasks: list, workers: int, seed: int, now_us: int, arrivals: Optional[Arrivals] = None):
+def _chunks_parallel(tasks: list, workers: int, seed: int, now_us: int, arrivals: Arrivals | None = None):
     """Render ``tasks`` in forked worker processes, yielding chunks in task order.
 
     Worker k renders tasks k, k + workers, ...; the parent reads them back
@@ -697,7 +709,7 @@ def _chunks_parallel(tasks: list, workers: int, seed: int, now_us: int, arrivals
             conn.close()
 
 
-def _worker(conn, tasks: list, seed: int, now_us: int, arrivals: Optional[Arrivals] = None) -> None:
+def _worker(conn, tasks: list, seed: int, now_us: int, arrivals: Arrivals | None = None) -> None:
     try:
         for section, start, stop in tasks:
             conn.send(_render_chunk(section, seed, start, stop, now_us, arrivals))
@@ -728,7 +740,7 @@ def _write_section(fh, name: str, chunks, last: bool = False) -> tuple:
     return entries, events
 
 
-def _choose_job_count(size_bytes: int, seed: int, now_us: int, arrivals: Optional[Arrivals] = None) -> int:
+def _choose_job_count(size_bytes: int, seed: int, now_us: int, arrivals: Arrivals | None = None) -> int:
     """The number of jobs that makes the file about ``size_bytes`` long.
 
     The first jobs are measured exactly (each adds its events entry, job entry
@@ -749,7 +761,7 @@ def _choose_job_count(size_bytes: int, seed: int, now_us: int, arrivals: Optiona
     return index + round((size_bytes - used) / ((used - fixed) / index))
 
 
-def _render_small(seed: int, jobs: int, now_us: int, arrivals: Optional[Arrivals] = None) -> bytes:
+def _render_small(seed: int, jobs: int, now_us: int, arrivals: Arrivals | None = None) -> bytes:
     """The parts of the file that do not grow with the job count, for sizing."""
     notifications = {nid: record for nid, record in _notification_records(seed, jobs, now_us, arrivals)}
     return orjson.dumps({"events": {}, "jobs": {}, "notifications": notifications,
@@ -770,7 +782,7 @@ def _available_cpus() -> int:
 
 
 def generate_store(path, size_bytes: int, seed: int = 0, now: datetime = DEFAULT_NOW,
-                   workers: Optional[int] = None, arrivals: Optional[Arrivals] = None) -> Stats:
+                   workers: int | None = None, arrivals: Arrivals | None = None) -> Stats:
     """Write a store of about ``size_bytes`` bytes to ``path`` and return its Stats.
 
     ``arrivals``: uniform arrivals over a number of days, with a share of jobs that never end

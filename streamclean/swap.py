@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import fs, signals
-from .errors import StoreChangedError, StoreFileError, StreamcleanError, SwapNotUndoneError, WriteError
+from .errors import (
+    StoreChangedError,
+    StoreFileError,
+    StreamcleanError,
+    SwapNotUndoneError,
+    WriteError,
+)
 
 _SUFFIX = ".partial"
 _UNCHANGED = "the store was left unchanged"
@@ -41,7 +47,7 @@ class Snapshot:
     gid: int
 
     @classmethod
-    def of(cls, st: os.stat_result) -> "Snapshot":
+    def of(cls, st: os.stat_result) -> Snapshot:
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid, st.st_gid)
 
     def matches(self, st: os.stat_result) -> bool:

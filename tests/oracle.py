@@ -7,7 +7,7 @@ real (streaming) implementation is held to by the property tests.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 TERMINAL_STATUSES = ("completed", "failed", "canceled")
 
@@ -22,7 +22,7 @@ def parse_timestamp(value):
             text = text[:-1] + "+00:00"
         parsed = datetime.fromisoformat(text)
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return parsed
     except Exception:
         return None
@@ -51,8 +51,8 @@ def _verdict(counts, cutoff, stamp_value):
 
 def clean_state(state, *, results_ttl, events_ttl, now, jobs_ttl=None):
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
-    now = now.astimezone(timezone.utc)
+        now = now.replace(tzinfo=UTC)
+    now = now.astimezone(UTC)
     results_cutoff = None if results_ttl is None else now - timedelta(seconds=results_ttl)
     events_cutoff = None if events_ttl is None else now - timedelta(seconds=events_ttl)
 

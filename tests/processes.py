@@ -14,12 +14,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-GENERATOR_NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
+GENERATOR_NOW = datetime(2026, 11, 28, tzinfo=UTC)
 NOW = GENERATOR_NOW.isoformat()  # the generator's clock: a cleanup deletes a good share
 
 

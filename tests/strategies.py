@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
-UTC = timezone.utc
+UTC = UTC
 NOWS = (
     datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC),
     datetime(2026, 3, 10, 12, 0, 0, 123456, tzinfo=UTC),

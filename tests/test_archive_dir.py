@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import NOW, NOW_ISO
 
+from conftest import NOW, NOW_ISO
 from streamclean import fs
 
 STAMP = NOW.strftime("%Y%m%dT%H%M%SZ")  # 20260310T120000Z

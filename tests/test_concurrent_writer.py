@@ -26,7 +26,6 @@ import time
 import pytest
 
 import processes
-from processes import NOW
 
 WRITER = r"""
 import json, os, secrets, sys, time

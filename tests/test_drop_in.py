@@ -8,7 +8,16 @@ import sys
 import pytest
 
 from conftest import NOW_ISO, service_bytes, small_state
-from deployments import DROP_IN, copy_checkout, cron_env, imports_streamclean_deps, run, store_in, system_python, venv
+from deployments import (
+    DROP_IN,
+    copy_checkout,
+    cron_env,
+    imports_streamclean_deps,
+    run,
+    store_in,
+    system_python,
+    venv,
+)
 
 pytestmark = pytest.mark.slow
 

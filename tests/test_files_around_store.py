@@ -24,10 +24,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import processes
 import pytest
-from conftest import NOW, NOW_ISO, ROOT, listing, service_bytes, small_state
 
+import processes
+from conftest import NOW, NOW_ISO, ROOT, listing, service_bytes, small_state
 from streamclean import cleanup, cli, fs, outcome
 from streamclean.errors import OutputError, StoreFileError
 from streamclean.policy import RetentionPolicy

@@ -10,13 +10,13 @@ import multiprocessing
 import random
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "generate_store.py"
-NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
 TERMINAL = {"completed", "failed", "canceled"}
 
 
@@ -196,7 +196,7 @@ def test_the_uniform_options_on_the_command_line(tmp_path):
 
 def test_timestamps_match_isoformat():
     rng = random.Random(0)
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     for _ in range(20_000):
         us = rng.randrange(0, 4_000_000_000_000_000)
         if rng.random() < 0.2:

@@ -16,14 +16,13 @@ The stores have a known arrival rate: 90 days of uniform arrivals (the generator
 import json
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 
 import pytest
-from conftest import service_bytes, small_state
-from test_generate_store import gen as GEN
 
+from conftest import service_bytes, small_state
 from streamclean.growth import (
     BY_EVENTS,
     BY_JOBS,
@@ -38,8 +37,9 @@ from streamclean.growth import (
 )
 from streamclean.inspect import inspect_store
 from streamclean.policy import RetentionPolicy
+from test_generate_store import gen as GEN
 
-NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
 DAY = 86400.0
 HISTORY_DAYS = 90
 ALL_ZERO = ("--results-ttl-seconds", "0", "--events-ttl-seconds", "0", "--jobs-ttl-seconds", "0")
@@ -274,7 +274,7 @@ def test_the_survey_measures_each_record_s_bytes_and_timestamp(tmp_path):
     path = tmp_path / "store.v1.json"
     text = service_bytes(state).decode()
     path.write_text(text)
-    now = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
     policy = RetentionPolicy.build(now, 7 * DAY, 3 * DAY, DAY)
     survey = inspect_store(path, policy, workers=1, growth_window=5 * DAY).survey
 
@@ -398,7 +398,7 @@ def test_an_events_array_with_an_event_without_a_timestamp_is_measured_whole(tmp
     state["events"]["j1"].append({"event_id": "e9", "job_id": "j1"})  # no occurred_at
     path = tmp_path / "store.v1.json"
     path.write_bytes(service_bytes(state))
-    now = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
     survey = inspect_store(path, RetentionPolicy.build(now, 7 * DAY, 3 * DAY), workers=1, reader="layout").survey
     events = survey.growth.record_bytes("events")
     assert events + len('\n  "events": {') + len("\n    ") + len("\n  }") == survey.sections["events"].bytes
@@ -411,7 +411,7 @@ def test_the_tally_stays_small_whatever_the_timestamps():
     cannot make the tally grow with its records."""
     tally = _tally()
     for year in range(1, 9999, 7):
-        moment = datetime(year, 1, 1, tzinfo=timezone.utc)
+        moment = datetime(year, 1, 1, tzinfo=UTC)
         tally.add("jobs", moment, 10, Fate(BY_JOBS, True))
         tally.ran((NOW - moment).total_seconds())
     # 1,428 records, of which two lie within ten years of now (and one in the future)

@@ -4,7 +4,7 @@ import importlib.util
 import json
 import os
 import tracemalloc
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +13,7 @@ from streamclean.errors import StoreChangedError
 from streamclean.inspect import inspect_store
 from streamclean.policy import RetentionPolicy
 
-GENERATOR_NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
+GENERATOR_NOW = datetime(2026, 11, 28, tzinfo=UTC)
 POLICY = RetentionPolicy.build(NOW, 604800.0, 259200.0)
 
 

@@ -10,8 +10,8 @@ timestamps, a jobs TTL shorter than the events TTL. Without the option, nothing 
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -23,13 +23,12 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import processes  # noqa: E402
-from conftest import NOW_ISO, service_bytes  # noqa: E402
-from oracle import clean_state, dump_like_service  # noqa: E402
-from strategies import Scenario, job_scenarios  # noqa: E402
-from test_oracle_agreement import PROPERTY, SERIALISERS, cli_args, semantic  # noqa: E402
-
-from streamclean.cli import main  # noqa: E402
+import processes
+from conftest import NOW_ISO, service_bytes
+from oracle import clean_state, dump_like_service
+from strategies import Scenario, job_scenarios
+from streamclean.cli import main
+from test_oracle_agreement import PROPERTY, SERIALISERS, cli_args, semantic
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
