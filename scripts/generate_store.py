@@ -400,7 +400,10 @@ def _shift_into_past(sk: _Skeleton, events: list, results: list, now_us: int) ->
     overshoot = max(events[-1][2], results[-1][1] if results else 0) - now_us
     if overshoot > 0:
         overshoot = -(-overshoot // _SECOND) * _SECOND
-        shift = lambda x: None if x is None else x - overshoot  # noqa: E731
+
+        def shift(x: int | None) -> int | None:
+            return None if x is None else x - overshoot
+
         sk.queued, sk.started, sk.finished = shift(sk.queued), shift(sk.started), shift(sk.finished)
         events = [(e, a, x - overshoot) for e, a, x in events]
         results = [(k, x - overshoot) for k, x in results]
