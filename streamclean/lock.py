@@ -92,8 +92,12 @@ class StoreLock:
             raise
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise StoreFileError(f"the lock file {self.path} is a symbolic link", _MOVE) from None
-            raise StoreFileError(f"cannot open the lock file {self.path}: {exc.strerror}", _MOVE) from None
+                raise StoreFileError(
+                    f"the lock file {self.path} is a symbolic link", _MOVE
+                ) from None
+            raise StoreFileError(
+                f"cannot open the lock file {self.path}: {exc.strerror}", _MOVE
+            ) from None
 
     def _check(self, st: os.stat_result) -> None:
         if stat.S_ISLNK(st.st_mode):

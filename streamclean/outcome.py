@@ -90,19 +90,26 @@ class Run:
             self.metrics_file = path
         self.store_file = store_file
 
-    def check_report(self, store_file: str, path: str | None, run_files: Files, reads: Files = ()) -> None:
+    def check_report(
+        self, store_file: str, path: str | None, run_files: Files, reads: Files = ()
+    ) -> None:
         """The report file and every other file of the run (the metrics file too), by the
         rule of `outputs.check`."""
         if path:
-            check_outputs(store_file, [*run_files, ("--output-json", path), ("--metrics-textfile", self.metrics_file)],
-                          reads)
+            check_outputs(
+                store_file,
+                [*run_files, ("--output-json", path), ("--metrics-textfile", self.metrics_file)],
+                reads,
+            )
             check_writable_output(path, "--output-json", store_file_mode(store_file))
             self.report_file = path
         self.store_file = store_file
 
     # -- after the library returned -------------------------------------------------------------
 
-    def finished(self, report: CleanupReport | RestoreReport, as_dict: Mapping[str, object]) -> None:
+    def finished(
+        self, report: CleanupReport | RestoreReport, as_dict: Mapping[str, object]
+    ) -> None:
         """The library's report: kept, printed as JSON, written to the report file if asked."""
         self.report = report
         self.document = json.dumps(as_dict, indent=2, ensure_ascii=False) + "\n"
@@ -114,7 +121,9 @@ class Run:
             write_report(Path(self.report_file), self.document, store_file_mode(self.store_file))
             self.reported_in = self.report_file
 
-    def conclude(self, show: Show, summary: Callable[[CleanupReport, float], str] | None = None) -> int:
+    def conclude(
+        self, show: Show, summary: Callable[[CleanupReport, float], str] | None = None
+    ) -> int:
         """Write the metrics, print the report and then either one error line or the summary
         line (`summary`, on success); the exit status. Signals wait meanwhile; one that came
         is part of the account."""
@@ -130,14 +139,20 @@ class Run:
                     show(self.document, False)
                     printed = True
                 except OSError as exc:
-                    problems.append(OutputError(f"the report could not be printed: stdout {_why(exc)}"))
+                    problems.append(
+                        OutputError(f"the report could not be printed: stdout {_why(exc)}")
+                    )
                     status = self._status_after(status, problems)
             late = signals.deferred()
             # an interruption nothing else explains
             if late is not None and status in (0, EXIT_CLEANED):
                 problems.append(InterruptedRunError(late, after_swap=self.swapped, made=self.verb))
                 status = self._status_after(status, problems)
-            if recorded is not None and recorded != status and self._metrics(status, problems) is None:
+            if (
+                recorded is not None
+                and recorded != status
+                and self._metrics(status, problems) is None
+            ):
                 status = self._status_after(status, problems)
             try:
                 if problems:
@@ -232,7 +247,9 @@ def write_report(path: Path, document: str, store_mode: int | None = None) -> No
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, document.encode("utf-8"), store_mode=store_mode)
     except OSError as exc:
-        raise OutputError(f"cannot write the report to {path}: {exc.strerror or exc}", _FIX["--output-json"]) from None
+        raise OutputError(
+            f"cannot write the report to {path}: {exc.strerror or exc}", _FIX["--output-json"]
+        ) from None
 
 
 @contextmanager

@@ -34,8 +34,14 @@ def _section(state, key):
 
 
 def _counts():
-    return {"total": 0, "eligible_terminal": 0, "delete_count": 0,
-            "kept_count": 0, "skipped_missing_timestamp": 0, "cutoff": None}
+    return {
+        "total": 0,
+        "eligible_terminal": 0,
+        "delete_count": 0,
+        "kept_count": 0,
+        "skipped_missing_timestamp": 0,
+        "cutoff": None,
+    }
 
 
 def _verdict(counts, cutoff, stamp_value):
@@ -58,8 +64,11 @@ def clean_state(state, *, results_ttl, events_ttl, now, jobs_ttl=None):
 
     # §2.1 terminal index, keyed by the job's key in `jobs`
     jobs = _section(state, "jobs")
-    terminal_ids = {key for key, job in jobs.items()
-                    if isinstance(job, dict) and job.get("status") in TERMINAL_STATUSES}
+    terminal_ids = {
+        key
+        for key, job in jobs.items()
+        if isinstance(job, dict) and job.get("status") in TERMINAL_STATUSES
+    }
 
     new_state = dict(state)
 
@@ -159,8 +168,12 @@ def clean_state(state, *, results_ttl, events_ttl, now, jobs_ttl=None):
         "events": ec,
     }
     if jobs_ttl is not None:
-        report["jobs"] = dict(jc, ttl_seconds=float(jobs_ttl), removed_with_jobs=with_jobs,
-                              notifications_total=notifications_total)
+        report["jobs"] = dict(
+            jc,
+            ttl_seconds=float(jobs_ttl),
+            removed_with_jobs=with_jobs,
+            notifications_total=notifications_total,
+        )
     return new_state, report
 
 
