@@ -52,19 +52,18 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Optional
 
 import orjson
 
 SCHEMA_VERSION = 5
 RESULT_SCHEMA_VERSION = 3
 HISTORY_DAYS = 30
-DEFAULT_NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
+DEFAULT_NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
-_UTC = timezone.utc
+_UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _SECOND = 1_000_000  # timestamps are handled as integer microseconds
 _HOUR = 3600 * _SECOND
@@ -128,11 +127,32 @@ _SENTENCES = (
     "Line items reconciled against purchase order PO-77812.",
 )
 _FIELDS = (
-    "invoice_number", "invoice_date", "due_date", "total_amount", "currency",
-    "vat_id", "iban", "supplier_name", "customer_name", "line_item",
-    "page_heading", "paragraph", "signature", "address",
+    "invoice_number",
+    "invoice_date",
+    "due_date",
+    "total_amount",
+    "currency",
+    "vat_id",
+    "iban",
+    "supplier_name",
+    "customer_name",
+    "line_item",
+    "page_heading",
+    "paragraph",
+    "signature",
+    "address",
 )
-_TAGS = ("urgent", "batch", "backfill", "customer-facing", "eu", "apac", "pii", "retry-safe", "nightly")
+_TAGS = (
+    "urgent",
+    "batch",
+    "backfill",
+    "customer-facing",
+    "eu",
+    "apac",
+    "pii",
+    "retry-safe",
+    "nightly",
+)
 _FORMATS = ("json", "csv", "pdf", "xlsx", "parquet")
 _EXTENSIONS = (".pdf", ".png", ".tiff", ".docx", ".jpg")
 _MODELS = (
@@ -143,8 +163,12 @@ _MODELS = (
     ("embed-multilingual", "3.1.0"),
 )
 _ACTORS = (
-    "alice@example.com", "bob@example.org", "jürgen.weiß@example.de",
-    "svc-billing", "svc-ingest", "李伟@example.cn",
+    "alice@example.com",
+    "bob@example.org",
+    "jürgen.weiß@example.de",
+    "svc-billing",
+    "svc-ingest",
+    "李伟@example.cn",
 )
 _TENANTS = tuple(f"tenant-{n:03d}" for n in range(1, 41))
 _HOSTS = tuple(f"worker-{n:02d}.jobs.internal" for n in range(1, 17))
@@ -158,12 +182,20 @@ _ERRORS = (
     ("QUOTA", "Tenant quota exhausted for the current billing period", False),
 )
 _CANCEL_REASONS = (
-    "user requested", "superseded by a newer job", "Abbruch durch Benutzer",
-    "tenant suspended", "ユーザーによるキャンセル",
+    "user requested",
+    "superseded by a newer job",
+    "Abbruch durch Benutzer",
+    "tenant suspended",
+    "ユーザーによるキャンセル",
 )
 _PROGRESS_MESSAGES = (
-    "parsing pages", "running OCR", "extracting fields", "Seiten werden analysiert",
-    "正在处理", "uploading artifacts", "rendering ✨",
+    "parsing pages",
+    "running OCR",
+    "extracting fields",
+    "Seiten werden analysiert",
+    "正在处理",
+    "uploading artifacts",
+    "rendering ✨",
 )
 
 # Floats are only safe when orjson prints them exactly like float.__repr__
@@ -207,8 +239,8 @@ def _iso(us: int) -> str:
         date = _DATES[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
     sec, micro = divmod(rem, _SECOND)
     if micro:
-        return "%sT%02d:%02d:%02d.%06d+00:00" % (date, sec // 3600, sec // 60 % 60, sec % 60, micro)
-    return "%sT%02d:%02d:%02d+00:00" % (date, sec // 3600, sec // 60 % 60, sec % 60)
+        return f"{date}T{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}.{micro:06d}+00:00"
+    return f"{date}T{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}+00:00"
 
 
 def _uuid(bits: int) -> str:
@@ -218,14 +250,16 @@ def _uuid(bits: int) -> str:
 
 def _ordered_id(index: int, sub: int, bits: int) -> str:
     """A UUID4-looking id that sorts by (index, sub), with a tail from ``bits``."""
-    return "%08x-%04x-4%03x-%04x-%012x" % (
-        index, sub, (bits >> 64) & 0xFFF, 0x8000 | ((bits >> 48) & 0x3FFF), bits & 0xFFFFFFFFFFFF)
+    variant = 0x8000 | ((bits >> 48) & 0x3FFF)
+    return f"{index:08x}-{sub:04x}-4{(bits >> 64) & 0xFFF:03x}-{variant:04x}-{bits & 0xFFFFFFFFFFFF:012x}"
 
 
 def _chooser(rnd):
     """``pick(seq)``: a random element, drawing exactly one ``rnd()``."""
+
     def pick(seq):
         return seq[int(rnd() * len(seq))]
+
     return pick
 
 
@@ -248,8 +282,21 @@ class _Skeleton:
     """Id, status and timeline of one job, regenerated identically by every section."""
 
     __slots__ = (
-        "index", "job_id", "status", "job_type", "attempt", "priority", "tenant", "queue", "requested_by",
-        "queued", "started", "finished", "events", "results", "content_seed",
+        "attempt",
+        "content_seed",
+        "events",
+        "finished",
+        "index",
+        "job_id",
+        "job_type",
+        "priority",
+        "queue",
+        "queued",
+        "requested_by",
+        "results",
+        "started",
+        "status",
+        "tenant",
     )
 
 
@@ -268,7 +315,7 @@ class Arrivals:
     running_share: float = 0.0
 
 
-def _skeleton(seed: int, index: int, now_us: int, arrivals: Optional[Arrivals] = None) -> _Skeleton:
+def _skeleton(seed: int, index: int, now_us: int, arrivals: Arrivals | None = None) -> _Skeleton:
     rng = random.Random(seed * 1_000_003 + index)
     rnd = rng.random
     pick = _chooser(rnd)
@@ -279,9 +326,7 @@ def _skeleton(seed: int, index: int, now_us: int, arrivals: Optional[Arrivals] =
     if arrivals is not None:
         status = _uniform_status(index, u, arrivals)
     else:
-        for status, p in _STATUS_CDF:
-            if u < p:
-                break
+        status = next((name for name, p in _STATUS_CDF if u < p), _STATUS_CDF[-1][0])
     sk.status = status
     sk.job_type = pick(_JOB_TYPES)
     sk.priority = int(rnd() * 10)
@@ -312,8 +357,8 @@ def _skeleton(seed: int, index: int, now_us: int, arrivals: Optional[Arrivals] =
     return sk
 
 
-_GOLDEN = (5 ** 0.5 - 1) / 2
-_SQRT2 = 2 ** 0.5 - 1
+_GOLDEN = (5**0.5 - 1) / 2
+_SQRT2 = 2**0.5 - 1
 
 
 def _uniform_status(index: int, u: float, arrivals: Arrivals) -> str:
@@ -390,7 +435,10 @@ def _shift_into_past(sk: _Skeleton, events: list, results: list, now_us: int) ->
     overshoot = max(events[-1][2], results[-1][1] if results else 0) - now_us
     if overshoot > 0:
         overshoot = -(-overshoot // _SECOND) * _SECOND
-        shift = lambda x: None if x is None else x - overshoot  # noqa: E731
+
+        def shift(x: int | None) -> int | None:
+            return None if x is None else x - overshoot
+
         sk.queued, sk.started, sk.finished = shift(sk.queued), shift(sk.started), shift(sk.finished)
         events = [(e, a, x - overshoot) for e, a, x in events]
         results = [(k, x - overshoot) for k, x in results]
@@ -399,8 +447,12 @@ def _shift_into_past(sk: _Skeleton, events: list, results: list, now_us: int) ->
 
 # Chance that a progress report stores a partial result, by job status.
 _PARTIAL_RESULT_CHANCE = {
-    "completed": 0.06, "failed": 0.08, "canceled": 0.05,
-    "queued": 0.0, "running": 0.3, "partial": 0.35,
+    "completed": 0.06,
+    "failed": 0.08,
+    "canceled": 0.05,
+    "queued": 0.0,
+    "running": 0.3,
+    "partial": 0.35,
 }
 
 
@@ -426,8 +478,12 @@ def _job_record(sk: _Skeleton) -> dict:
     error = None
     if sk.status == "failed":
         code, message, retryable = pick(_ERRORS)
-        error = {"code": code, "message": message, "retryable": retryable,
-                 "details": {"attempt": sk.attempt, "host": pick(_HOSTS)}}
+        error = {
+            "code": code,
+            "message": message,
+            "retryable": retryable,
+            "details": {"attempt": sk.attempt, "host": pick(_HOSTS)},
+        }
     return {
         "attempt": sk.attempt,
         "error": error,
@@ -459,8 +515,10 @@ def _request_payload(rng: random.Random, sk: _Skeleton) -> dict:
     }
     kind = sk.job_type
     if kind in ("document.extract", "invoice.ocr"):
-        payload["input"] = {"documents": [_document(rng) for _ in range(1 + int(rnd() ** 3 * 6))],
-                            "source": "s3" if rnd() < 0.7 else "upload"}
+        payload["input"] = {
+            "documents": [_document(rng) for _ in range(1 + int(rnd() ** 3 * 6))],
+            "source": "s3" if rnd() < 0.7 else "upload",
+        }
         payload["options"] = {
             "dpi": pick((150, 200, 300, 600)),
             "languages": [pick(_LANGUAGES) for _ in range(1 + int(rnd() * 3))],
@@ -469,20 +527,27 @@ def _request_payload(rng: random.Random, sk: _Skeleton) -> dict:
         }
     elif kind in ("embedding.batch", "translation.batch"):
         payload["input"] = {"texts": [pick(_SENTENCES) for _ in range(1 + int(rnd() ** 2 * 6))]}
-        payload["options"] = {"model": pick(_MODELS)[0],
-                              "source_lang": pick(_LANGUAGES),
-                              "target_lang": pick(_LANGUAGES)}
+        payload["options"] = {
+            "model": pick(_MODELS)[0],
+            "source_lang": pick(_LANGUAGES),
+            "target_lang": pick(_LANGUAGES),
+        }
     elif kind == "report.render":
         day = 1 + int(rnd() * 28)
         payload["report"] = {
             "filters": {"min_amount": pick(_FLOATS), "region": pick(("eu", "us", "apac"))},
-            "period": {"days": 1 + int(rnd() * 90), "from": f"2026-{1 + int(rnd() * 10):02d}-{day:02d}"},
+            "period": {
+                "days": 1 + int(rnd() * 90),
+                "from": f"2026-{1 + int(rnd() * 10):02d}-{day:02d}",
+            },
             "template": pick(_TITLES),
         }
     else:  # export.csv
-        payload["query"] = {"columns": [pick(_FIELDS) for _ in range(2 + int(rnd() * 6))],
-                            "format": pick(_FORMATS),
-                            "limit": 1000 * (1 + int(rnd() * 500))}
+        payload["query"] = {
+            "columns": [pick(_FIELDS) for _ in range(2 + int(rnd() * 6))],
+            "format": pick(_FORMATS),
+            "limit": 1000 * (1 + int(rnd() * 500)),
+        }
     if rnd() < 0.3:
         payload["note"] = pick(_SENTENCES)
     return payload
@@ -515,8 +580,7 @@ def _event_records(sk: _Skeleton) -> list:
             payload = {"attempt": sk.attempt, "host": pick(_HOSTS)}
         elif event_type == "job.progress":
             done = min(total_steps, done + 1 + int(rnd() * total_steps / 4))
-            payload = {"done": done, "total": total_steps,
-                       "message": pick(_PROGRESS_MESSAGES)}
+            payload = {"done": done, "total": total_steps, "message": pick(_PROGRESS_MESSAGES)}
         elif event_type == "job.retrying":
             payload = {"backoff_seconds": 5 * int(1 + rnd() * 12), "reason": pick(_ERRORS)[0]}
         elif event_type == "job.failed":
@@ -526,15 +590,17 @@ def _event_records(sk: _Skeleton) -> list:
             payload = {"by": sk.requested_by, "reason": pick(_CANCEL_REASONS)}
         else:  # job.completed / job.partial
             payload = {"duration_ms": (at - sk.queued) // 1000, "results": len(sk.results)}
-        records.append({
-            "actor_type": actor,
-            "event_id": _uuid(rng.getrandbits(128)),
-            "event_seq": seq,
-            "event_type": event_type,
-            "job_id": sk.job_id,
-            "occurred_at": _iso(at),
-            "payload_json": payload,
-        })
+        records.append(
+            {
+                "actor_type": actor,
+                "event_id": _uuid(rng.getrandbits(128)),
+                "event_seq": seq,
+                "event_type": event_type,
+                "job_id": sk.job_id,
+                "occurred_at": _iso(at),
+                "payload_json": payload,
+            }
+        )
     return records
 
 
@@ -545,16 +611,21 @@ def _result_records(sk: _Skeleton) -> list:
     for seq, (kind, at) in enumerate(sk.results, start=1):
         result_id = _ordered_id(sk.index, seq, rng.getrandbits(128))
         payload, summary = _result_payload(rng, kind)
-        out.append((result_id, {
-            "created_at": _iso(at),
-            "job_id": sk.job_id,
-            "result_id": result_id,
-            "result_kind": kind,
-            "result_seq": seq,
-            "result_payload": payload,
-            "schema_version": RESULT_SCHEMA_VERSION,
-            "summary_json": summary,
-        }))
+        out.append(
+            (
+                result_id,
+                {
+                    "created_at": _iso(at),
+                    "job_id": sk.job_id,
+                    "result_id": result_id,
+                    "result_kind": kind,
+                    "result_seq": seq,
+                    "result_payload": payload,
+                    "schema_version": RESULT_SCHEMA_VERSION,
+                    "summary_json": summary,
+                },
+            )
+        )
     return out
 
 
@@ -564,21 +635,26 @@ def _result_payload(rng: random.Random, kind: str) -> tuple:
     # Final results are the bulk of a store; partial ones are smaller snapshots.
     count = 1 + int(rnd() ** 3 * 18) if kind == "final" else 1 + int(rnd() ** 2 * 3)
     items = []
-    for n in range(count):
-        items.append({
-            "confidence": pick(_UNIT_FLOATS),
-            "field": pick(_FIELDS),
-            "page": 1 + int(rnd() * 12),
-            "text": pick(_SENTENCES),
-        })
+    for _ in range(count):
+        items.append(
+            {
+                "confidence": pick(_UNIT_FLOATS),
+                "field": pick(_FIELDS),
+                "page": 1 + int(rnd() * 12),
+                "text": pick(_SENTENCES),
+            }
+        )
     model, version = pick(_MODELS)
     pages = 1 + int(rnd() * 40)
     payload = {
         "items": items,
         "language": pick(_LANGUAGES),
         "model": {"name": model, "version": version},
-        "timings_ms": {"ocr": int(rnd() * 90_000), "postprocess": int(rnd() * 4000),
-                       "total": int(rnd() * 120_000)},
+        "timings_ms": {
+            "ocr": int(rnd() * 90_000),
+            "postprocess": int(rnd() * 4000),
+            "total": int(rnd() * 120_000),
+        },
     }
     if rnd() < 0.2:
         payload["warnings"] = [pick(_SENTENCES)]
@@ -591,7 +667,9 @@ def _result_payload(rng: random.Random, kind: str) -> tuple:
     return payload, summary
 
 
-def _notification_records(seed: int, jobs: int, now_us: int, arrivals: Optional[Arrivals] = None) -> list:
+def _notification_records(
+    seed: int, jobs: int, now_us: int, arrivals: Arrivals | None = None
+) -> list:
     """A handful of notifications, as [(id, record)] sorted by id.
 
     Exactly one draw picks each job, so their size does not depend on the job
@@ -605,15 +683,20 @@ def _notification_records(seed: int, jobs: int, now_us: int, arrivals: Optional[
         job = _skeleton(seed, int(rnd() * jobs), now_us, arrivals) if jobs else None
         notification_id = f"ntf-{n:04d}-{rng.getrandbits(48):012x}"
         created = (job.events[-1][2] if job else now_us) + 1000
-        out.append((notification_id, {
-            "channel": ("email", "webhook", "slack")[n % 3],
-            "created_at": _iso(min(created, now_us)),
-            "job_id": job.job_id if job else None,
-            "notification_id": notification_id,
-            "recipient": pick(_ACTORS),
-            "status": pick(("sent", "pending", "failed")),
-            "template": "job_finished",
-        }))
+        out.append(
+            (
+                notification_id,
+                {
+                    "channel": ("email", "webhook", "slack")[n % 3],
+                    "created_at": _iso(min(created, now_us)),
+                    "job_id": job.job_id if job else None,
+                    "notification_id": notification_id,
+                    "recipient": pick(_ACTORS),
+                    "status": pick(("sent", "pending", "failed")),
+                    "template": "job_finished",
+                },
+            )
+        )
     return out
 
 
@@ -636,8 +719,9 @@ def _result_entries(sk: _Skeleton) -> list:
     return [_entry(rid, record, _PAD4) for rid, record in _result_records(sk)]
 
 
-def _render_chunk(section: str, seed: int, start: int, stop: int, now_us: int,
-                  arrivals: Optional[Arrivals] = None) -> tuple:
+def _render_chunk(
+    section: str, seed: int, start: int, stop: int, now_us: int, arrivals: Arrivals | None = None
+) -> tuple:
     """The ``section`` entries of jobs [start, stop), joined by ",\n".
 
     Returns (number of entries, number of events, bytes); a chunk is the unit
@@ -657,12 +741,14 @@ def _render_chunk(section: str, seed: int, start: int, stop: int, now_us: int,
     return len(entries), events, b",\n".join(entries)
 
 
-def _chunks_serial(tasks: list, seed: int, now_us: int, arrivals: Optional[Arrivals] = None):
+def _chunks_serial(tasks: list, seed: int, now_us: int, arrivals: Arrivals | None = None):
     for section, start, stop in tasks:
         yield _render_chunk(section, seed, start, stop, now_us, arrivals)
 
 
-def _chunks_parallel(tasks: list, workers: int, seed: int, now_us: int, arrivals: Optional[Arrivals] = None):
+def _chunks_parallel(
+    tasks: list, workers: int, seed: int, now_us: int, arrivals: Arrivals | None = None
+):
     """Render ``tasks`` in forked worker processes, yielding chunks in task order.
 
     Worker k renders tasks k, k + workers, ...; the parent reads them back
@@ -676,8 +762,11 @@ def _chunks_parallel(tasks: list, workers: int, seed: int, now_us: int, arrivals
     try:
         for k in range(workers):
             receiver, sender = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker, args=(sender, tasks[k::workers], seed, now_us, arrivals),
-                               daemon=True)
+            proc = ctx.Process(
+                target=_worker,
+                args=(sender, tasks[k::workers], seed, now_us, arrivals),
+                daemon=True,
+            )
             proc.start()
             sender.close()  # so that a dead worker shows up as EOFError, not a hang
             procs.append(proc)
@@ -699,7 +788,7 @@ def _chunks_parallel(tasks: list, workers: int, seed: int, now_us: int, arrivals
             conn.close()
 
 
-def _worker(conn, tasks: list, seed: int, now_us: int, arrivals: Optional[Arrivals] = None) -> None:
+def _worker(conn, tasks: list, seed: int, now_us: int, arrivals: Arrivals | None = None) -> None:
     try:
         for section, start, stop in tasks:
             conn.send(_render_chunk(section, seed, start, stop, now_us, arrivals))
@@ -730,7 +819,9 @@ def _write_section(fh, name: str, chunks, last: bool = False) -> tuple:
     return entries, events
 
 
-def _choose_job_count(size_bytes: int, seed: int, now_us: int, arrivals: Optional[Arrivals] = None) -> int:
+def _choose_job_count(
+    size_bytes: int, seed: int, now_us: int, arrivals: Arrivals | None = None
+) -> int:
     """The number of jobs that makes the file about ``size_bytes`` long.
 
     The first jobs are measured exactly (each adds its events entry, job entry
@@ -751,11 +842,21 @@ def _choose_job_count(size_bytes: int, seed: int, now_us: int, arrivals: Optiona
     return index + round((size_bytes - used) / ((used - fixed) / index))
 
 
-def _render_small(seed: int, jobs: int, now_us: int, arrivals: Optional[Arrivals] = None) -> bytes:
+def _render_small(seed: int, jobs: int, now_us: int, arrivals: Arrivals | None = None) -> bytes:
     """The parts of the file that do not grow with the job count, for sizing."""
-    notifications = {nid: record for nid, record in _notification_records(seed, jobs, now_us, arrivals)}
-    return orjson.dumps({"events": {}, "jobs": {}, "notifications": notifications,
-                         "results": {}, "schema_version": SCHEMA_VERSION}, option=_ORJSON_OPTS)
+    notifications = {
+        nid: record for nid, record in _notification_records(seed, jobs, now_us, arrivals)
+    }
+    return orjson.dumps(
+        {
+            "events": {},
+            "jobs": {},
+            "notifications": notifications,
+            "results": {},
+            "schema_version": SCHEMA_VERSION,
+        },
+        option=_ORJSON_OPTS,
+    )
 
 
 def _to_utc_us(now: datetime) -> int:
@@ -771,8 +872,14 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def generate_store(path, size_bytes: int, seed: int = 0, now: datetime = DEFAULT_NOW,
-                   workers: Optional[int] = None, arrivals: Optional[Arrivals] = None) -> Stats:
+def generate_store(
+    path,
+    size_bytes: int,
+    seed: int = 0,
+    now: datetime = DEFAULT_NOW,
+    workers: int | None = None,
+    arrivals: Arrivals | None = None,
+) -> Stats:
     """Write a store of about ``size_bytes`` bytes to ``path`` and return its Stats.
 
     ``arrivals``: uniform arrivals over a number of days, with a share of jobs that never end
@@ -786,7 +893,11 @@ def generate_store(path, size_bytes: int, seed: int = 0, now: datetime = DEFAULT
     now_us = _to_utc_us(now)
     jobs = _choose_job_count(size_bytes, seed, now_us, arrivals)
     ranges = [(start, min(start + _CHUNK_JOBS, jobs)) for start in range(0, jobs, _CHUNK_JOBS)]
-    tasks = [(section, start, stop) for section in ("events", "jobs", "results") for start, stop in ranges]
+    tasks = [
+        (section, start, stop)
+        for section in ("events", "jobs", "results")
+        for start, stop in ranges
+    ]
     if workers is None:
         workers = _available_cpus() if len(ranges) >= 4 else 1
     if workers > 1 and hasattr(os, "fork"):
@@ -795,22 +906,38 @@ def generate_store(path, size_bytes: int, seed: int = 0, now: datetime = DEFAULT
         chunks = _chunks_serial(tasks, seed, now_us, arrivals)
 
     per_section = len(ranges)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. runtime/async_jobs/ in a fresh clone
+    # e.g. runtime/async_jobs/ in a fresh clone
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(path, "wb", buffering=_WRITE_BUFFER) as fh:
             fh.write(b"{\n")
             _, events = _write_section(fh, "events", islice(chunks, per_section))
             _write_section(fh, "jobs", islice(chunks, per_section))
             notifications = _notification_records(seed, jobs, now_us, arrivals)
-            _write_section(fh, "notifications", [(len(notifications), 0, b",\n".join(
-                _entry(nid, record, _PAD4) for nid, record in notifications))])
+            _write_section(
+                fh,
+                "notifications",
+                [
+                    (
+                        len(notifications),
+                        0,
+                        b",\n".join(_entry(nid, record, _PAD4) for nid, record in notifications),
+                    )
+                ],
+            )
             results, _ = _write_section(fh, "results", chunks)
             fh.write(b'  "schema_version": ' + str(SCHEMA_VERSION).encode() + b"\n}")
             size = fh.tell()
     finally:
         chunks.close()  # on failure, stops the workers now rather than at garbage collection
-    return Stats(path=str(path), bytes=size, jobs=jobs, events=events, results=results,
-                 seconds=time.perf_counter() - started)
+    return Stats(
+        path=str(path),
+        bytes=size,
+        jobs=jobs,
+        events=events,
+        results=results,
+        seconds=time.perf_counter() - started,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -844,28 +971,51 @@ def _parse_now(text: str) -> datetime:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        description="Generate a realistic async-job store in the service's exact layout.")
+        description="Generate a realistic async-job store in the service's exact layout."
+    )
     parser.add_argument("out", type=Path, help="output file (overwritten)")
-    parser.add_argument("--size", type=parse_size, default=parse_size("100MB"),
-                        help="target size: bytes, or K/M/G (=KB/MB/GB, powers of 1000), or KiB/MiB/GiB "
-                             "(powers of 1024); default 100MB")
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        default=parse_size("100MB"),
+        help="target size: bytes, or K/M/G (=KB/MB/GB, powers of 1000), or KiB/MiB/GiB "
+        "(powers of 1024); default 100MB",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--now", type=_parse_now, default=DEFAULT_NOW,
-                        help="history ends here (default %(default)s); naive times are UTC")
-    parser.add_argument("--uniform-days", type=float, metavar="DAYS",
-                        help="uniform arrivals over DAYS days before --now, every job terminal unless "
-                             "--running-share says otherwise (default: growing traffic over 30 days)")
-    parser.add_argument("--running-share", type=float, default=0.0, metavar="FRACTION",
-                        help="with --uniform-days: the share of jobs still running, whatever their age")
+    parser.add_argument(
+        "--now",
+        type=_parse_now,
+        default=DEFAULT_NOW,
+        help="history ends here (default %(default)s); naive times are UTC",
+    )
+    parser.add_argument(
+        "--uniform-days",
+        type=float,
+        metavar="DAYS",
+        help="uniform arrivals over DAYS days before --now, every job terminal unless "
+        "--running-share says otherwise (default: growing traffic over 30 days)",
+    )
+    parser.add_argument(
+        "--running-share",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="with --uniform-days: the share of jobs still running, whatever their age",
+    )
     args = parser.parse_args(argv)
     if args.running_share and args.uniform_days is None:
         parser.error("--running-share needs --uniform-days")
     if not 0 <= args.running_share < 1:
         parser.error("--running-share must be at least 0 and below 1")
-    arrivals = Arrivals(args.uniform_days, args.running_share) if args.uniform_days is not None else None
+    arrivals = (
+        Arrivals(args.uniform_days, args.running_share) if args.uniform_days is not None else None
+    )
     stats = generate_store(args.out, args.size, seed=args.seed, now=args.now, arrivals=arrivals)
-    print(f"{stats.path}: {stats.bytes} bytes, {stats.jobs} jobs, {stats.events} events, "
-          f"{stats.results} results, {stats.seconds:.1f} s", file=sys.stderr)
+    print(
+        f"{stats.path}: {stats.bytes} bytes, {stats.jobs} jobs, {stats.events} events, "
+        f"{stats.results} results, {stats.seconds:.1f} s",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -27,7 +27,8 @@ STAMP = "%Y%m%dT%H%M%SZ"
 _STAMP_PATTERN = r"\d{8}T\d{6}Z(?:-[1-9]\d*)?"
 # Any name this module gives, whatever the store: no other output of a run may take one (outputs.py).
 ANY_ARCHIVE_NAME = re.compile(r".+\." + _STAMP_PATTERN + re.escape(SUFFIX), re.DOTALL)
-_HEADER_LIMIT = 1 << 16  # a header line is a few hundred bytes; a file without one this soon is not ours
+# a header line is a few hundred bytes; a file without one this soon is not ours
+_HEADER_LIMIT = 1 << 16
 
 
 def stamp(now: datetime) -> str:
@@ -49,7 +50,7 @@ class Pruned:
     path: Path
     now: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str]:
         return {"file": str(self.path), "now": self.now}
 
 
@@ -57,11 +58,15 @@ class ArchiveFolder:
     """The folder of one store's archives. `store` is the store's real path (the one archive
     headers name); `keep` the seconds an archive is kept (None: never pruned)."""
 
-    def __init__(self, path: str | os.PathLike, store: Path, keep: float | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], store: Path, keep: float | None = None
+    ) -> None:
         self.path = Path(path)
         self.store = store
         self.keep = keep
-        self._own = re.compile(re.escape(store.name) + r"\." + _STAMP_PATTERN + re.escape(SUFFIX), re.DOTALL)
+        self._own = re.compile(
+            re.escape(store.name) + r"\." + _STAMP_PATTERN + re.escape(SUFFIX), re.DOTALL
+        )
 
     # -- before the store is read ----------------------------------------------------------------
 
@@ -73,19 +78,25 @@ class ArchiveFolder:
             except FileExistsError:
                 pass  # made meanwhile: checked below like any folder
             except OSError as exc:
-                raise OutputError(f"cannot create the archive folder {self.path}: {exc.strerror or exc}",
-                                  "the store was left unchanged; its parent folder must exist and be writable") from None
+                raise OutputError(
+                    f"cannot create the archive folder {self.path}: {exc.strerror or exc}",
+                    "the store was left unchanged; its parent folder must exist and be writable",
+                ) from None
         if dry_run and not os.path.lexists(self.path):
             return
         if not self.path.is_dir():
-            raise OutputError(f"--archive-dir {self.path} is not a folder",
-                              "the store was left unchanged; give a folder for the archives")
+            raise OutputError(
+                f"--archive-dir {self.path} is not a folder",
+                "the store was left unchanged; give a folder for the archives",
+            )
         if not dry_run:
             try:
                 check_writable(self.path / f"{self.store.name}.probe", store_mode=store_mode)
             except OSError as exc:
-                raise OutputError(f"cannot write archives into {self.path}: {exc.strerror or exc}",
-                                  "the store was left unchanged; the folder must be writable") from None
+                raise OutputError(
+                    f"cannot write archives into {self.path}: {exc.strerror or exc}",
+                    "the store was left unchanged; the folder must be writable",
+                ) from None
 
     # -- names -------------------------------------------------------------------------------------
 
@@ -116,8 +127,10 @@ class ArchiveFolder:
         except OSError as exc:
             if dry_run and exc.errno == errno.ENOENT:
                 return []  # a dry run creates nothing, and there is nothing in a folder not there
-            raise WriteError(f"cannot open the archive folder {self.path}: {exc.strerror or exc}",
-                             "the archives there were left as they were") from None
+            raise WriteError(
+                f"cannot open the archive folder {self.path}: {exc.strerror or exc}",
+                "the archives there were left as they were",
+            ) from None
         try:
             keep_out = _identity_at(folder, written.name) if written is not None else None
             old = []
@@ -139,12 +152,16 @@ class ArchiveFolder:
         finally:
             os.close(folder)
 
-    def _old_archive(self, folder: int, name: str, cutoff: datetime) -> tuple[tuple[int, int], datetime] | None:
+    def _old_archive(
+        self, folder: int, name: str, cutoff: datetime
+    ) -> tuple[tuple[int, int], datetime] | None:
         """(identity, header now) of the archive `name` if it is one of this store's, older
         than `cutoff`; None for anything else (a symlink, not a regular file, not an archive,
         another store's, too new)."""
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+            fd = os.open(
+                name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder
+            )
         except OSError:
             return None  # a symlink (ELOOP), gone meanwhile, unreadable: not ours to judge
         try:
@@ -173,16 +190,20 @@ class ArchiveFolder:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise WriteError(f"cannot remove the old archive {self.path / name}: {exc.strerror or exc}",
-                             "check the archive folder's permissions") from None
+            raise WriteError(
+                f"cannot remove the old archive {self.path / name}: {exc.strerror or exc}",
+                "check the archive folder's permissions",
+            ) from None
         return True
 
     def _sync(self) -> None:
         try:
             fs.fsync_dir(str(self.path))
         except OSError as exc:
-            raise WriteError(f"cannot sync the archive folder {self.path}: {exc.strerror or exc}",
-                             "check the disk") from None
+            raise WriteError(
+                f"cannot sync the archive folder {self.path}: {exc.strerror or exc}",
+                "check the disk",
+            ) from None
 
 
 def _identity_at(folder: int, name: str) -> tuple[int, int] | None:
@@ -215,12 +236,18 @@ def _moment(text: object) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def check_options(archive_dir: str | os.PathLike | None, archive_keep: float | None,
-                  archive_file: str | os.PathLike | None) -> None:
+def check_options(
+    archive_dir: str | os.PathLike[str] | None,
+    archive_keep: float | None,
+    archive_file: str | os.PathLike[str] | None,
+) -> None:
     """The archive options' combinations, refused before anything is read."""
     if archive_dir is not None and archive_file is not None:
-        raise UsageError("--archive-dir and --archive-file cannot be given together",
-                         "give one: a folder where the run names the archive, or the archive's name")
+        raise UsageError(
+            "--archive-dir and --archive-file cannot be given together",
+            "give one: a folder where the run names the archive, or the archive's name",
+        )
     if archive_keep is not None and archive_dir is None:
-        raise UsageError("--archive-keep needs --archive-dir", "it removes old archives from that folder")
-
+        raise UsageError(
+            "--archive-keep needs --archive-dir", "it removes old archives from that folder"
+        )

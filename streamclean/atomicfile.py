@@ -30,8 +30,12 @@ class AtomicWriter:
     the report of a private store is private too.
     """
 
-    def __init__(self, path: str | os.PathLike, new_file_mode: int | None = None,
-                 store_mode: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        new_file_mode: int | None = None,
+        store_mode: int | None = None,
+    ) -> None:
         self.path = Path(path)
         self.new_file_mode = new_file_mode
         self.store_mode = store_mode
@@ -101,15 +105,21 @@ class AtomicWriter:
         return 0o666 & ~umask & limit
 
 
-def write_atomically(path: str | os.PathLike, data: bytes, new_file_mode: int | None = None,
-                     store_mode: int | None = None) -> None:
+def write_atomically(
+    path: str | os.PathLike[str],
+    data: bytes,
+    new_file_mode: int | None = None,
+    store_mode: int | None = None,
+) -> None:
     """Replace the file at `path` with `data`, atomically; raises OSError, leaving `path` as
     it was and no temporary file behind. `store_mode`: see AtomicWriter."""
     with AtomicWriter(path, new_file_mode, store_mode).open() as f:
         f.write(data)
 
 
-def check_writable(path: str | os.PathLike, create_folders: bool = False, store_mode: int | None = None) -> None:
+def check_writable(
+    path: str | os.PathLike[str], create_folders: bool = False, store_mode: int | None = None
+) -> None:
     """Raise OSError, worded for a person, unless `path` can be written by `write_atomically`
     (after creating its missing folders, with `create_folders`).
 
@@ -138,7 +148,8 @@ def check_writable(path: str | os.PathLike, create_folders: bool = False, store_
     for _ in range(64):
         probe = folder / f".streamclean-probe-{secrets.token_hex(4)}.tmp"
         try:
-            os.close(fs.create_file(probe, 0o600 if store_mode is None else store_mode, 0o600))  # empty, its owner's
+            # empty, its owner's
+            os.close(fs.create_file(probe, 0o600 if store_mode is None else store_mode, 0o600))
         except FileExistsError:
             continue
         except OSError as exc:

@@ -12,13 +12,17 @@ import ctypes
 import errno
 import os
 import stat
-from typing import Callable
+from collections.abc import Callable
+from typing import TypeVar, TypeVarTuple
+
+_R = TypeVar("_R")
+_Args = TypeVarTuple("_Args")
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
 
 
-def call(op: str, func: Callable, *args):
+def call(op: str, func: Callable[[*_Args], _R], *args: *_Args) -> _R:
     """Run one file-system operation. Tests wrap this to inject failures by `op` and count."""
     return func(*args)
 
@@ -29,11 +33,15 @@ def private_mode(store_mode: int) -> int:
     return stat.S_IMODE(store_mode) & 0o666
 
 
-def create_file(path: str | os.PathLike, store_mode: int, mode: int = 0o666, *, read: bool = False) -> int:
+def create_file(
+    path: str | os.PathLike[str], store_mode: int, mode: int = 0o666, *, read: bool = False
+) -> int:
     """Create `path` as a new file, no more open than a store of mode `store_mode` (and the
     umask) allows, before any byte is written: never an existing file, never through a symbolic
     link. Its descriptor, for writing (and reading, with `read`); OSError if it cannot be made."""
-    flags = (os.O_RDWR if read else os.O_WRONLY) | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = (
+        (os.O_RDWR if read else os.O_WRONLY) | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    )
     return os.open(path, flags, mode & private_mode(store_mode))
 
 
@@ -70,12 +78,14 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _libc_function(name: str, argtypes: list):
+def _libc_function(
+    name: str, argtypes: list[type[ctypes._SimpleCData[int] | ctypes.c_char_p]]
+) -> Callable[..., int] | None:
     """A function of the C library the interpreter is linked with, or None; `find_library`
     would spawn ldconfig."""
     for library in (None, "libc.so.6"):
         try:
-            func = getattr(ctypes.CDLL(library, use_errno=True), name)
+            func = ctypes.CDLL(library, use_errno=True)[name]
         except (OSError, AttributeError):
             continue
         func.argtypes = argtypes
@@ -84,8 +94,12 @@ def _libc_function(name: str, argtypes: list):
     return None
 
 
-_renameat2 = _libc_function("renameat2", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint])
-_sync_file_range = _libc_function("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
+_renameat2 = _libc_function(
+    "renameat2", [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+)
+_sync_file_range = _libc_function(
+    "sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+)
 _SYNC_FILE_RANGE_WRITE = 2  # start writing dirty pages back, do not wait (linux/fs.h)
 
 

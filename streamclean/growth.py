@@ -53,8 +53,15 @@ class TTLs(NamedTuple):
 
     def lifetime(self, by: int) -> float | None:
         """How long a record with these removers stays after its timestamp (None: for ever)."""
-        found = [ttl for bit, ttl in ((BY_RESULTS, self.results), (BY_EVENTS, self.events), (BY_JOBS, self.jobs))
-                 if by & bit and ttl is not None]
+        found = [
+            ttl
+            for bit, ttl in (
+                (BY_RESULTS, self.results),
+                (BY_EVENTS, self.events),
+                (BY_JOBS, self.jobs),
+            )
+            if by & bit and ttl is not None
+        ]
         return min(found) if found else None
 
 
@@ -67,7 +74,8 @@ class _Sums:
     dated: int = 0
     undated: int = 0
     undated_offset: float = 0.0
-    by_age_hours: dict[int, list[float]] = field(default_factory=dict)  # pending: hours -> [bytes, bytes x offset]
+    # pending: hours -> [bytes, bytes x offset]
+    by_age_hours: dict[int, list[float]] = field(default_factory=dict)
 
     def add(self, other: _Sums) -> None:
         self.window += other.window
@@ -88,7 +96,8 @@ class GrowthTally:
     now: datetime
     window_seconds: float
     sums: dict[tuple[str, Fate], _Sums] = field(default_factory=dict)
-    run_hours: Counter = field(default_factory=Counter)  # how long ended jobs ran, in whole hours
+    # how long ended jobs ran, in whole hours
+    run_hours: Counter[int] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.window_start = self.now - timedelta(seconds=self.window_seconds)
@@ -96,7 +105,9 @@ class GrowthTally:
     def fresh(self) -> GrowthTally:
         return GrowthTally(self.now, self.window_seconds)
 
-    def add(self, section: str, moment: datetime | None, nbytes: int, fate: Fate, offset: float = 0.0) -> None:
+    def add(
+        self, section: str, moment: datetime | None, nbytes: int, fate: Fate, offset: float = 0.0
+    ) -> None:
         """One record: its section, timestamp, exact bytes and fate (`offset`: see `Fate`)."""
         sums = self.sums.get((section, fate))
         if sums is None:
@@ -137,11 +148,14 @@ class GrowthTally:
 
     def record_bytes(self, section: str) -> int:
         """The bytes of the records of `section`."""
-        return sum(sums.dated + sums.undated for (name, _), sums in self.sums.items() if name == section)
+        return sum(
+            sums.dated + sums.undated for (name, _), sums in self.sums.items() if name == section
+        )
 
     def ran(self, seconds: float) -> None:
         """An ended job ran this long (from `queued_at` to `finished_at`)."""
-        self.run_hours[min(max(0, int(-(-seconds // 3600))), _MAX_AGE_HOURS)] += 1  # bounded, like the ages
+        # bounded, like the ages
+        self.run_hours[min(max(0, int(-(-seconds // 3600))), _MAX_AGE_HOURS)] += 1
 
     def merge(self, other: GrowthTally) -> None:
         """Count in a worker's tally of its part of the store."""
@@ -168,11 +182,13 @@ class SectionGrowth:
     kept_bytes_per_day: float = 0.0
     levels_off_bytes: float | None = 0.0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int | None]:
         return {
             "bytes_per_day": round(self.bytes_per_day),
             "kept_bytes_per_day": round(self.kept_bytes_per_day),
-            "levels_off_bytes": None if self.levels_off_bytes is None else round(self.levels_off_bytes),
+            "levels_off_bytes": None
+            if self.levels_off_bytes is None
+            else round(self.levels_off_bytes),
         }
 
 
@@ -189,12 +205,14 @@ class Growth:
     levels_off_bytes: float | None
     suggestion: Suggestion | None = None
 
-    def as_dict(self) -> dict:
-        document = {
+    def as_dict(self) -> dict[str, object]:
+        document: dict[str, object] = {
             "window_days": self.window_days,
             "bytes_per_day": round(self.bytes_per_day),
             "kept_bytes_per_day": round(self.kept_bytes_per_day),
-            "levels_off_bytes": None if self.levels_off_bytes is None else round(self.levels_off_bytes),
+            "levels_off_bytes": None
+            if self.levels_off_bytes is None
+            else round(self.levels_off_bytes),
             "kept_by_reason": {reason: round(rate) for reason, rate in self.kept_by_reason.items()},
             "sections": {name: section.as_dict() for name, section in self.sections.items()},
             "suggestion": None,
@@ -213,17 +231,24 @@ class Suggestion:
     levels_off_bytes: float | None
     kept_bytes_per_day: float
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str | float | None]:
         return {
             "option": self.option,
             "ttl_seconds": self.ttl_seconds,
-            "levels_off_bytes": None if self.levels_off_bytes is None else round(self.levels_off_bytes),
+            "levels_off_bytes": None
+            if self.levels_off_bytes is None
+            else round(self.levels_off_bytes),
             "kept_bytes_per_day": round(self.kept_bytes_per_day),
         }
 
 
-def project(tally: GrowthTally, ttls: TTLs, section_bytes: dict[str, int], total_bytes: int,
-            suggest: bool = True) -> Growth:
+def project(
+    tally: GrowthTally,
+    ttls: TTLs,
+    section_bytes: dict[str, int],
+    total_bytes: int,
+    suggest: bool = True,
+) -> Growth:
     """The growth, kept bytes and level of the store `tally` describes, under `ttls`.
 
     `section_bytes` are the sections' sizes (the survey's), `total_bytes` the file's: what is
@@ -233,14 +258,18 @@ def project(tally: GrowthTally, ttls: TTLs, section_bytes: dict[str, int], total
     window_hours = tally.window_seconds / 3600
     running = tally.running_hours()
     share = _jobs_share(tally, window_hours)
-    sections = {name: SectionGrowth(levels_off_bytes=float(nbytes - tally.record_bytes(name)))
-                for name, nbytes in section_bytes.items()}
+    sections = {
+        name: SectionGrowth(levels_off_bytes=float(nbytes - tally.record_bytes(name)))
+        for name, nbytes in section_bytes.items()
+    }
     reasons: dict[str, float] = {}
     for (name, fate), sums in tally.sums.items():
         section = sections.setdefault(name, SectionGrowth())
         lifetime = ttls.lifetime(fate.by)
-        arriving = kept = never_ending = staying = 0.0  # within the window: bytes, kept of them, of jobs
-        lasting = 0.0  # bytes x seconds within the window of those that go;  staying: present for ever
+        # within the window: bytes, kept of them, of jobs
+        arriving = kept = never_ending = staying = 0.0
+        # bytes x seconds within the window of those that go;  staying: present for ever
+        lasting = 0.0
         if fate.pending:
             for hours, (nbytes, offset) in sums.by_age_hours.items():
                 within = hours < window_hours
@@ -284,13 +313,18 @@ def project(tally: GrowthTally, ttls: TTLs, section_bytes: dict[str, int], total
         kept_by_reason=reasons,
         bytes_per_day=sum(section.bytes_per_day for section in sections.values()),
         kept_bytes_per_day=kept_total,
-        levels_off_bytes=None if kept_total > 0 else outside + sum(level or 0.0 for level in levels),
+        levels_off_bytes=None
+        if kept_total > 0
+        else outside + sum(level or 0.0 for level in levels),
     )
     if suggest and NO_JOB_RETENTION in reasons:  # a jobs TTL would remove some of what stays
         suggested = suggested_jobs_ttl(ttls)
-        other = project(tally, ttls._replace(jobs=suggested), section_bytes, total_bytes, suggest=False)
-        growth.suggestion = Suggestion("--jobs-ttl-seconds", suggested, other.levels_off_bytes,
-                                       other.kept_bytes_per_day)
+        other = project(
+            tally, ttls._replace(jobs=suggested), section_bytes, total_bytes, suggest=False
+        )
+        growth.suggestion = Suggestion(
+            "--jobs-ttl-seconds", suggested, other.levels_off_bytes, other.kept_bytes_per_day
+        )
     return growth
 
 
@@ -310,7 +344,9 @@ def _jobs_share(tally: GrowthTally, window_hours: float) -> float:
             continue
         dated += sums.dated
         if fate.pending:
-            within += sum(nbytes for hours, (nbytes, _) in sums.by_age_hours.items() if hours < window_hours)
+            within += sum(
+                nbytes for hours, (nbytes, _) in sums.by_age_hours.items() if hours < window_hours
+            )
         else:
             within += sums.window
     return within / dated if dated else 0.0

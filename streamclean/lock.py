@@ -53,7 +53,8 @@ class StoreLock:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             except OSError:
-                pass  # the pid only names the holder in a message; a full disk must not stop the run
+                # the pid only names the holder in a message; a full disk must not stop the run
+                pass
 
     def _open(self) -> tuple[int, bool]:
         """The lock file's descriptor, and whether this call created the file."""
@@ -84,14 +85,19 @@ class StoreLock:
         try:
             try:
                 return os.open(self.path, os.O_RDWR | _OPEN)
-            except PermissionError:  # not writable for us (root's lock, say): flock needs only reading
+            except PermissionError:
+                # not writable for us (root's lock, say): flock needs only reading
                 return os.open(self.path, os.O_RDONLY | _OPEN)
         except FileNotFoundError:
             raise
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise StoreFileError(f"the lock file {self.path} is a symbolic link", _MOVE) from None
-            raise StoreFileError(f"cannot open the lock file {self.path}: {exc.strerror}", _MOVE) from None
+                raise StoreFileError(
+                    f"the lock file {self.path} is a symbolic link", _MOVE
+                ) from None
+            raise StoreFileError(
+                f"cannot open the lock file {self.path}: {exc.strerror}", _MOVE
+            ) from None
 
     def _check(self, st: os.stat_result) -> None:
         if stat.S_ISLNK(st.st_mode):

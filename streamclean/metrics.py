@@ -51,7 +51,8 @@ STORE_FAMILIES = {
     "streamclean_store_size_bytes": "Size of the store file when inspect read it, in bytes.",
     "streamclean_store_section_bytes": "Bytes of each top-level section of the store, its key included.",
     "streamclean_store_section_records": "Entries of each top-level section (for events: jobs' events arrays).",
-    "streamclean_store_growth_window_seconds": "The time before the inspection whose records give the growth, in seconds.",
+    "streamclean_store_growth_window_seconds": "The time before the inspection whose records give the growth, "
+    "in seconds.",
     "streamclean_store_growth_bytes_per_day": "Bytes a day the store grew over the growth window, "
     "from the records' own timestamps.",
     "streamclean_store_section_growth_bytes_per_day": "Bytes a day each section grew over the growth window.",
@@ -87,14 +88,18 @@ class RunOutcome:
         return self.exit_status == EXIT_TEMPFAIL
 
 
-def write_textfile(path: str | os.PathLike, outcome: RunOutcome, store_mode: int | None = None) -> None:
+def write_textfile(
+    path: str | os.PathLike[str], outcome: RunOutcome, store_mode: int | None = None
+) -> None:
     """Replace the metrics file at `path` atomically, no more open than a store of mode
     `store_mode` (FILE_MODE at most); raises OutputError if it cannot."""
     path = Path(path)
     write_samples(path, render_samples(samples_for(outcome, previous_samples(path))), store_mode)
 
 
-def write_store_textfile(path: str | os.PathLike, inspection: Inspection, store_mode: int | None = None) -> None:
+def write_store_textfile(
+    path: str | os.PathLike[str], inspection: Inspection, store_mode: int | None = None
+) -> None:
     """Replace the file at `path` with the store's state as `inspection` found it, atomically,
     as `write_textfile` writes; raises OutputError if it cannot."""
     write_samples(Path(path), render_samples(store_samples(inspection), STORE_FAMILIES), store_mode)
@@ -106,20 +111,31 @@ def store_samples(inspection: Inspection) -> Samples:
     sections = inspection.survey.in_file_order()
     samples: Samples = {
         "streamclean_store_size_bytes": [("", str(inspection.bytes_total))],
-        "streamclean_store_section_bytes": [(_section(name), str(sizes.bytes)) for name, sizes in sections],
-        "streamclean_store_section_records": [(_section(name), str(sizes.count)) for name, sizes in sections],
+        "streamclean_store_section_bytes": [
+            (_section(name), str(sizes.bytes)) for name, sizes in sections
+        ],
+        "streamclean_store_section_records": [
+            (_section(name), str(sizes.count)) for name, sizes in sections
+        ],
         "streamclean_store_growth_window_seconds": [("", f"{growth.window_days * 86400:g}")],
         "streamclean_store_growth_bytes_per_day": [("", _format_bytes(growth.bytes_per_day))],
         "streamclean_store_section_growth_bytes_per_day": [
-            (_section(name), _format_bytes(section.bytes_per_day)) for name, section in growth.sections.items()],
+            (_section(name), _format_bytes(section.bytes_per_day))
+            for name, section in growth.sections.items()
+        ],
         "streamclean_store_kept_bytes_per_day": [("", _format_bytes(growth.kept_bytes_per_day))],
         "streamclean_store_section_kept_bytes_per_day": [
-            (_section(name), _format_bytes(section.kept_bytes_per_day)) for name, section in growth.sections.items()],
+            (_section(name), _format_bytes(section.kept_bytes_per_day))
+            for name, section in growth.sections.items()
+        ],
         "streamclean_store_inspected_timestamp_seconds": [
-            ("", _format_seconds(inspection.dry_run.policy.now.timestamp()))],
+            ("", _format_seconds(inspection.dry_run.policy.now.timestamp()))
+        ],
     }
     if growth.levels_off_bytes is not None:
-        samples["streamclean_store_levels_off_bytes"] = [("", _format_bytes(growth.levels_off_bytes))]
+        samples["streamclean_store_levels_off_bytes"] = [
+            ("", _format_bytes(growth.levels_off_bytes))
+        ]
     return samples
 
 
@@ -160,7 +176,8 @@ def samples_for(outcome: RunOutcome, previous: Samples) -> Samples:
             ('{kind="results"}', str(report.results.kept_count)),
             ('{kind="events"}', str(report.events.kept_count)),
         ]
-        if report.policy.jobs.enabled:  # job retention: the jobs and notifications it removed and kept
+        # job retention: the jobs and notifications it removed and kept
+        if report.policy.jobs.enabled:
             jobs, notifications = report.jobs, report.with_jobs
             samples["streamclean_records_deleted"] += [
                 ('{kind="jobs"}', str(jobs.delete_count)),
@@ -168,7 +185,10 @@ def samples_for(outcome: RunOutcome, previous: Samples) -> Samples:
             ]
             samples["streamclean_records_kept"] += [
                 ('{kind="jobs"}', str(jobs.total - jobs.delete_count)),
-                ('{kind="notifications"}', str(notifications.notifications_total - notifications.notifications)),
+                (
+                    '{kind="notifications"}',
+                    str(notifications.notifications_total - notifications.notifications),
+                ),
             ]
         samples["streamclean_store_bytes"] = [
             ('{stage="before"}', str(report.bytes_before)),
@@ -180,7 +200,9 @@ def samples_for(outcome: RunOutcome, previous: Samples) -> Samples:
         if report.archives_pruned is not None:
             samples["streamclean_archives_pruned"] = [("", str(len(report.archives_pruned)))]
     samples["streamclean_last_run_timestamp_seconds"] = [("", _format_seconds(outcome.finished_at))]
-    samples["streamclean_last_run_duration_seconds"] = [("", _format_seconds(outcome.duration_seconds))]
+    samples["streamclean_last_run_duration_seconds"] = [
+        ("", _format_seconds(outcome.duration_seconds))
+    ]
     samples["streamclean_last_run_success"] = [("", "1" if outcome.succeeded else "0")]
     samples["streamclean_last_run_exit_status"] = [("", str(outcome.exit_status))]
     if outcome.succeeded and report is not None and not report.dry_run:

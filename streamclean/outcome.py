@@ -12,11 +12,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import signals
 from .atomicfile import check_writable, write_atomically
@@ -29,9 +29,13 @@ from .errors import (
 )
 from .metrics import RunOutcome, write_textfile
 from .outputs import check as check_outputs
+from .report import CleanupReport
+
+if TYPE_CHECKING:
+    from .restore import RestoreReport
 
 Show = Callable[[str, bool], None]  # (text, to stderr): prints it whole or raises OSError
-Files = Iterable[tuple[str, str | os.PathLike | None]]
+Files = Iterable[tuple[str, str | os.PathLike[str] | None]]
 
 _WHAT = {"--output-json": "the report", "--metrics-textfile": "the metrics"}
 _FIX = {
@@ -50,7 +54,7 @@ class Run:
     wall_clock: Callable[[], float]  # for the metrics' timestamps
     started: float = field(init=False)
     store_file: str | None = None
-    report: Any = None  # CleanupReport, RestoreReport
+    report: CleanupReport | RestoreReport | None = None
     document: str | None = None  # the report as printed
     error: StreamcleanError | None = None
     metrics_file: str | None = None  # None when not asked for or found unsafe
@@ -86,19 +90,26 @@ class Run:
             self.metrics_file = path
         self.store_file = store_file
 
-    def check_report(self, store_file: str, path: str | None, run_files: Files, reads: Files = ()) -> None:
+    def check_report(
+        self, store_file: str, path: str | None, run_files: Files, reads: Files = ()
+    ) -> None:
         """The report file and every other file of the run (the metrics file too), by the
         rule of `outputs.check`."""
         if path:
-            check_outputs(store_file, [*run_files, ("--output-json", path), ("--metrics-textfile", self.metrics_file)],
-                          reads)
+            check_outputs(
+                store_file,
+                [*run_files, ("--output-json", path), ("--metrics-textfile", self.metrics_file)],
+                reads,
+            )
             check_writable_output(path, "--output-json", store_file_mode(store_file))
             self.report_file = path
         self.store_file = store_file
 
     # -- after the library returned -------------------------------------------------------------
 
-    def finished(self, report: Any, as_dict: dict) -> None:
+    def finished(
+        self, report: CleanupReport | RestoreReport, as_dict: Mapping[str, object]
+    ) -> None:
         """The library's report: kept, printed as JSON, written to the report file if asked."""
         self.report = report
         self.document = json.dumps(as_dict, indent=2, ensure_ascii=False) + "\n"
@@ -110,7 +121,9 @@ class Run:
             write_report(Path(self.report_file), self.document, store_file_mode(self.store_file))
             self.reported_in = self.report_file
 
-    def conclude(self, show: Show, summary: Callable[[Any, float], str] | None = None) -> int:
+    def conclude(
+        self, show: Show, summary: Callable[[CleanupReport, float], str] | None = None
+    ) -> int:
         """Write the metrics, print the report and then either one error line or the summary
         line (`summary`, on success); the exit status. Signals wait meanwhile; one that came
         is part of the account."""
@@ -126,18 +139,25 @@ class Run:
                     show(self.document, False)
                     printed = True
                 except OSError as exc:
-                    problems.append(OutputError(f"the report could not be printed: stdout {_why(exc)}"))
+                    problems.append(
+                        OutputError(f"the report could not be printed: stdout {_why(exc)}")
+                    )
                     status = self._status_after(status, problems)
             late = signals.deferred()
-            if late is not None and status in (0, EXIT_CLEANED):  # an interruption nothing else explains
+            # an interruption nothing else explains
+            if late is not None and status in (0, EXIT_CLEANED):
                 problems.append(InterruptedRunError(late, after_swap=self.swapped, made=self.verb))
                 status = self._status_after(status, problems)
-            if recorded is not None and recorded != status and self._metrics(status, problems) is None:
+            if (
+                recorded is not None
+                and recorded != status
+                and self._metrics(status, problems) is None
+            ):
                 status = self._status_after(status, problems)
             try:
                 if problems:
                     show(f"{self.runner}: error: {self._line(problems, printed)}\n", True)
-                elif status == 0 and summary is not None:
+                elif status == 0 and summary is not None and isinstance(self.report, CleanupReport):
                     show(summary(self.report, self.elapsed_clock() - self.started) + "\n", True)
             except OSError:
                 pass  # stderr closed: the exit status is all that is left to tell
@@ -156,7 +176,8 @@ class Run:
         could not be written (the failure is added to `problems`)."""
         if not self.metrics_file:
             return status
-        outcome = RunOutcome(self.wall_clock(), self.elapsed_clock() - self.started, self.report, status)
+        report = self.report if isinstance(self.report, CleanupReport) else None  # clean's alone
+        outcome = RunOutcome(self.wall_clock(), self.elapsed_clock() - self.started, report, status)
         try:
             write_textfile(self.metrics_file, outcome, store_file_mode(self.store_file))
         except OutputError as exc:
@@ -226,7 +247,9 @@ def write_report(path: Path, document: str, store_mode: int | None = None) -> No
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, document.encode("utf-8"), store_mode=store_mode)
     except OSError as exc:
-        raise OutputError(f"cannot write the report to {path}: {exc.strerror or exc}", _FIX["--output-json"]) from None
+        raise OutputError(
+            f"cannot write the report to {path}: {exc.strerror or exc}", _FIX["--output-json"]
+        ) from None
 
 
 @contextmanager

@@ -43,9 +43,9 @@ class _File:
 
 
 def check(
-    store_file: str | os.PathLike,
-    outputs: Iterable[tuple[str, str | os.PathLike | None]],
-    reads: Iterable[tuple[str, str | os.PathLike | None]] = (),
+    store_file: str | os.PathLike[str],
+    outputs: Iterable[tuple[str, str | os.PathLike[str] | None]],
+    reads: Iterable[tuple[str, str | os.PathLike[str] | None]] = (),
 ) -> None:
     """Refuse, before the store is read, a run whose outputs would overwrite what it protects.
 
@@ -59,15 +59,24 @@ def check(
     protected = [
         _file("the store itself", store),
         _file("the store's backup (--backup)", f"{store}.bak"),
-        *(_file(f"{option} {path}, which the run reads", path) for option, path in reads if path is not None),
+        *(
+            _file(f"{option} {path}, which the run reads", path)
+            for option, path in reads
+            if path is not None
+        ),
     ]
     temporaries = _temporary_names(Path(store))
-    folders = [_file(f"{option} {path}", path, option) for option, path in outputs
-               if option == ARCHIVE_DIR and path is not None]
+    folders = [
+        _file(f"{option} {path}", path, option)
+        for option, path in outputs
+        if option == ARCHIVE_DIR and path is not None
+    ]
     seen: list[_File] = []
     for option, path in outputs:
         if path is None and option == LOCK:
-            output = _file(f"the lock file {store}.lock", f"{store}.lock", option, default_lock=True)
+            output = _file(
+                f"the lock file {store}.lock", f"{store}.lock", option, default_lock=True
+            )
         elif path is None:
             continue
         else:
@@ -75,11 +84,16 @@ def check(
         for other in protected:
             if _same(output, other):
                 _refuse(f"{output.shown} is {other.shown}", option)
-        if os.path.dirname(output.real) == os.path.dirname(store) and temporaries.fullmatch(os.path.basename(output.real)):
+        if os.path.dirname(output.real) == os.path.dirname(store) and temporaries.fullmatch(
+            os.path.basename(output.real)
+        ):
             _refuse(f"{output.shown} is one of the store's temporary files", option)
         for folder in folders:
-            if option != ARCHIVE_DIR and os.path.dirname(output.real) == folder.real \
-                    and ANY_ARCHIVE_NAME.fullmatch(os.path.basename(output.real)):
+            if (
+                option != ARCHIVE_DIR
+                and os.path.dirname(output.real) == folder.real
+                and ANY_ARCHIVE_NAME.fullmatch(os.path.basename(output.real))
+            ):
                 _refuse(f"{output.shown} names an archive in {folder.shown}", option)
         for other in seen:
             if not _same(output, other):
@@ -95,7 +109,9 @@ def check(
         seen.append(output)
 
 
-def _file(shown: str, path: str | os.PathLike, option: str = "", *, default_lock: bool = False) -> _File:
+def _file(
+    shown: str, path: str | os.PathLike[str], option: str = "", *, default_lock: bool = False
+) -> _File:
     try:
         st = os.stat(path)
         identity: tuple[int, int] | None = (st.st_dev, st.st_ino)

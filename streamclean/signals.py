@@ -10,7 +10,9 @@ run with status 74 (`errors.EXIT_CLEANED`); so does one while the run gives its 
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 from .errors import InterruptedRunError
 
@@ -20,7 +22,7 @@ _swapped = False  # the new store of the current run is in place
 _made = "cleaned"  # what that store is: "cleaned", "restored"
 
 
-def _handle(signum: int, frame) -> None:
+def _handle(signum: int, frame: FrameType | None) -> None:
     global _deferred
     if _critical:
         _deferred = signum
@@ -70,7 +72,7 @@ def ignore() -> None:
 
 
 @contextmanager
-def critical_section(deliver: bool = False):
+def critical_section(deliver: bool = False) -> Iterator[None]:
     """Signals wait until the block ends. With `deliver`, one that arrived is raised then
     (unless an outer critical section is still running); otherwise it is dropped, because the
     block completed what the run set out to do (the swap) or is already failing (a rollback)."""

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import fs, signals
-from .errors import StoreChangedError, StoreFileError, StreamcleanError, SwapNotUndoneError, WriteError
+from .errors import (
+    StoreChangedError,
+    StoreFileError,
+    StreamcleanError,
+    SwapNotUndoneError,
+    WriteError,
+)
 
 _SUFFIX = ".partial"
 _UNCHANGED = "the store was left unchanged"
@@ -41,8 +47,10 @@ class Snapshot:
     gid: int
 
     @classmethod
-    def of(cls, st: os.stat_result) -> "Snapshot":
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid, st.st_gid)
+    def of(cls, st: os.stat_result) -> Snapshot:
+        return cls(
+            st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid, st.st_gid
+        )
 
     def matches(self, st: os.stat_result) -> bool:
         """Same inode, same size, same modification time: nobody wrote it since."""
@@ -56,12 +64,16 @@ class Snapshot:
 
 def leftover_pattern(store: Path) -> re.Pattern[str]:
     """The names `leftover_name` gives, the writer's pid as group 1."""
-    return re.compile(re.escape(store.name) + r"\.streamclean-(\d+)-[0-9a-f]{8}" + re.escape(_SUFFIX))
+    return re.compile(
+        re.escape(store.name) + r"\.streamclean-(\d+)-[0-9a-f]{8}" + re.escape(_SUFFIX)
+    )
 
 
 def leftover_name(store: Path) -> Path:
     """A new name for a temporary file beside `store`, one `remove_leftovers` knows."""
-    return store.with_name(f"{store.name}.streamclean-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}")
+    return store.with_name(
+        f"{store.name}.streamclean-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
+    )
 
 
 def unnamed_file(beside: Path, store_mode: int) -> int | None:
@@ -98,7 +110,11 @@ def remove_leftovers(store: Path) -> list[Path]:
     removed = []
     for entry in os.scandir(store.parent):
         match = pattern.fullmatch(entry.name)
-        if match and entry.is_file(follow_symlinks=False) and _remove_if_stale(Path(entry.path), int(match[1])):
+        if (
+            match
+            and entry.is_file(follow_symlinks=False)
+            and _remove_if_stale(Path(entry.path), int(match[1]))
+        ):
             removed.append(Path(entry.path))
     return removed
 
@@ -144,7 +160,9 @@ class AtomicReplace:
     the file described by `snapshot`; `rollback()` removes it and never raises.
     """
 
-    def __init__(self, store: Path, snapshot: Snapshot, backup: Path | None = None, made: str = "cleaned") -> None:
+    def __init__(
+        self, store: Path, snapshot: Snapshot, backup: Path | None = None, made: str = "cleaned"
+    ) -> None:
         self.store = store
         self.made = made  # what the new store is, for messages: "cleaned", "restored"
         self.snapshot = snapshot
@@ -158,7 +176,8 @@ class AtomicReplace:
         # A signal between creating the file and noting that it exists would leave it behind.
         with signals.critical_section(deliver=True):
             try:
-                fd = fs.create_file(self.temp, self.snapshot.mode, 0o600)  # its mode and owner at commit
+                # its mode and owner at commit
+                fd = fs.create_file(self.temp, self.snapshot.mode, 0o600)
             except OSError as exc:
                 raise StoreFileError(
                     f"cannot create the new store beside the old one: {exc.strerror}: {self.temp}",
@@ -167,7 +186,8 @@ class AtomicReplace:
             self.fd = fd
             self._temp_exists = True
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no leftover while we write it (`remove_leftovers`)
+            # no leftover while we write it (`remove_leftovers`)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             pass  # no flock on this file system: the pid in its name still protects it
         return fd
@@ -178,7 +198,8 @@ class AtomicReplace:
         fd, self.fd = self.fd, None
         try:
             try:
-                fs.fsync(fd)  # once: after a failed fsync the data may be gone, a retry proves nothing
+                # once: after a failed fsync the data may be gone, a retry proves nothing
+                fs.fsync(fd)
                 os.fchmod(fd, stat.S_IMODE(self.snapshot.mode))
                 self._keep_owner(fd)
                 self._ours = os.fstat(fd)
@@ -245,7 +266,9 @@ class AtomicReplace:
                 fs.replace(str(self.temp), str(self.backup))
             except OSError as exc:
                 self._undo(
-                    WriteError(f"cannot keep the old store as {self.backup}: {exc.strerror}", _UNCHANGED)
+                    WriteError(
+                        f"cannot keep the old store as {self.backup}: {exc.strerror}", _UNCHANGED
+                    )
                 )
         else:
             # The store we read, replaced: if it cannot go now, the next run removes it.
@@ -297,7 +320,9 @@ class AtomicReplace:
 
     def _move_aside(self, path: Path) -> Path:
         """Rename a file that may be someone's store out of the leftover pattern; the new name."""
-        displaced = self.store.with_name(f"{self.store.name}.streamclean-displaced-{secrets.token_hex(4)}")
+        displaced = self.store.with_name(
+            f"{self.store.name}.streamclean-displaced-{secrets.token_hex(4)}"
+        )
         try:
             fs.replace(str(path), str(displaced))
         except OSError:
@@ -316,7 +341,8 @@ class AtomicReplace:
         except OSError as exc:
             if self.backup is not None or exc.errno not in _NO_HARD_LINKS:
                 raise WriteError(
-                    f"cannot keep the old store under a second name: {exc.strerror}: {keep}", _UNCHANGED
+                    f"cannot keep the old store under a second name: {exc.strerror}: {keep}",
+                    _UNCHANGED,
                 ) from None
             keep = None  # no hard links here: a failed folder sync cannot be undone then
         try:
@@ -327,7 +353,8 @@ class AtomicReplace:
                 fs.replace(str(self.temp), str(self.store))
             except OSError as exc:
                 raise WriteError(
-                    f"cannot rename the new store into place: {exc.strerror}: {self.store}", _UNCHANGED
+                    f"cannot rename the new store into place: {exc.strerror}: {self.store}",
+                    _UNCHANGED,
                 ) from None
         except BaseException:
             if keep is not None:
@@ -337,7 +364,9 @@ class AtomicReplace:
         try:
             fs.fsync_dir(str(self.store.parent))
         except OSError as exc:
-            self._restore(keep, f"cannot sync the store's folder {self.store.parent}: {exc.strerror}")
+            self._restore(
+                keep, f"cannot sync the store's folder {self.store.parent}: {exc.strerror}"
+            )
         if self.backup is not None:
             try:
                 fs.replace(str(keep), str(self.backup))

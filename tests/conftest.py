@@ -1,7 +1,7 @@
 import json
 import os
 import signal
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("reader", READERS, ids=[f"reader={name}" for name in READERS])
 
 
-NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 NOW_ISO = NOW.isoformat()
 ROOT = Path(__file__).resolve().parents[1]
 

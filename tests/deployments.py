@@ -26,11 +26,15 @@ def venv(folder: Path, with_deps: bool, importable: Path | None = None) -> Path:
     """A real venv without pip, fast to make. `with_deps`: it sees this interpreter's orjson
     and click (by a .pth file, as a venv with them installed would); `importable`: a folder
     it imports streamclean from (as `pip install -e` makes it). Its python."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=60
+    )
     python = folder / "bin" / "python"
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     lines = []
     if with_deps:
@@ -43,7 +47,9 @@ def venv(folder: Path, with_deps: bool, importable: Path | None = None) -> Path:
 
 def copy_checkout(target: Path) -> Path:
     """The files of a streamclean checkout that running it needs."""
-    shutil.copytree(ROOT / "streamclean", target / "streamclean", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "streamclean", target / "streamclean", ignore=shutil.ignore_patterns("__pycache__")
+    )
     (target / "scripts").mkdir(parents=True)
     shutil.copy2(ROOT / "scripts" / DROP_IN, target / "scripts" / DROP_IN)
     return target
@@ -55,12 +61,16 @@ def system_python() -> str | None:
 
 
 def imports_streamclean_deps(python: str) -> bool:
-    done = subprocess.run([python, "-c", "import orjson, click"], capture_output=True, env=cron_env())
+    done = subprocess.run(
+        [python, "-c", "import orjson, click"], capture_output=True, env=cron_env()
+    )
     return done.returncode == 0
 
 
 def run(argv: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd=cwd, env=env or cron_env(), capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        argv, cwd=cwd, env=env or cron_env(), capture_output=True, text=True, timeout=120
+    )
 
 
 def store_in(folder: Path, data: bytes) -> Path:

@@ -7,7 +7,7 @@ real (streaming) implementation is held to by the property tests.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 TERMINAL_STATUSES = ("completed", "failed", "canceled")
 
@@ -22,7 +22,7 @@ def parse_timestamp(value):
             text = text[:-1] + "+00:00"
         parsed = datetime.fromisoformat(text)
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return parsed
     except Exception:
         return None
@@ -34,8 +34,14 @@ def _section(state, key):
 
 
 def _counts():
-    return {"total": 0, "eligible_terminal": 0, "delete_count": 0,
-            "kept_count": 0, "skipped_missing_timestamp": 0, "cutoff": None}
+    return {
+        "total": 0,
+        "eligible_terminal": 0,
+        "delete_count": 0,
+        "kept_count": 0,
+        "skipped_missing_timestamp": 0,
+        "cutoff": None,
+    }
 
 
 def _verdict(counts, cutoff, stamp_value):
@@ -51,15 +57,18 @@ def _verdict(counts, cutoff, stamp_value):
 
 def clean_state(state, *, results_ttl, events_ttl, now, jobs_ttl=None):
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
-    now = now.astimezone(timezone.utc)
+        now = now.replace(tzinfo=UTC)
+    now = now.astimezone(UTC)
     results_cutoff = None if results_ttl is None else now - timedelta(seconds=results_ttl)
     events_cutoff = None if events_ttl is None else now - timedelta(seconds=events_ttl)
 
     # §2.1 terminal index, keyed by the job's key in `jobs`
     jobs = _section(state, "jobs")
-    terminal_ids = {key for key, job in jobs.items()
-                    if isinstance(job, dict) and job.get("status") in TERMINAL_STATUSES}
+    terminal_ids = {
+        key
+        for key, job in jobs.items()
+        if isinstance(job, dict) and job.get("status") in TERMINAL_STATUSES
+    }
 
     new_state = dict(state)
 
@@ -159,8 +168,12 @@ def clean_state(state, *, results_ttl, events_ttl, now, jobs_ttl=None):
         "events": ec,
     }
     if jobs_ttl is not None:
-        report["jobs"] = dict(jc, ttl_seconds=float(jobs_ttl), removed_with_jobs=with_jobs,
-                              notifications_total=notifications_total)
+        report["jobs"] = dict(
+            jc,
+            ttl_seconds=float(jobs_ttl),
+            removed_with_jobs=with_jobs,
+            notifications_total=notifications_total,
+        )
     return new_state, report
 
 

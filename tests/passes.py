@@ -116,9 +116,17 @@ class InProcessIndexer:
 class InProcessTail:
     """`split.TailWorker`'s part in `pass2.filter_store`, without the process."""
 
-    def __init__(self, data: bytes, start: int, in_events: bool, index, jobs_span, policy, out: list):
+    def __init__(
+        self, data: bytes, start: int, in_events: bool, index, jobs_span, policy, out: list
+    ):
         self.start, self.in_events, self.done = start, in_events, 0
-        self._data, self._index, self._jobs_span, self._policy, self._out = data, index, jobs_span, policy, out
+        self._data, self._index, self._jobs_span, self._policy, self._out = (
+            data,
+            index,
+            jobs_span,
+            policy,
+            out,
+        )
         self._segment = []
 
     def result(self):
@@ -133,8 +141,16 @@ class InProcessTail:
             write=lambda fd, buf: self._segment.append(bytes(buf)),
         )
         try:
-            tail = pass2.filter_tail(reader, start, self.in_events, out, self._index, self._jobs_span,
-                                     Judge(self._policy), len(data))
+            tail = pass2.filter_tail(
+                reader,
+                start,
+                self.in_events,
+                out,
+                self._index,
+                self._jobs_span,
+                Judge(self._policy),
+                len(data),
+            )
         finally:
             out.close()
         if tail.diverged:
@@ -144,12 +160,11 @@ class InProcessTail:
         return tail
 
     def forward_to(self, fd):
-        assert fd == 1  # the new store: our part is written (forwarding itself: tests/test_split.py)
+        # the new store: our part is written (forwarding itself: tests/test_split.py)
+        assert fd == 1
 
     def copy_output(self, fd, tail):
         self._out.append(b"".join(self._segment) if tail.diverged else self._data[self.start :])
-
-
 
 
 def run_on(reader: str, data: bytes, policy=POLICY, in_layout: bool = True):

@@ -14,18 +14,20 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-GENERATOR_NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
+GENERATOR_NOW = datetime(2026, 11, 28, tzinfo=UTC)
 NOW = GENERATOR_NOW.isoformat()  # the generator's clock: a cleanup deletes a good share
 
 
 def generate(path: Path, size: int, seed: int = 1) -> bytes:
     """A service-written store of about `size` bytes (scripts/generate_store.py); its bytes."""
-    spec = importlib.util.spec_from_file_location("generate_store", ROOT / "scripts" / "generate_store.py")
+    spec = importlib.util.spec_from_file_location(
+        "generate_store", ROOT / "scripts" / "generate_store.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.generate_store(path, size, seed=seed, now=GENERATOR_NOW, workers=1)
@@ -36,7 +38,9 @@ def cleaned(folder: Path, old: bytes) -> bytes:
     """What a successful run makes of the store `old`: a copy of it in `folder`, cleaned."""
     copy = folder / "copy.json"
     copy.write_bytes(old)
-    done = subprocess.run(clean_command(copy), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        clean_command(copy), cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     new = copy.read_bytes()
     assert len(new) < len(old), "the run deleted nothing"
@@ -48,9 +52,7 @@ def clean_command(store: Path, *extra: str) -> list[str]:
 
 
 def start(argv: list[str], **popen) -> subprocess.Popen:
-    return subprocess.Popen(
-        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen
-    )
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
 def leftovers(folder: Path, store_name: str) -> list[Path]:
@@ -124,7 +126,12 @@ class Watch:
                 pass
         st = os.stat(self.store)
         sight = Sight(
-            time.monotonic() - self._first_seen, position, self._passes, temp_size, st.st_ino, st.st_size
+            time.monotonic() - self._first_seen,
+            position,
+            self._passes,
+            temp_size,
+            st.st_ino,
+            st.st_size,
         )
         self.sights.append(sight)
         return sight

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
-UTC = timezone.utc
+UTC = UTC
 NOWS = (
     datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC),
     datetime(2026, 3, 10, 12, 0, 0, 123456, tzinfo=UTC),
@@ -23,14 +23,25 @@ NOW_ISO = NOW.isoformat()
 
 STATUSES = ("queued", "running", "partial", "completed", "failed", "canceled")
 TERMINAL_BIAS = ("completed", "failed", "canceled", "completed")
-ODD_STATUSES = ("Completed", "FAILED", "Canceled", "cancelled", " completed", "completed ",
-                "", None, 1, ["completed"], {"status": "completed"})
+ODD_STATUSES = (
+    "Completed",
+    "FAILED",
+    "Canceled",
+    "cancelled",
+    " completed",
+    "completed ",
+    "",
+    None,
+    1,
+    ["completed"],
+    {"status": "completed"},
+)
 
 
 @dataclass(frozen=True)
 class Ttl:
     seconds: float | None  # None = retention disabled
-    arg: str | None        # the DUR text given to the CLI (None = --disable-...)
+    arg: str | None  # the DUR text given to the CLI (None = --disable-...)
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class Scenario:
 
 # --------------------------------------------------------------------------- TTLs
 
+
 @st.composite
 def ttls(draw, allow_disabled=True):
     choices = ["fixed", "micro", "unit"] + (["disabled"] if allow_disabled else [])
@@ -51,13 +63,19 @@ def ttls(draw, allow_disabled=True):
     if kind == "disabled":
         return Ttl(None, None)
     if kind == "unit":
-        unit, factor = draw(st.sampled_from([("s", 1), ("m", 60), ("h", 3600), ("d", 86400),
-                                             ("D", 86400), ("H", 3600)]))
+        unit, factor = draw(
+            st.sampled_from(
+                [("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("D", 86400), ("H", 3600)]
+            )
+        )
         n = draw(st.integers(0, 30 * 86400 // factor if factor < 86400 else 30))
         return Ttl(float(n * factor), f"{n}{unit}")
     if kind == "fixed":
-        value = draw(st.sampled_from(["0", "0.5", "1", "86400", "259200", "604800",
-                                      "1.000001", "0.000001", "604800.0"]))
+        value = draw(
+            st.sampled_from(
+                ["0", "0.5", "1", "86400", "259200", "604800", "1.000001", "0.000001", "604800.0"]
+            )
+        )
         return Ttl(float(value), value)
     micros = draw(st.integers(0, 40 * 86400 * 10**6))
     arg = f"{micros // 10**6}.{micros % 10**6:06d}"
@@ -66,9 +84,26 @@ def ttls(draw, allow_disabled=True):
 
 # --------------------------------------------------------------------------- strings
 
-SPECIAL_STRINGS = ["", " ", "\u0000", "a\u0000b", "\u2028", "\u2029", "😀", "e\u0301",
-                   "\x7f", "\"quoted\"", "back\\slash", "\n\t", "Z", "null", "NaN",
-                   "\ufeff", "\uffff", "\U0010ffff"]
+SPECIAL_STRINGS = [
+    "",
+    " ",
+    "\u0000",
+    "a\u0000b",
+    "\u2028",
+    "\u2029",
+    "😀",
+    "e\u0301",
+    "\x7f",
+    '"quoted"',
+    "back\\slash",
+    "\n\t",
+    "Z",
+    "null",
+    "NaN",
+    "\ufeff",
+    "\uffff",
+    "\U0010ffff",
+]
 # (No *paired* surrogates: "\ud83d\ude00" would serialise like "😀" and make duplicate keys.)
 LONE_SURROGATES = ["\ud800", "\udfff", "x\udc00y", "\ud83d", "\ude00a"]
 
@@ -83,15 +118,34 @@ def texts(surrogates: bool):
 
 # --------------------------------------------------------------------------- payloads
 
-SPECIAL_NUMBERS = [math.nan, math.inf, -math.inf, 2**70, -2**65, 2**63, 2**64 - 1, -2**63 - 1,
-                   1e-05, 1e16, 5e-324, -0.0, 0.0, 0.1, 1.7976931348623157e308, 123456789.125,
-                   0, -1, 10**30]
+SPECIAL_NUMBERS = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    2**70,
+    -(2**65),
+    2**63,
+    2**64 - 1,
+    -(2**63) - 1,
+    1e-05,
+    1e16,
+    5e-324,
+    -0.0,
+    0.0,
+    0.1,
+    1.7976931348623157e308,
+    123456789.125,
+    0,
+    -1,
+    10**30,
+]
 
 
 def payloads(surrogates: bool):
     leaves = st.one_of(
-        st.none(), st.booleans(),
-        st.integers(-2**80, 2**80),
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**80), 2**80),
         st.floats(allow_nan=True, allow_infinity=True),
         st.sampled_from(SPECIAL_NUMBERS),
         texts(surrogates),
@@ -108,9 +162,16 @@ def payloads(surrogates: bool):
 
 # --------------------------------------------------------------------------- timestamps
 
-OFFSETS = [timedelta(0), timedelta(hours=5, minutes=30), timedelta(hours=-3),
-           timedelta(hours=14), timedelta(hours=-12), timedelta(minutes=1),
-           timedelta(hours=1, seconds=15), timedelta(hours=-9, minutes=-30)]
+OFFSETS = [
+    timedelta(0),
+    timedelta(hours=5, minutes=30),
+    timedelta(hours=-3),
+    timedelta(hours=14),
+    timedelta(hours=-12),
+    timedelta(minutes=1),
+    timedelta(hours=1, seconds=15),
+    timedelta(hours=-9, minutes=-30),
+]
 PADS = [" ", "\t", "\n", "  \r\n", "\u00a0", "\u3000", "\u2028", "\x1f", "\x85", "\x0b"]
 
 
@@ -121,13 +182,14 @@ def rendering_groups(moment: datetime) -> list[list[str]]:
     return [
         [iso],
         [iso.replace("+00:00", "Z")],
-        [utc.replace(tzinfo=None).isoformat()],                     # naive = UTC
-        [utc.date().isoformat(), utc.date().isoformat() + "Z"],     # date only
+        [utc.replace(tzinfo=None).isoformat()],  # naive = UTC
+        [utc.date().isoformat(), utc.date().isoformat() + "Z"],  # date only
         [utc.strftime("%Y%m%dT%H%M%S"), utc.strftime("%Y%m%dT%H%M%S") + "Z"],  # basic
         [utc.isoformat(timespec="microseconds"), utc.isoformat(timespec="milliseconds")],
         [utc.isoformat(sep=" ")],
         [moment.astimezone(timezone(offset)).isoformat() for offset in OFFSETS],
-        [pad + iso for pad in PADS] + [iso + pad for pad in PADS]
+        [pad + iso for pad in PADS]
+        + [iso + pad for pad in PADS]
         + [PADS[1] + iso.replace("+00:00", "Z") + PADS[4]],
     ]
 
@@ -140,16 +202,51 @@ def formatted(moment: datetime):
     return st.sampled_from(rendering_groups(moment)).flatmap(st.sampled_from)
 
 
-INVALID_STAMPS = ["not a date", "2026-13-01T00:00:00+00:00", "2026-03-01T24:00:00",
-                  "2026-03-01T12:00:00z", "2026-03-01T12:00:00ZZ", "2026/03/01",
-                  "２０２６-03-01", "2026-03-01T12:00:00+25:00", "1772366400", "Z", "z",
-                  "2026-03-01T12:00:00 UTC", "0000-01-01", "2026-060"]
-ODD_VALID_STAMPS = ["2026-W09-1", "2026-03-01T12", "2026-03-01T12:00:00,5",
-                    "2026-03-01T12:00:00.1234567+00:00", "2026-03-01T12:00:00 +00:00",
-                    "2026-03-01T12:00:00.123+0530", "0001-01-01T00:00:00+05:00",
-                    "9999-12-31T23:59:59.999999-05:00", "2026-03-01+00:00", "2026-03-01Z"]
-NON_STRING_STAMPS = [None, 0, 1, 20260301, 20260301.0, 1.5, True, False, math.nan, math.inf,
-                     [], {}, ["2026-03-01T12:00:00+00:00"], {"at": "2026-03-01"}, 2**70]
+INVALID_STAMPS = [
+    "not a date",
+    "2026-13-01T00:00:00+00:00",
+    "2026-03-01T24:00:00",
+    "2026-03-01T12:00:00z",
+    "2026-03-01T12:00:00ZZ",
+    "2026/03/01",
+    "２０２６-03-01",
+    "2026-03-01T12:00:00+25:00",
+    "1772366400",
+    "Z",
+    "z",
+    "2026-03-01T12:00:00 UTC",
+    "0000-01-01",
+    "2026-060",
+]
+ODD_VALID_STAMPS = [
+    "2026-W09-1",
+    "2026-03-01T12",
+    "2026-03-01T12:00:00,5",
+    "2026-03-01T12:00:00.1234567+00:00",
+    "2026-03-01T12:00:00 +00:00",
+    "2026-03-01T12:00:00.123+0530",
+    "0001-01-01T00:00:00+05:00",
+    "9999-12-31T23:59:59.999999-05:00",
+    "2026-03-01+00:00",
+    "2026-03-01Z",
+]
+NON_STRING_STAMPS = [
+    None,
+    0,
+    1,
+    20260301,
+    20260301.0,
+    1.5,
+    True,
+    False,
+    math.nan,
+    math.inf,
+    [],
+    {},
+    ["2026-03-01T12:00:00+00:00"],
+    {"at": "2026-03-01"},
+    2**70,
+]
 
 
 def micros(us):
@@ -158,22 +255,35 @@ def micros(us):
 
 # Exact boundary hits, one microsecond either side, and shifts a wrong zone would cause.
 BOUNDARY_DELTAS = [micros(0), micros(1), micros(-1), timedelta(seconds=1), timedelta(seconds=-1)]
-BOUNDARY_DELTAS += [sign * d for sign in (1, -1) for d in (
-    timedelta(minutes=30), timedelta(hours=1), timedelta(hours=1, microseconds=1),
-    timedelta(hours=5, minutes=30), timedelta(hours=14), timedelta(days=1))]
+BOUNDARY_DELTAS += [
+    sign * d
+    for sign in (1, -1)
+    for d in (
+        timedelta(minutes=30),
+        timedelta(hours=1),
+        timedelta(hours=1, microseconds=1),
+        timedelta(hours=5, minutes=30),
+        timedelta(hours=14),
+        timedelta(days=1),
+    )
+]
 
 
 @st.composite
 def timestamp_values(draw, anchors):
     """A value for created_at / occurred_at (``MISSING`` means leave the key out)."""
-    kind = draw(st.sampled_from(["near"] * 12 + ["invalid", "odd", "nonstring", "missing", "empty"]))
+    kind = draw(
+        st.sampled_from(["near"] * 12 + ["invalid", "odd", "nonstring", "missing", "empty"])
+    )
     if kind == "near":
         anchor = draw(st.sampled_from(anchors))
-        delta = draw(st.one_of(
-            st.sampled_from(BOUNDARY_DELTAS),
-            st.integers(-3 * 3600 * 10**6, 3 * 3600 * 10**6).map(micros),
-            st.integers(-60 * 86400 * 10**6, 60 * 86400 * 10**6).map(micros),
-        ))
+        delta = draw(
+            st.one_of(
+                st.sampled_from(BOUNDARY_DELTAS),
+                st.integers(-3 * 3600 * 10**6, 3 * 3600 * 10**6).map(micros),
+                st.integers(-60 * 86400 * 10**6, 60 * 86400 * 10**6).map(micros),
+            )
+        )
         return draw(formatted(anchor + delta))
     if kind == "invalid":
         return draw(st.sampled_from(INVALID_STAMPS))
@@ -192,12 +302,65 @@ MISSING = object()
 # --------------------------------------------------------------------------- ids
 
 # Job keys chosen so that str(job_id) of a non-string job_id can match them.
-JOB_KEYS = ["j1", "j2", "j3", "7", "", "True", "nan", "inf", "-inf", "7.0", "1e+16", "1e-05",
-            "1180591620717411303424", "-1", "ü", "😀", "\u2028", "None", "0", "False", "0.0",
-            "-0.0", "[]", "{}", "['j1']"]
-JOB_ID_VALUES = ["j1", "j2", "j3", "j9", "7", "", 7, 7.0, -1, True, False, None, 0, 0.0, -0.0,
-                 2**70, math.nan, math.inf, -math.inf, 1e16, 1e-05, "ü", "😀", "\u2028",
-                 " j1", "J1", [], {}, ["j1"], "None"]
+JOB_KEYS = [
+    "j1",
+    "j2",
+    "j3",
+    "7",
+    "",
+    "True",
+    "nan",
+    "inf",
+    "-inf",
+    "7.0",
+    "1e+16",
+    "1e-05",
+    "1180591620717411303424",
+    "-1",
+    "ü",
+    "😀",
+    "\u2028",
+    "None",
+    "0",
+    "False",
+    "0.0",
+    "-0.0",
+    "[]",
+    "{}",
+    "['j1']",
+]
+JOB_ID_VALUES = [
+    "j1",
+    "j2",
+    "j3",
+    "j9",
+    "7",
+    "",
+    7,
+    7.0,
+    -1,
+    True,
+    False,
+    None,
+    0,
+    0.0,
+    -0.0,
+    2**70,
+    math.nan,
+    math.inf,
+    -math.inf,
+    1e16,
+    1e-05,
+    "ü",
+    "😀",
+    "\u2028",
+    " j1",
+    "J1",
+    [],
+    {},
+    ["j1"],
+    "None",
+]
 
 
 def job_keys(surrogates: bool):
@@ -221,8 +384,14 @@ NON_OBJECTS = [None, 1, "x", "completed", [], [{"job_id": "j1"}], 1.5, True]
 
 @st.composite
 def jobs_section(draw, surrogates):
-    keys = draw(st.lists(job_keys(surrogates), min_size=draw(st.sampled_from([0, 1, 1, 2, 3])),
-                         max_size=5, unique=True))
+    keys = draw(
+        st.lists(
+            job_keys(surrogates),
+            min_size=draw(st.sampled_from([0, 1, 1, 2, 3])),
+            max_size=5,
+            unique=True,
+        )
+    )
     jobs = {}
     for key in keys:
         if draw(st.sampled_from(range(10))) == 5:  # rare branches use middle values:
@@ -266,9 +435,12 @@ def result_row(draw, surrogates, anchors, result_id, known):
 @st.composite
 def event_row(draw, surrogates, anchors, job_key):
     if draw(st.sampled_from(range(10))) == 5:
-        return draw(st.sampled_from(NON_OBJECTS + ["2026-03-01T12:00:00+00:00"]))
-    row = {"event_id": draw(st.sampled_from(["e1", "e2", "e3"])), "job_id": job_key,
-           "event_type": "job.queued"}
+        return draw(st.sampled_from([*NON_OBJECTS, "2026-03-01T12:00:00+00:00"]))
+    row = {
+        "event_id": draw(st.sampled_from(["e1", "e2", "e3"])),
+        "job_id": job_key,
+        "event_type": "job.queued",
+    }
     stamp = draw(timestamp_values(anchors))
     if stamp is not MISSING:
         row["occurred_at"] = stamp
@@ -301,10 +473,15 @@ def states(draw, surrogates=False, anchors=None):
 
     events = {}
     for _ in range(draw(st.sampled_from(range(5)))):
-        key = draw(st.sampled_from(known) if known and draw(st.sampled_from(range(4))) != 2
-                   else job_keys(surrogates))
+        key = draw(
+            st.sampled_from(known)
+            if known and draw(st.sampled_from(range(4))) != 2
+            else job_keys(surrogates)
+        )
         if draw(st.sampled_from(range(10))) == 5:
-            events[key] = draw(st.sampled_from(NON_OBJECTS[:3] + [{}, {"occurred_at": "2020-01-01"}]))
+            events[key] = draw(
+                st.sampled_from([*NON_OBJECTS[:3], {}, {"occurred_at": "2020-01-01"}])
+            )
         else:
             n = draw(st.sampled_from(range(5)))
             events[key] = [draw(event_row(surrogates, anchors, key)) for _ in range(n)]
@@ -315,12 +492,18 @@ def states(draw, surrogates=False, anchors=None):
         if value is not MISSING:
             state[name] = value
     if draw(st.booleans()):
-        state["notifications"] = draw(st.dictionaries(texts(surrogates), payloads(surrogates),
-                                                      max_size=2))
+        state["notifications"] = draw(
+            st.dictionaries(texts(surrogates), payloads(surrogates), max_size=2)
+        )
     if draw(st.sampled_from(range(5))) != 2:
         state["schema_version"] = draw(st.integers(1, 5))
-    for extra in draw(st.lists(st.sampled_from(["aaa", "Meta", "zzz_extra", "events_old", "_"]),
-                               max_size=2, unique=True)):
+    for extra in draw(
+        st.lists(
+            st.sampled_from(["aaa", "Meta", "zzz_extra", "events_old", "_"]),
+            max_size=2,
+            unique=True,
+        )
+    ):
         state[extra] = draw(payloads(surrogates))
     return state
 
@@ -338,6 +521,7 @@ def scenarios(draw, surrogates=False):
 
 
 # --------------------------------------------------------------------------- job retention
+
 
 @st.composite
 def job_scenarios(draw, surrogates=False):

@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import NOW, NOW_ISO
 
+from conftest import NOW, NOW_ISO
 from streamclean import fs
 
 STAMP = NOW.strftime("%Y%m%dT%H%M%SZ")  # 20260310T120000Z
@@ -39,8 +39,14 @@ def _report(result) -> dict:
 def fake_archive(path: Path, store: Path | str, now: datetime, records: int = 0) -> bytes:
     """A file that reads as a streamclean archive of `store` written at `now`: the header as a
     gzip member of its own and no records (a reader needs no more to recognise it)."""
-    header = {"streamclean_archive": 1, "store": str(store), "now": now.isoformat(),
-              "before": {"size": 100}, "after": {"size": 50, "sha256": "0" * 64}, "records": records}
+    header = {
+        "streamclean_archive": 1,
+        "store": str(store),
+        "now": now.isoformat(),
+        "before": {"size": 100},
+        "after": {"size": 50, "sha256": "0" * 64},
+        "records": records,
+    }
     data = gzip.compress(json.dumps(header).encode() + b"\n")
     path.write_bytes(data)
     return data
@@ -76,15 +82,27 @@ def test_the_archive_is_named_after_the_store_and_the_runs_utc_time(store, invok
     name = f"store.v1.json.{STAMP}.jsonl.gz"
     assert os.listdir(folder) == [name]
     assert report["archive"]["file"] == str(folder / name)
-    assert report["archive"]["records"] == 3 and report["archive"]["bytes"] == (folder / name).stat().st_size
+    assert (
+        report["archive"]["records"] == 3
+        and report["archive"]["bytes"] == (folder / name).stat().st_size
+    )
     assert "archives_pruned" not in report  # only with --archive-keep
 
 
 def test_without_now_the_name_is_the_current_utc_time(store, invoke, tmp_path):
     folder = tmp_path / "archives"
     before = datetime.now(UTC).replace(microsecond=0)
-    result = invoke("clean", "--store-file", store, "--archive-dir", folder, "--results-ttl-seconds", "1d",
-                    "--events-ttl-seconds", "1d")
+    result = invoke(
+        "clean",
+        "--store-file",
+        store,
+        "--archive-dir",
+        folder,
+        "--results-ttl-seconds",
+        "1d",
+        "--events-ttl-seconds",
+        "1d",
+    )
     after = datetime.now(UTC)
     report = _report(result)
     [name] = os.listdir(folder)
@@ -110,7 +128,8 @@ def test_a_taken_name_is_never_replaced_the_next_free_one_is_used(store, invoke,
     folder.mkdir()
     first = folder / f"store.v1.json.{STAMP}.jsonl.gz"
     first.write_bytes(b"someone else's file")
-    (folder / f"store.v1.json.{STAMP}-2.jsonl.gz").symlink_to("nowhere")  # a dangling link takes a name too
+    # a dangling link takes a name too
+    (folder / f"store.v1.json.{STAMP}-2.jsonl.gz").symlink_to("nowhere")
     before = _snapshot(folder)
     report = _report(_clean(invoke, store, folder))
     third = folder / f"store.v1.json.{STAMP}-3.jsonl.gz"
@@ -120,7 +139,9 @@ def test_a_taken_name_is_never_replaced_the_next_free_one_is_used(store, invoke,
         assert json.loads(stream.readline())["store"] == str(store.resolve())
 
 
-def test_a_name_taken_while_the_run_works_is_not_replaced_either(store, invoke, tmp_path, monkeypatch):
+def test_a_name_taken_while_the_run_works_is_not_replaced_either(
+    store, invoke, tmp_path, monkeypatch
+):
     """Another run (of another store of the same name) takes the name between this run's
     start and its naming: this run goes on to the next name."""
     folder = tmp_path / "archives"
@@ -146,7 +167,8 @@ def test_a_run_that_deletes_nothing_or_a_dry_run_writes_no_archive(store, invoke
     assert _report(result)["dry_run"] is True and not folder.exists()  # a dry run creates nothing
     _report(_clean(invoke, store, folder))
     assert len(os.listdir(folder)) == 1
-    _report(_clean(invoke, store, folder, now="2026-03-10T12:00:01+00:00"))  # nothing left to delete
+    # nothing left to delete
+    _report(_clean(invoke, store, folder, now="2026-03-10T12:00:01+00:00"))
     assert len(os.listdir(folder)) == 1
 
 
@@ -197,7 +219,9 @@ def planted(store, tmp_path):
         else:
             (folder / name).write_bytes(content)
     # a symlink with the right name to an old archive of this store (outside and inside)
-    (folder / f"store.v1.json.{_stamp(NOW - 48 * day)}.jsonl.gz").symlink_to(outside / "kept.jsonl.gz")
+    (folder / f"store.v1.json.{_stamp(NOW - 48 * day)}.jsonl.gz").symlink_to(
+        outside / "kept.jsonl.gz"
+    )
     (folder / f"store.v1.json.{_stamp(NOW - 49 * day)}.jsonl.gz").symlink_to(folder / renamed_old)
     # a folder and a FIFO with the right name (the FIFO must not make the run wait)
     (folder / f"store.v1.json.{_stamp(NOW - 51 * day)}.jsonl.gz").mkdir()
@@ -218,9 +242,11 @@ def test_pruning_removes_only_this_stores_old_archives(store, invoke, planted, t
     assert (tmp_path / "elsewhere" / "kept.jsonl.gz").read_bytes() == outside
     # listed oldest first, with the header's time
     by_age = sorted(old, key=old.get)
-    assert report["archives_pruned"] == [{"file": str(folder / name), "now": old[name].isoformat()}
-                                         for name in by_age]
-    assert list(report)[-2:] == ["archive", "archives_pruned"]  # the new keys after the existing ones
+    assert report["archives_pruned"] == [
+        {"file": str(folder / name), "now": old[name].isoformat()} for name in by_age
+    ]
+    # the new keys after the existing ones
+    assert list(report)[-2:] == ["archive", "archives_pruned"]
 
 
 def test_a_dry_run_lists_what_would_be_pruned_and_removes_nothing(store, invoke, planted):
@@ -239,8 +265,14 @@ def test_the_archive_just_written_is_never_pruned(store, invoke, planted):
     pruned = {Path(item["file"]).name for item in report["archives_pruned"]}
     assert written.name not in pruned and set(old) <= pruned
     # keep 0: every archive of this store but the new one went (the old and the recent ones)
-    assert not any(NAME.fullmatch(name) and (folder / name).is_file() and not (folder / name).is_symlink()
-                   and _is_this_stores(folder / name, store) for name in os.listdir(folder) if name != written.name)
+    assert not any(
+        NAME.fullmatch(name)
+        and (folder / name).is_file()
+        and not (folder / name).is_symlink()
+        and _is_this_stores(folder / name, store)
+        for name in os.listdir(folder)
+        if name != written.name
+    )
 
 
 def _is_this_stores(path: Path, store: Path) -> bool:
@@ -254,7 +286,9 @@ def _is_this_stores(path: Path, store: Path) -> bool:
 def test_pruning_happens_without_a_new_archive_too(store, invoke, planted):
     folder, old, _ = planted
     _report(_clean(invoke, store, folder))  # deletes what there is to delete
-    report = _report(_clean(invoke, store, folder, "--archive-keep", "30d", now="2026-03-10T12:00:01+00:00"))
+    report = _report(
+        _clean(invoke, store, folder, "--archive-keep", "30d", now="2026-03-10T12:00:01+00:00")
+    )
     assert "archive" not in report
     assert sorted(Path(item["file"]).name for item in report["archives_pruned"]) == sorted(old)
 
@@ -277,7 +311,9 @@ def test_nothing_is_pruned_when_the_run_fails_or_gives_way(store, invoke, plante
     assert _snapshot(folder) == before
 
 
-def test_a_prune_that_fails_after_the_swap_exits_74_in_one_line(store, invoke, planted, monkeypatch):
+def test_a_prune_that_fails_after_the_swap_exits_74_in_one_line(
+    store, invoke, planted, monkeypatch
+):
     folder, old, _ = planted
     old_store = store.read_bytes()
     real_call = fs.call
@@ -291,7 +327,9 @@ def test_a_prune_that_fails_after_the_swap_exits_74_in_one_line(store, invoke, p
     result = _clean(invoke, store, folder, "--archive-keep", "30d")
     assert result.exit_code == 74
     [line] = result.stderr.splitlines()
-    assert line.startswith("streamclean: error: the store was cleaned, but cannot remove the old archive")
+    assert line.startswith(
+        "streamclean: error: the store was cleaned, but cannot remove the old archive"
+    )
     assert os.strerror(errno.EACCES) in line
     assert store.read_bytes() != old_store and set(old) <= set(os.listdir(folder))
 
@@ -300,8 +338,16 @@ def test_the_archive_options_are_checked_before_the_store_is_read(store, invoke,
     data = store.read_bytes()
     cases = [
         (["--archive-keep", "30d"], 2, "--archive-keep needs --archive-dir"),
-        (["--archive-dir", tmp_path / "a", "--archive-file", tmp_path / "a.jsonl.gz"], 2, "cannot be given together"),
-        (["--archive-dir", tmp_path / "a", "--archive-keep", "soon"], 2, "--archive-keep: 'soon' is not a duration"),
+        (
+            ["--archive-dir", tmp_path / "a", "--archive-file", tmp_path / "a.jsonl.gz"],
+            2,
+            "cannot be given together",
+        ),
+        (
+            ["--archive-dir", tmp_path / "a", "--archive-keep", "soon"],
+            2,
+            "--archive-keep: 'soon' is not a duration",
+        ),
         (["--archive-dir", tmp_path / "missing" / "a"], 1, "cannot create the archive folder"),
         (["--archive-dir", store], 1, "is the store itself"),
         (["--archive-dir", tmp_path / "a-file"], 1, "is not a folder"),
@@ -333,7 +379,9 @@ def test_no_other_output_may_name_an_archive_in_the_folder(store, invoke, plante
     assert result.exit_code == 1 and not future.exists()
 
 
-def test_an_archive_replaced_after_it_was_judged_is_not_removed(store, invoke, planted, monkeypatch):
+def test_an_archive_replaced_after_it_was_judged_is_not_removed(
+    store, invoke, planted, monkeypatch
+):
     """Between reading an archive's header and removing it, its name comes to hold another
     file: that file is not what was judged, and stays."""
     from streamclean import archive_folder
@@ -353,7 +401,9 @@ def test_an_archive_replaced_after_it_was_judged_is_not_removed(store, invoke, p
     monkeypatch.setattr(archive_folder.ArchiveFolder, "_old_archive", judged_then_replaced)
     report = _report(_clean(invoke, store, folder, "--archive-keep", "30d"))
     assert (folder / victim).read_bytes() == b"arrived after the judgement"
-    assert sorted(Path(item["file"]).name for item in report["archives_pruned"]) == sorted(set(old) - {victim})
+    assert sorted(Path(item["file"]).name for item in report["archives_pruned"]) == sorted(
+        set(old) - {victim}
+    )
 
 
 # -- killed while pruning ------------------------------------------------------------------------
@@ -398,8 +448,17 @@ def test_killed_at_every_operation_every_archive_is_whole_or_pruned(store, tmp_p
         decoy = f"store.v1.json.{_stamp(NOW - 60 * day)}.jsonl.gz"
         (folder / decoy).write_bytes(b"not an archive")
         planted[decoy] = b"not an archive"
-        return ["clean", "--store-file", str(store), "--now", NOW_ISO, "--archive-dir", str(folder),
-                "--archive-keep", "30d"]
+        return [
+            "clean",
+            "--store-file",
+            str(store),
+            "--now",
+            NOW_ISO,
+            "--archive-dir",
+            str(folder),
+            "--archive-keep",
+            "30d",
+        ]
 
     prepare()
     new_store = _cleaned_copy(tmp_path, old_store)
@@ -450,17 +509,22 @@ def _cleaned_copy(tmp_path: Path, old: bytes) -> bytes:
 def test_the_summary_line_counts_the_archives_removed(store, invoke, planted):
     folder, old, _ = planted
     result = _clean(invoke, store, folder, "--archive-keep", "30d", "--dry-run")
-    assert re.search(rf"; would remove {len(old)} old archives; \d+\.\d s\n$", result.stderr), result.stderr
+    assert re.search(rf"; would remove {len(old)} old archives; \d+\.\d s\n$", result.stderr), (
+        result.stderr
+    )
     result = _clean(invoke, store, folder, "--archive-keep", "30d")
-    assert re.search(rf" freed in \d+\.\d s; removed {len(old)} old archives\n$", result.stderr), result.stderr
+    assert re.search(rf" freed in \d+\.\d s; removed {len(old)} old archives\n$", result.stderr), (
+        result.stderr
+    )
 
 
 # -- modes -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("store_mode, folder_mode", [(0o600, 0o700), (0o640, 0o750)])
-def test_a_created_folder_and_the_archive_are_no_more_open_than_the_store(store, invoke, tmp_path, store_mode,
-                                                                          folder_mode):
+def test_a_created_folder_and_the_archive_are_no_more_open_than_the_store(
+    store, invoke, tmp_path, store_mode, folder_mode
+):
     store.chmod(store_mode)
     folder = tmp_path / "archives"
     old_umask = os.umask(0o022)
@@ -495,8 +559,12 @@ def test_the_documented_cron_line_works_in_crons_bare_environment(tmp_path):
     from conftest import ROOT, service_bytes, small_state
 
     page = (ROOT / "docs" / "archive.md").read_text(encoding="utf-8")
-    [line] = [line for block in re.findall(r"```cron\n(.*?)```", page, re.DOTALL)
-              for line in block.splitlines() if "--archive-dir" in line]
+    [line] = [
+        line
+        for block in re.findall(r"```cron\n(.*?)```", page, re.DOTALL)
+        for line in block.splitlines()
+        if "--archive-dir" in line
+    ]
     assert "%" not in line and "date" not in line and "--archive-keep" in line
     command = line.split(None, 5)[5]  # after the five schedule fields
     service = tmp_path / "srv" / "async-jobs"
@@ -511,18 +579,28 @@ def test_the_documented_cron_line_works_in_crons_bare_environment(tmp_path):
     fake_archive(backups / old_name, store.resolve(), old)
     program = tmp_path / "bin" / "streamclean"
     program.parent.mkdir()
-    program.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-                       "from streamclean.cli import main\nmain()\n")
+    program.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+        "from streamclean.cli import main\nmain()\n"
+    )
     program.chmod(0o755)
-    replaced = {"/srv/async-jobs": str(service), "/var/backups/async-jobs": str(backups),
-                "/var/lib/prometheus/node-exporter": str(textfile)}
+    replaced = {
+        "/srv/async-jobs": str(service),
+        "/var/backups/async-jobs": str(backups),
+        "/var/lib/prometheus/node-exporter": str(textfile),
+    }
     command = re.sub(r"/\S+/bin/streamclean(?= )", str(program), command)
     for documented, here in replaced.items():
         assert documented in command, documented
         command = command.replace(documented, here)
     before = datetime.now(UTC).replace(microsecond=0)
-    done = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c", command], check=False, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        ["env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c", command],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     after = datetime.now(UTC)
     assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done
     [name] = os.listdir(backups)

@@ -48,7 +48,9 @@ def test_an_error_while_writing_leaves_the_old_file_and_no_temporary_file(tmp_pa
 
 
 @pytest.mark.parametrize("step", ["fsync", "replace"])
-def test_a_failed_sync_or_rename_leaves_the_old_file_and_no_temporary_file(tmp_path, monkeypatch, step):
+def test_a_failed_sync_or_rename_leaves_the_old_file_and_no_temporary_file(
+    tmp_path, monkeypatch, step
+):
     target = tmp_path / "report.json"
     target.write_bytes(b"old")
 
@@ -97,12 +99,15 @@ def test_check_writable_accepts_a_writable_folder_and_leaves_nothing(tmp_path):
     assert listing(tmp_path) == []
 
 
-@pytest.mark.parametrize("where, create_folders, problem", [
-    ("afile/x.json", True, "{tmp}/afile is a file, not a folder"),
-    ("afile/sub/x.json", True, "{tmp}/afile is a file, not a folder"),
-    ("missing/x.json", False, "the folder {tmp}/missing does not exist"),
-    ("folder", False, "it is a folder; give a file name"),
-])
+@pytest.mark.parametrize(
+    "where, create_folders, problem",
+    [
+        ("afile/x.json", True, "{tmp}/afile is a file, not a folder"),
+        ("afile/sub/x.json", True, "{tmp}/afile is a file, not a folder"),
+        ("missing/x.json", False, "the folder {tmp}/missing does not exist"),
+        ("folder", False, "it is a folder; give a file name"),
+    ],
+)
 def test_check_writable_says_what_is_wrong(tmp_path, where, create_folders, problem):
     (tmp_path / "afile").write_bytes(b"")
     (tmp_path / "folder").mkdir()
@@ -114,6 +119,7 @@ def test_check_writable_says_what_is_wrong(tmp_path, where, create_folders, prob
 
 def test_check_writable_tries_for_real_where_access_would_say_yes(tmp_path, monkeypatch):
     """As root, os.access says yes to a read-only mount; the probe asks the file system."""
+
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 

@@ -21,7 +21,9 @@ def yajl2_c():
     try:
         return ijson.get_backend("yajl2_c")
     except ImportError:
-        pytest.skip("ijson's C backend (yajl2_c), the one the brief's speed assumes, is not built here")
+        pytest.skip(
+            "ijson's C backend (yajl2_c), the one the brief's speed assumes, is not built here"
+        )
 
 
 def _member(backend, document: str):
@@ -33,7 +35,9 @@ def _service(value, ensure_ascii=False) -> str:
     return json.dumps({"v": value}, ensure_ascii=ensure_ascii, sort_keys=True, indent=2)
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("-inf"), float("inf")], ids=["NaN", "-Infinity", "Infinity"])
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("-inf"), float("inf")], ids=["NaN", "-Infinity", "Infinity"]
+)
 def test_ijson_refuses_the_non_finite_numbers_the_service_writes(yajl2_c, value):
     document = _service(value)
     assert json.loads(document)["v"] is not None  # the service reads its own file back
@@ -60,7 +64,9 @@ def test_orjson_writes_nan_as_null():
     assert orjson.dumps(float("-inf")) == b"null"
 
 
-@pytest.mark.parametrize("value", [2**64, -(2**63) - 1, "\ud800"], ids=["2**64", "-2**63-1", "lone-surrogate"])
+@pytest.mark.parametrize(
+    "value", [2**64, -(2**63) - 1, "\ud800"], ids=["2**64", "-2**63-1", "lone-surrogate"]
+)
 def test_orjson_refuses_big_integers_and_lone_surrogates(value):
     json.dumps(value)  # the service writes them
     with pytest.raises(orjson.JSONEncodeError):

@@ -19,7 +19,7 @@ def test_run_deletes_and_leaves_only_the_store_and_its_lock(store):
     before = listing(store.parent)
     report = cleanup.clean(store, POLICY)
     assert report.rewritten and report.delete_count == 3
-    assert listing(store.parent) == sorted(before + ["store.v1.json.lock"])
+    assert listing(store.parent) == sorted([*before, "store.v1.json.lock"])
     assert report.bytes_after == store.stat().st_size < report.bytes_before
 
 
@@ -40,7 +40,11 @@ def test_second_run_does_not_touch_the_file(store):
     report = cleanup.clean(store, POLICY)
     after = store.stat()
     assert report.delete_count == 0 and not report.rewritten
-    assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (before.st_ino, before.st_mtime_ns, before.st_ctime_ns)
+    assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (
+        before.st_ino,
+        before.st_mtime_ns,
+        before.st_ctime_ns,
+    )
 
 
 def test_dry_run_writes_nothing_at_all(store):
@@ -74,7 +78,12 @@ def test_empty_file_is_an_empty_store(tmp_path):
     path = tmp_path / "store.v1.json"
     path.write_bytes(b"")
     report = cleanup.clean(path, POLICY)
-    assert (report.terminal_job_count, report.results.total, report.events.total, report.rewritten) == (0, 0, 0, False)
+    assert (
+        report.terminal_job_count,
+        report.results.total,
+        report.events.total,
+        report.rewritten,
+    ) == (0, 0, 0, False)
     assert path.read_bytes() == b""
 
 
@@ -104,7 +113,9 @@ def test_held_lock_means_exit_75_and_names_the_holder(store):
     fcntl.flock(fd, fcntl.LOCK_EX)
     data = store.read_bytes()
     try:
-        with pytest.raises(LockedError, match=r"another cleanup \(pid 31337\) holds the lock") as caught:
+        with pytest.raises(
+            LockedError, match=r"another cleanup \(pid 31337\) holds the lock"
+        ) as caught:
             cleanup.clean(store, POLICY)
     finally:
         os.close(fd)

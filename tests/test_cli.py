@@ -28,8 +28,17 @@ def test_clean_prints_the_report_with_every_dashboard_key(store, invoke, seconds
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert list(report)[:12] == [
-        "runner", "store_file", "now", "dry_run", "results_ttl_seconds", "events_ttl_seconds",
-        "ttl_seconds", "terminal_job_count", "active_job_count", "results", "events",
+        "runner",
+        "store_file",
+        "now",
+        "dry_run",
+        "results_ttl_seconds",
+        "events_ttl_seconds",
+        "ttl_seconds",
+        "terminal_job_count",
+        "active_job_count",
+        "results",
+        "events",
         "store_bytes_before",
     ]
     assert report["runner"] == "streamclean" and report["store_file"] == str(store)
@@ -37,8 +46,12 @@ def test_clean_prints_the_report_with_every_dashboard_key(store, invoke, seconds
     assert report["ttl_seconds"] == {"results": 604800.0, "events": 259200.0}
     assert (report["terminal_job_count"], report["active_job_count"]) == (2, 1)
     assert report["results"] == {
-        "total": 3, "eligible_terminal": 2, "delete_count": 1, "kept_count": 2,
-        "skipped_missing_timestamp": 0, "cutoff": "2026-03-03T12:00:00+00:00",
+        "total": 3,
+        "eligible_terminal": 2,
+        "delete_count": 1,
+        "kept_count": 2,
+        "skipped_missing_timestamp": 0,
+        "cutoff": "2026-03-03T12:00:00+00:00",
     }
     assert result.stderr == (
         "streamclean: deleted 1 result and 2 events, kept 2 results and 2 events; 0.0 MB freed in 3.5 s\n"
@@ -61,15 +74,26 @@ def test_quiet_leaves_stderr_empty_and_the_report_unchanged(store, invoke):
 
 def test_drop_in_prints_no_summary(store):
     command = drop_in_command("run_async_retention_cleanup.py")
-    result = CliRunner().invoke(command, ["--store-file", str(store), "--now", NOW_ISO], catch_exceptions=False)
+    result = CliRunner().invoke(
+        command, ["--store-file", str(store), "--now", NOW_ISO], catch_exceptions=False
+    )
     assert result.exit_code == 0 and result.stderr == ""
     assert json.loads(result.stdout)["runner"] == "run_async_retention_cleanup.py"
 
 
 def test_durations_with_units_and_disabled_kinds(store, invoke):
     result = invoke(
-        "clean", "--store-file", store, "--now", NOW_ISO, "--results-ttl-seconds", "1D",
-        "--events-ttl-seconds", "15m", "--disable-events-retention", "--dry-run",
+        "clean",
+        "--store-file",
+        store,
+        "--now",
+        NOW_ISO,
+        "--results-ttl-seconds",
+        "1D",
+        "--events-ttl-seconds",
+        "15m",
+        "--disable-events-retention",
+        "--dry-run",
     )
     report = json.loads(result.stdout)
     assert report["results_ttl_seconds"] == 86400.0 and report["events_ttl_seconds"] is None
@@ -85,14 +109,28 @@ def test_environment_gives_defaults_and_options_override_it(store, invoke):
     }
     report = json.loads(invoke("clean", "--now", NOW_ISO, "--dry-run", env=env).stdout)
     assert (report["store_file"], report["results_ttl_seconds"], report["events_ttl_seconds"]) == (
-        str(store), 7200.0, 60.0,
+        str(store),
+        7200.0,
+        60.0,
     )
-    report = json.loads(invoke("clean", "--now", NOW_ISO, "--dry-run", "--events-ttl-seconds", "1m", env=env).stdout)
+    report = json.loads(
+        invoke("clean", "--now", NOW_ISO, "--dry-run", "--events-ttl-seconds", "1m", env=env).stdout
+    )
     assert report["events_ttl_seconds"] == 60.0 and report["results_ttl_seconds"] == 7200.0
 
 
 def test_ttl_zero_deletes_everything_eligible_up_to_now(store, invoke):
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--results-ttl-seconds", "0", "--events-ttl-seconds", "0")
+    result = invoke(
+        "clean",
+        "--store-file",
+        store,
+        "--now",
+        NOW_ISO,
+        "--results-ttl-seconds",
+        "0",
+        "--events-ttl-seconds",
+        "0",
+    )
     report = json.loads(result.stdout)
     assert report["results"]["delete_count"] == 2 and report["events"]["delete_count"] == 3
     assert report["results"]["cutoff"] == NOW_ISO
@@ -107,10 +145,28 @@ def test_output_json_creates_parent_folders(store, invoke, tmp_path):
 @pytest.mark.parametrize(
     "args, env, message",
     [
-        (["--results-ttl-seconds", "-5"], {}, "streamclean: error: --results-ttl-seconds: '-5' is negative; a TTL counts back from now\n"),
-        (["--events-ttl-seconds", "soon"], {}, "streamclean: error: --events-ttl-seconds: 'soon' is not a duration; give seconds (604800, 0.5) or a number with a unit s, m, h or d (7d, 24h, 15m)\n"),
-        ([], {"ASYNC_JOB_EVENTS_RETENTION_SECONDS": "inf"}, "streamclean: error: ASYNC_JOB_EVENTS_RETENTION_SECONDS: 'inf' is not a duration; give seconds (604800, 0.5) or a number with a unit s, m, h or d (7d, 24h, 15m)\n"),
-        (["--now", "noon"], {}, "streamclean: error: --now: 'noon' is not an ISO-8601 time; for example 2026-03-01T12:00:00+00:00\n"),
+        (
+            ["--results-ttl-seconds", "-5"],
+            {},
+            "streamclean: error: --results-ttl-seconds: '-5' is negative; a TTL counts back from now\n",
+        ),
+        (
+            ["--events-ttl-seconds", "soon"],
+            {},
+            "streamclean: error: --events-ttl-seconds: 'soon' is not a duration; "
+            "give seconds (604800, 0.5) or a number with a unit s, m, h or d (7d, 24h, 15m)\n",
+        ),
+        (
+            [],
+            {"ASYNC_JOB_EVENTS_RETENTION_SECONDS": "inf"},
+            "streamclean: error: ASYNC_JOB_EVENTS_RETENTION_SECONDS: 'inf' is not a duration; "
+            "give seconds (604800, 0.5) or a number with a unit s, m, h or d (7d, 24h, 15m)\n",
+        ),
+        (
+            ["--now", "noon"],
+            {},
+            "streamclean: error: --now: 'noon' is not an ISO-8601 time; for example 2026-03-01T12:00:00+00:00\n",
+        ),
     ],
 )
 def test_bad_values_exit_2_before_the_store_is_read(tmp_path, invoke, args, env, message):
@@ -144,8 +200,14 @@ def test_invalid_store_exits_1_and_stays_as_it_was(store, invoke):
     store.write_bytes(data)
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO)
     assert result.exit_code == 1 and result.stdout == ""
-    assert result.stderr.startswith("streamclean: error: invalid store: ") and result.stderr.count("\n") == 1
-    assert store.read_bytes() == data and sorted(os.listdir(store.parent)) == ["store.v1.json", "store.v1.json.lock"]
+    assert (
+        result.stderr.startswith("streamclean: error: invalid store: ")
+        and result.stderr.count("\n") == 1
+    )
+    assert store.read_bytes() == data and sorted(os.listdir(store.parent)) == [
+        "store.v1.json",
+        "store.v1.json.lock",
+    ]
 
 
 def test_held_lock_exits_75(store, invoke):
@@ -170,7 +232,9 @@ COMMANDS = {
 def test_every_command_has_help_with_examples(name):
     command, args = COMMANDS[name]
     for flag in ("--help", "-h"):
-        result = CliRunner().invoke(command, [*args, flag], prog_name=name.split()[0], terminal_width=200)
+        result = CliRunner().invoke(
+            command, [*args, flag], prog_name=name.split()[0], terminal_width=200
+        )
         assert result.exit_code == 0 and "Examples:" in result.stdout
     if name != "streamclean":  # the commands that read a store show its environment and defaults
         for shown in (
@@ -198,20 +262,47 @@ def test_version(name):
 def test_shell_completion_script_and_completions():
     env = {"_STREAMCLEAN_COMPLETE": "bash_source"}
     script = CliRunner().invoke(main, [], prog_name="streamclean", env=env).stdout
-    assert "_streamclean_completion()" in script and "complete -o nosort -F _streamclean_completion streamclean" in script
-    env = {"_STREAMCLEAN_COMPLETE": "bash_complete", "COMP_WORDS": "streamclean ins", "COMP_CWORD": "1"}
-    assert CliRunner().invoke(main, [], prog_name="streamclean", env=env).stdout == "plain,inspect\n"
-    env = {"_STREAMCLEAN_COMPLETE": "bash_complete", "COMP_WORDS": "streamclean clean --metr", "COMP_CWORD": "2"}
-    assert CliRunner().invoke(main, [], prog_name="streamclean", env=env).stdout == "plain,--metrics-textfile\n"
+    assert (
+        "_streamclean_completion()" in script
+        and "complete -o nosort -F _streamclean_completion streamclean" in script
+    )
+    env = {
+        "_STREAMCLEAN_COMPLETE": "bash_complete",
+        "COMP_WORDS": "streamclean ins",
+        "COMP_CWORD": "1",
+    }
+    assert (
+        CliRunner().invoke(main, [], prog_name="streamclean", env=env).stdout == "plain,inspect\n"
+    )
+    env = {
+        "_STREAMCLEAN_COMPLETE": "bash_complete",
+        "COMP_WORDS": "streamclean clean --metr",
+        "COMP_CWORD": "2",
+    }
+    assert (
+        CliRunner().invoke(main, [], prog_name="streamclean", env=env).stdout
+        == "plain,--metrics-textfile\n"
+    )
 
 
 @pytest.mark.slow
 def test_drop_in_script_runs_from_a_checkout_with_the_old_runner_name(store, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--store-file", str(store), "--now", NOW_ISO,
-         "--output-json", str(tmp_path / "out" / "r.json")],
-        capture_output=True, text=True, cwd=tmp_path, env=env,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--store-file",
+            str(store),
+            "--now",
+            NOW_ISO,
+            "--output-json",
+            str(tmp_path / "out" / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
     )
     assert (result.returncode, result.stderr) == (0, "")  # as the old script: nothing on stderr
     report = json.loads(result.stdout)
@@ -222,17 +313,23 @@ def test_drop_in_script_runs_from_a_checkout_with_the_old_runner_name(store, tmp
 @pytest.mark.slow
 def test_drop_in_script_bad_duration_exits_2_with_its_name(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--events-ttl-seconds", "x"], capture_output=True, text=True, cwd=tmp_path
+        [sys.executable, str(SCRIPT), "--events-ttl-seconds", "x"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert result.returncode == 2
-    assert result.stderr.startswith("run_async_retention_cleanup.py: error: --events-ttl-seconds: 'x'")
+    assert result.stderr.startswith(
+        "run_async_retention_cleanup.py: error: --events-ttl-seconds: 'x'"
+    )
 
 
 @pytest.mark.slow
 def test_python_dash_m_runs_the_cli(store):
     result = subprocess.run(
         [sys.executable, "-m", "streamclean", "clean", "--store-file", str(store), "--dry-run"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0 and json.loads(result.stdout)["dry_run"] is True
 
@@ -257,9 +354,15 @@ def test_an_unforeseen_error_is_one_line_and_leaves_the_store(store, invoke, mon
 # -- issue 11, point 11 -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("option", ["--store-file", "--output-json", "--lock-file", "--metrics-textfile"])
+@pytest.mark.parametrize(
+    "option", ["--store-file", "--output-json", "--lock-file", "--metrics-textfile"]
+)
 def test_path_options_complete_as_paths(option):
-    env = {"_STREAMCLEAN_COMPLETE": "bash_complete", "COMP_WORDS": f"streamclean clean {option} ", "COMP_CWORD": "3"}
+    env = {
+        "_STREAMCLEAN_COMPLETE": "bash_complete",
+        "COMP_WORDS": f"streamclean clean {option} ",
+        "COMP_CWORD": "3",
+    }
     result = CliRunner().invoke(main, [], prog_name="streamclean", env=env)
     assert result.output == "file,\n"  # bash then completes file and folder names itself
 
@@ -267,7 +370,10 @@ def test_path_options_complete_as_paths(option):
 def test_a_store_that_is_a_folder_is_still_exit_1_not_a_usage_error(tmp_path, invoke):
     result = invoke("clean", "--store-file", tmp_path)
     assert result.exit_code == 1
-    assert result.stderr == f"streamclean: error: store file is a directory: {tmp_path}; give the path of store.v1.json\n"
+    assert (
+        result.stderr
+        == f"streamclean: error: store file is a directory: {tmp_path}; give the path of store.v1.json\n"
+    )
 
 
 def test_the_command_list_in_help_is_not_cut_short(invoke):

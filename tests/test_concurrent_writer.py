@@ -26,7 +26,6 @@ import time
 import pytest
 
 import processes
-from processes import NOW
 
 WRITER = r"""
 import json, os, secrets, sys, time
@@ -68,13 +67,20 @@ def test_no_write_of_the_service_is_ever_lost(tmp_path):
         if elapsed > MAX_SECONDS or writer.poll() is not None:
             return True
         swapped = sum(1 for code, out, _ in outcomes if code == 0 and json.loads(out)["rewritten"])
-        changed = sum(1 for code, _, err in outcomes if code == 75 and "changed by someone else" in err)
+        changed = sum(
+            1 for code, _, err in outcomes if code == 75 and "changed by someone else" in err
+        )
         return elapsed > MIN_SECONDS and swapped >= 5 and changed >= 3
 
     def cleanups():
         while not enough():
-            proc = subprocess.run(processes.clean_command(store, "--quiet"), cwd=processes.ROOT,
-                                  capture_output=True, text=True, timeout=60)
+            proc = subprocess.run(
+                processes.clean_command(store, "--quiet"),
+                cwd=processes.ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             outcomes.append((proc.returncode, proc.stdout, proc.stderr))
 
     loops = [threading.Thread(target=cleanups) for _ in range(2)]
@@ -129,11 +135,15 @@ def test_writes_racing_the_swap_back_leave_the_newest_store_in_place(store, monk
         return real_call(op, func, *args)
 
     monkeypatch.setattr(fs, "call", racing)
-    result = CliRunner().invoke(main, ["clean", "--store-file", str(store), "--now", "2026-03-10T12:00:00+00:00"])
+    result = CliRunner().invoke(
+        main, ["clean", "--store-file", str(store), "--now", "2026-03-10T12:00:00+00:00"]
+    )
     assert result.exit_code == 75, result.stderr
     assert "changed by someone else" in result.stderr
     assert store.read_bytes() == versions[2]  # the newest
     names = sorted(os.listdir(store.parent))
     displaced = [name for name in names if ".streamclean-displaced-" in name]
-    assert names == sorted(["store.v1.json", "store.v1.json.lock", *displaced]) and len(displaced) == 1
+    assert (
+        names == sorted(["store.v1.json", "store.v1.json.lock", *displaced]) and len(displaced) == 1
+    )
     assert (store.parent / displaced[0]).read_bytes() == versions[1]  # superseded by the newest

@@ -67,10 +67,14 @@ def assert_next_run_recovers(store: Path, stores) -> None:
     leaves exactly the new store."""
     service_tmp = store.with_name(SERVICE_TMP)
     service_tmp.write_bytes(b'{"written": "by the service"}')
-    result = CliRunner().invoke(main, ["clean", "--store-file", str(store), "--now", NOW], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["clean", "--store-file", str(store), "--now", NOW], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.stderr
     assert store.read_bytes() == stores[1]
-    assert sorted(os.listdir(store.parent)) == sorted([store.name, store.name + ".lock", SERVICE_TMP])
+    assert sorted(os.listdir(store.parent)) == sorted(
+        [store.name, store.name + ".lock", SERVICE_TMP]
+    )
     assert service_tmp.read_bytes() == b'{"written": "by the service"}'
 
 
@@ -79,7 +83,9 @@ def assert_only_our_leftover(store: Path, most: int = 1) -> list[Path]:
     where renameat2 is missing, the second name the old store gets before the rename."""
     left = leftovers(store.parent, store.name)
     assert len(left) <= most
-    others = set(os.listdir(store.parent)) - {store.name, store.name + ".lock"} - {p.name for p in left}
+    others = (
+        set(os.listdir(store.parent)) - {store.name, store.name + ".lock"} - {p.name for p in left}
+    )
     assert not others, f"a killed run left {others}"
     return left
 
@@ -89,7 +95,10 @@ def assert_only_our_leftover(store: Path, most: int = 1) -> list[Path]:
 
 def _points(new_size: int):
     """Where to stop the child: (name, condition on a Sight)."""
-    first_pass = lambda s: s.passes == 1 and s.temp_size is None
+
+    def first_pass(s):
+        return s.passes == 1 and s.temp_size is None
+
     return [
         ("started reading", lambda s: s.position is not None and s.position > 0),
         ("mid pass 1", lambda s: first_pass(s) and (s.position or 0) >= 2_000_000),
@@ -123,7 +132,10 @@ def test_killed_from_outside_at_many_points_the_store_is_old_or_new(tmp_path, st
             proc.communicate(timeout=20)
         # At every instant we looked, the path held the old store or the complete new one.
         for seen in watch.sights:
-            assert (seen.store_ino, seen.store_size) == (watch.original.st_ino, len(old)) or seen.store_size == len(new)
+            assert (seen.store_ino, seen.store_size) == (
+                watch.original.st_ino,
+                len(old),
+            ) or seen.store_size == len(new)
         state = assert_old_or_new(store, stores)
         left = assert_only_our_leftover(store)
         if sight is None:
@@ -167,7 +179,9 @@ main(sys.argv[4:], prog_name="streamclean")
 """
 
 
-def _count_operations(store: Path, old: bytes, extra: list[str], monkeypatch, exchange: str) -> list[str]:
+def _count_operations(
+    store: Path, old: bytes, extra: list[str], monkeypatch, exchange: str
+) -> list[str]:
     """The fs operations of a whole successful run, in order (in-process, same code path)."""
     store.write_bytes(old)
     calls = []
@@ -181,7 +195,9 @@ def _count_operations(store: Path, old: bytes, extra: list[str], monkeypatch, ex
         patch.setattr(fs, "call", counting)
         if exchange == "none":
             patch.setattr(fs, "_renameat2", None)
-        result = CliRunner().invoke(main, ["clean", "--store-file", str(store), "--now", NOW, *extra])
+        result = CliRunner().invoke(
+            main, ["clean", "--store-file", str(store), "--now", NOW, *extra]
+        )
     assert result.exit_code == 0, result.stderr
     shutil.rmtree(store.parent)
     store.parent.mkdir()
@@ -194,23 +210,44 @@ def _count_operations(store: Path, old: bytes, extra: list[str], monkeypatch, ex
     ids=["exchange", "rename-fallback", "exchange-backup"],
 )
 def test_killed_before_and_after_every_file_operation(store, stores, monkeypatch, exchange, extra):
-    old, new = stores
+    old, _ = stores
     operations = _count_operations(store, old, extra, monkeypatch, exchange)
     assert operations.count("fsync") == 1 and operations[-1] in ("fsync_dir", "rename")
     outcomes = {}
     for target, op in enumerate(operations):
         for when in ("before", "after"):
-            if when == "before" and op == "write" and target > 0 and operations[target - 1] == "write":
+            if (
+                when == "before"
+                and op == "write"
+                and target > 0
+                and operations[target - 1] == "write"
+            ):
                 continue  # the same instant as after the previous write
             store.write_bytes(old)
-            argv = [processes.PYTHON, "-c", DRIVER, str(target), when, exchange, "clean",
-                    "--store-file", str(store), "--now", NOW, *extra]
+            argv = [
+                processes.PYTHON,
+                "-c",
+                DRIVER,
+                str(target),
+                when,
+                exchange,
+                "clean",
+                "--store-file",
+                str(store),
+                "--now",
+                NOW,
+                *extra,
+            ]
             proc = processes.start(argv)
             code, _, stderr = processes.finish(proc)
             assert code == -signal.SIGKILL, f"{when} {op} #{target}: {stderr}"
             state = assert_old_or_new(store, stores)
             outcomes[(target, when)] = (op, state)
-            left = assert_only_our_leftover(store, 2 if exchange == "none" else 1) if not extra else leftovers(store.parent, store.name)
+            left = (
+                assert_only_our_leftover(store, 2 if exchange == "none" else 1)
+                if not extra
+                else leftovers(store.parent, store.name)
+            )
             if extra:  # --backup: a backup may only ever hold the old store
                 backup = store.with_name(store.name + ".bak")
                 assert not backup.exists() or backup.read_bytes() == old

@@ -20,7 +20,13 @@ CONTRACT = DOCS / "CONTRACT.md"
 OPERATING = (DOCS / "operating.md").read_text(encoding="utf-8")
 PERFORMANCE = (DOCS / "performance.md").read_text(encoding="utf-8")
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
-EXIT_STATUSES = {errors.EXIT_FAILED, errors.EXIT_USAGE, errors.EXIT_CLEANED, errors.EXIT_TEMPFAIL, 0}
+EXIT_STATUSES = {
+    errors.EXIT_FAILED,
+    errors.EXIT_USAGE,
+    errors.EXIT_CLEANED,
+    errors.EXIT_TEMPFAIL,
+    0,
+}
 
 
 def _blocks(language: str, text: str = OPERATING) -> list[str]:
@@ -31,7 +37,9 @@ def _exit_table(text: str) -> set[int]:
     return {int(status) for status in re.findall(r"^\| (\d+) \|", text, re.MULTILINE)}
 
 
-@pytest.mark.parametrize("text", [README, CONTRACT.read_text(encoding="utf-8")], ids=["README", "CONTRACT"])
+@pytest.mark.parametrize(
+    "text", [README, CONTRACT.read_text(encoding="utf-8")], ids=["README", "CONTRACT"]
+)
 def test_the_exit_tables_list_every_status_the_code_uses(text):
     assert _exit_table(text) == EXIT_STATUSES
 
@@ -46,8 +54,14 @@ def test_the_cron_lines_name_the_executable_by_its_absolute_path():
     assert len(lines) == 3
     streamclean, drop_in, inspect = lines
     assert re.search(r"&& timeout 2h /\S+/bin/streamclean clean ", streamclean)
-    assert re.search(r"&& STREAMCLEAN_PYTHON=/\S+/bin/python \./scripts/run_async_retention_cleanup\.py ", drop_in)
-    assert re.search(r"&& /\S+/bin/streamclean inspect .*--metrics-textfile /\S+/streamclean-store\.prom ", inspect)
+    assert re.search(
+        r"&& STREAMCLEAN_PYTHON=/\S+/bin/python \./scripts/run_async_retention_cleanup\.py ",
+        drop_in,
+    )
+    assert re.search(
+        r"&& /\S+/bin/streamclean inspect .*--metrics-textfile /\S+/streamclean-store\.prom ",
+        inspect,
+    )
 
 
 def test_the_textfile_folder_is_debians():
@@ -59,7 +73,13 @@ def test_the_textfile_folder_is_debians():
 
 def test_the_systemd_unit_is_a_oneshot_with_a_start_timeout_and_a_working_directory():
     unit = _blocks("ini")[0]
-    for setting in ("Type=oneshot", "WorkingDirectory=/", "TimeoutStartSec=2h", "ExecStart=/", "Before="):
+    for setting in (
+        "Type=oneshot",
+        "WorkingDirectory=/",
+        "TimeoutStartSec=2h",
+        "ExecStart=/",
+        "Before=",
+    ):
         assert f"\n{setting}" in unit, setting
     assert "ExecStartPre" not in unit and "timeout 2h" not in unit
     assert "After=async-jobs-cleanup.service" in _blocks("ini")[1]
@@ -87,7 +107,9 @@ def test_clean_help_lists_every_exit_status():
 
     shown = CliRunner().invoke(main, ["clean", "--help"]).output
     block = shown.split("Exit status:\n", 1)[1].split("\n\n", 1)[0]
-    assert {int(status) for status in re.findall(r"^    (\d+) ", block, re.MULTILINE)} == EXIT_STATUSES
+    assert {
+        int(status) for status in re.findall(r"^    (\d+) ", block, re.MULTILINE)
+    } == EXIT_STATUSES
 
 
 # Links: every relative link in the README and docs/*.md points at a file that exists and, with
@@ -127,19 +149,34 @@ def relative_links(text: str) -> list[str]:
 
 
 def test_the_anchor_rule_is_githubs():
-    assert github_anchor("Running it from cron — and the service") == "running-it-from-cron--and-the-service"
-    assert github_anchor("What is in the store? `streamclean inspect`") == "what-is-in-the-store-streamclean-inspect"
+    assert (
+        github_anchor("Running it from cron — and the service")
+        == "running-it-from-cron--and-the-service"
+    )
+    assert (
+        github_anchor("What is in the store? `streamclean inspect`")
+        == "what-is-in-the-store-streamclean-inspect"
+    )
     assert github_anchor("Monitoring: `--metrics-textfile`") == "monitoring---metrics-textfile"
     assert github_anchor("Nothing lost: what is guaranteed, and its limits") == (
         "nothing-lost-what-is-guaranteed-and-its-limits"
     )
     assert anchors("# A\n```sh\n# not a heading\n```\n## A\n") == {"a", "a-1"}
-    assert relative_links("[x](a.md#b) [y](https://e.org) ![i](p.png)\n```\n[z](c.md)\n```") == ["a.md#b"]
+    assert relative_links("[x](a.md#b) [y](https://e.org) ![i](p.png)\n```\n[z](c.md)\n```") == [
+        "a.md#b"
+    ]
 
 
 def test_the_pages_exist():
     names = {page.name for page in PAGES}
-    assert {"README.md", "operating.md", "archive.md", "performance.md", "design.md", "CONTRACT.md"} <= names
+    assert {
+        "README.md",
+        "operating.md",
+        "archive.md",
+        "performance.md",
+        "design.md",
+        "CONTRACT.md",
+    } <= names
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
@@ -185,7 +222,9 @@ def _context(command: click.Command, parent: click.Context | None = None) -> cli
     """The context click builds for `command` (its settings, and those inherited from `parent`,
     such as the help option's names; click caches a command's help option on first use, so a
     context built any other way would change what later runs show)."""
-    return command.make_context(command.name or "streamclean", [], parent=parent, resilient_parsing=True)
+    return command.make_context(
+        command.name or "streamclean", [], parent=parent, resilient_parsing=True
+    )
 
 
 def _shown_options(command: click.Command, context: click.Context) -> set[str]:

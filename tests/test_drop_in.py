@@ -8,12 +8,23 @@ import sys
 import pytest
 
 from conftest import NOW_ISO, service_bytes, small_state
-from deployments import DROP_IN, copy_checkout, cron_env, imports_streamclean_deps, run, store_in, system_python, venv
+from deployments import (
+    DROP_IN,
+    copy_checkout,
+    cron_env,
+    imports_streamclean_deps,
+    run,
+    store_in,
+    system_python,
+    venv,
+)
 
 pytestmark = pytest.mark.slow
 
 SYSTEM_PYTHON = system_python()
-needs_system_python = pytest.mark.skipif(SYSTEM_PYTHON is None, reason="no python3 on cron's PATH (/usr/bin:/bin)")
+needs_system_python = pytest.mark.skipif(
+    SYSTEM_PYTHON is None, reason="no python3 on cron's PATH (/usr/bin:/bin)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +37,14 @@ def checkout(tmp_path_factory):
 
 
 def _report_args(store) -> list[str]:
-    return ["--store-file", str(store), "--now", NOW_ISO, "--output-json", "artifacts/async/retention-cron.json"]
+    return [
+        "--store-file",
+        str(store),
+        "--now",
+        NOW_ISO,
+        "--output-json",
+        "artifacts/async/retention-cron.json",
+    ]
 
 
 def _assert_cleaned(done, folder, store, old: bytes) -> None:
@@ -34,7 +52,9 @@ def _assert_cleaned(done, folder, store, old: bytes) -> None:
     assert done.stderr == "" and "Traceback" not in done.stderr
     report = json.loads(done.stdout)
     assert report["runner"] == DROP_IN and report["rewritten"] is True
-    assert json.loads((folder / "artifacts" / "async" / "retention-cron.json").read_text()) == report
+    assert (
+        json.loads((folder / "artifacts" / "async" / "retention-cron.json").read_text()) == report
+    )
     assert len(store.read_bytes()) < len(old)
 
 
@@ -42,7 +62,9 @@ def _assert_cleaned(done, folder, store, old: bytes) -> None:
 def test_the_design_notes_cron_line_works_in_a_checkout(checkout, tmp_path):
     """`cd <checkout> && ./scripts/run_async_retention_cleanup.py ...`, verbatim, as cron runs it."""
     if imports_streamclean_deps(SYSTEM_PYTHON):
-        pytest.skip(f"{SYSTEM_PYTHON} has orjson and click here: this line would not need the re-execution")
+        pytest.skip(
+            f"{SYSTEM_PYTHON} has orjson and click here: this line would not need the re-execution"
+        )
     old = service_bytes(small_state())
     store = store_in(tmp_path, old)
     line = f"cd {checkout} && ./scripts/{DROP_IN} " + " ".join(_report_args(store))
@@ -50,11 +72,16 @@ def test_the_design_notes_cron_line_works_in_a_checkout(checkout, tmp_path):
     _assert_cleaned(done, checkout, store, old)
 
 
-@pytest.mark.parametrize("python", [
-    pytest.param(SYSTEM_PYTHON, id="cron-python3", marks=needs_system_python),
-    pytest.param(sys.executable, id="the-venvs-own-base"),  # the .venv's python links to it
-])
-def test_an_interpreter_without_the_dependencies_runs_the_script_in_the_checkouts_venv(checkout, tmp_path, python):
+@pytest.mark.parametrize(
+    "python",
+    [
+        pytest.param(SYSTEM_PYTHON, id="cron-python3", marks=needs_system_python),
+        pytest.param(sys.executable, id="the-venvs-own-base"),  # the .venv's python links to it
+    ],
+)
+def test_an_interpreter_without_the_dependencies_runs_the_script_in_the_checkouts_venv(
+    checkout, tmp_path, python
+):
     """Whatever this host's python3 has: with -I -S it sees no site-packages at all."""
     old = service_bytes(small_state())
     store = store_in(tmp_path, old)
@@ -71,12 +98,18 @@ def test_copied_into_the_services_repository_it_finds_streamclean(checkout, tmp_
     (service / "scripts" / DROP_IN).chmod(0o755)
     env = cron_env()
     if how == "STREAMCLEAN_PYTHON":
-        env["STREAMCLEAN_PYTHON"] = str(venv(tmp_path / "elsewhere", with_deps=True, importable=checkout))
+        env["STREAMCLEAN_PYTHON"] = str(
+            venv(tmp_path / "elsewhere", with_deps=True, importable=checkout)
+        )
     else:
         venv(service / ".venv", with_deps=True, importable=checkout)  # streamclean installed there
     old = service_bytes(small_state())
     store = store_in(service, old)
-    done = run([SYSTEM_PYTHON, "-I", "-S", f"scripts/{DROP_IN}", *_report_args(store)], cwd=service, env=env)
+    done = run(
+        [SYSTEM_PYTHON, "-I", "-S", f"scripts/{DROP_IN}", *_report_args(store)],
+        cwd=service,
+        env=env,
+    )
     _assert_cleaned(done, service, store, old)
 
 
@@ -84,7 +117,9 @@ def _assert_one_line_saying_what_to_install(done, python, store, old: bytes) -> 
     assert done.returncode == 1 and done.stdout == ""
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    assert lines[0].startswith(f"{DROP_IN}: error: {python} cannot import streamclean (No module named ")
+    assert lines[0].startswith(
+        f"{DROP_IN}: error: {python} cannot import streamclean (No module named "
+    )
     assert lines[0].endswith("(pip install streamclean) and set STREAMCLEAN_PYTHON to that Python")
     assert store.read_bytes() == old
 
@@ -96,7 +131,9 @@ def test_with_nothing_to_find_it_says_what_to_install_in_one_line(checkout, tmp_
     (service / "scripts" / DROP_IN).write_bytes((checkout / "scripts" / DROP_IN).read_bytes())
     old = service_bytes(small_state())
     store = store_in(service, old)
-    done = run([SYSTEM_PYTHON, "-I", "-S", f"scripts/{DROP_IN}", "--store-file", str(store)], cwd=service)
+    done = run(
+        [SYSTEM_PYTHON, "-I", "-S", f"scripts/{DROP_IN}", "--store-file", str(store)], cwd=service
+    )
     _assert_one_line_saying_what_to_install(done, SYSTEM_PYTHON, store, old)
 
 
@@ -112,5 +149,9 @@ def test_it_runs_itself_again_only_once(checkout, tmp_path):
     old = service_bytes(small_state())
     store = store_in(service, old)
     env = cron_env(STREAMCLEAN_PYTHON=str(empty))
-    done = run([SYSTEM_PYTHON, "-I", "-S", f"scripts/{DROP_IN}", "--store-file", str(store)], cwd=service, env=env)
+    done = run(
+        [SYSTEM_PYTHON, "-I", "-S", f"scripts/{DROP_IN}", "--store-file", str(store)],
+        cwd=service,
+        env=env,
+    )
     _assert_one_line_saying_what_to_install(done, empty, store, old)

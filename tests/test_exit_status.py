@@ -37,14 +37,19 @@ def test_a_report_under_a_file_is_refused_before_the_store_is_read(store, invoke
     assert _unchanged(store) == before  # not even a lock file: the store was never opened
 
 
-@pytest.mark.parametrize("option, name, problem", [
-    ("--output-json", "store.v1.json", "is the store itself"),
-    ("--output-json", "store.v1.json.lock", "is the store's lock file"),
-    ("--output-json", "store.v1.json.bak", "is the store's backup (--backup)"),
-    ("--metrics-textfile", "store.v1.json", "is the store itself"),
-    ("--metrics-textfile", "store.v1.json.lock", "is the store's lock file"),
-])
-def test_an_output_that_is_the_store_its_lock_or_its_backup_is_refused(store, invoke, option, name, problem):
+@pytest.mark.parametrize(
+    "option, name, problem",
+    [
+        ("--output-json", "store.v1.json", "is the store itself"),
+        ("--output-json", "store.v1.json.lock", "is the store's lock file"),
+        ("--output-json", "store.v1.json.bak", "is the store's backup (--backup)"),
+        ("--metrics-textfile", "store.v1.json", "is the store itself"),
+        ("--metrics-textfile", "store.v1.json.lock", "is the store's lock file"),
+    ],
+)
+def test_an_output_that_is_the_store_its_lock_or_its_backup_is_refused(
+    store, invoke, option, name, problem
+):
     before = _unchanged(store)
     target = store.with_name(name)
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, option, target)
@@ -69,16 +74,23 @@ def test_an_output_that_is_a_folder_is_refused(store, invoke, tmp_path):
 
 def test_the_report_and_the_metrics_in_one_file_are_refused(store, invoke, tmp_path):
     target = tmp_path / "out"
-    result = invoke("clean", "--store-file", store, "--output-json", target, "--metrics-textfile", target)
+    result = invoke(
+        "clean", "--store-file", store, "--output-json", target, "--metrics-textfile", target
+    )
     assert result.exit_code == 1
     assert "--output-json and --metrics-textfile name the same file" in result.stderr
     assert listing(store.parent) == ["store.v1.json"]
-    assert "streamclean_last_run_success 0\n" in target.read_text()  # the metrics record the refusal
+    # the metrics record the refusal
+    assert "streamclean_last_run_success 0\n" in target.read_text()
 
 
-def test_a_missing_report_folder_is_created_only_by_a_run_that_writes_the_report(store, invoke, tmp_path):
+def test_a_missing_report_folder_is_created_only_by_a_run_that_writes_the_report(
+    store, invoke, tmp_path
+):
     target = tmp_path / "artifacts" / "async" / "retention-latest.json"
-    result = invoke("clean", "--store-file", store.with_name("missing.json"), "--output-json", target)
+    result = invoke(
+        "clean", "--store-file", store.with_name("missing.json"), "--output-json", target
+    )
     assert result.exit_code == 1 and not (tmp_path / "artifacts").exists()  # nothing left behind
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--output-json", target)
     assert result.exit_code == 0 and json.loads(target.read_text()) == json.loads(result.stdout)
@@ -117,7 +129,15 @@ def test_a_real_permission_error_as_an_unprivileged_user_is_refused_first(as_nob
     before = _unchanged(store)
     os.seteuid(65534)
     try:
-        result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", foreign / "s.prom")
+        result = invoke(
+            "clean",
+            "--store-file",
+            store,
+            "--now",
+            NOW_ISO,
+            "--metrics-textfile",
+            foreign / "s.prom",
+        )
     finally:
         os.seteuid(0)
     assert result.exit_code == 1 and result.stdout == ""
@@ -135,7 +155,9 @@ def _no_space(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def test_a_report_that_fails_after_the_swap_exits_74_with_the_report_on_stdout(store, invoke, tmp_path, monkeypatch):
+def test_a_report_that_fails_after_the_swap_exits_74_with_the_report_on_stdout(
+    store, invoke, tmp_path, monkeypatch
+):
     monkeypatch.setattr(outcome, "write_atomically", _no_space)
     old = store.read_bytes()
     target = tmp_path / "report.json"
@@ -160,12 +182,18 @@ def test_a_metrics_file_that_fails_after_the_swap_exits_74(store, invoke, tmp_pa
     )
 
 
-@pytest.mark.parametrize("extra", [["--dry-run"], ["--disable-results-retention", "--disable-events-retention"]])
-def test_a_report_that_fails_in_a_run_that_changed_nothing_exits_1(store, invoke, tmp_path, monkeypatch, extra):
+@pytest.mark.parametrize(
+    "extra", [["--dry-run"], ["--disable-results-retention", "--disable-events-retention"]]
+)
+def test_a_report_that_fails_in_a_run_that_changed_nothing_exits_1(
+    store, invoke, tmp_path, monkeypatch, extra
+):
     monkeypatch.setattr(outcome, "write_atomically", _no_space)
     old = store.read_bytes()
     target = tmp_path / "report.json"
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--output-json", target, *extra)
+    result = invoke(
+        "clean", "--store-file", store, "--now", NOW_ISO, "--output-json", target, *extra
+    )
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr == (
         f"streamclean: error: cannot write the report to {target}: No space left on device; {FIX_REPORT}\n"
@@ -214,7 +242,9 @@ def test_a_signal_while_the_report_is_written_exits_74_with_the_report(
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(outcome, "write_atomically", signalled)
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--output-json", tmp_path / "r.json")
+    result = invoke(
+        "clean", "--store-file", store, "--now", NOW_ISO, "--output-json", tmp_path / "r.json"
+    )
     assert result.exit_code == 74 and json.loads(result.stdout)["rewritten"] is True
     assert result.stderr == (
         "streamclean: error: the store was cleaned, but the run was interrupted by SIGTERM; the report is on stdout\n"

@@ -56,8 +56,9 @@ def compact_store(service_store, tmp_path_factory):
 
 
 def _invoke(store: Path, *extra: str):
-    return CliRunner().invoke(main, ["clean", "--store-file", str(store), "--now", NOW, *extra],
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        main, ["clean", "--store-file", str(store), "--now", NOW, *extra], catch_exceptions=False
+    )
 
 
 def _fresh(folder: Path, data: bytes, backup: bytes | None = None) -> Path:
@@ -100,7 +101,9 @@ OLDER_BACKUP = b'{"an": "older backup"}'
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_failing_any_file_operation_leaves_the_store_as_it_was(variant, request, tmp_path, monkeypatch):
+def test_failing_any_file_operation_leaves_the_store_as_it_was(
+    variant, request, tmp_path, monkeypatch
+):
     fixture, extra, exchange = VARIANTS[variant]
     old, new = request.getfixturevalue(fixture)
     reader = "general" if variant.endswith("/general") or fixture == "compact_store" else "layout"
@@ -133,7 +136,10 @@ def test_failing_any_file_operation_leaves_the_store_as_it_was(variant, request,
                 # 1 promises the store as it was; a swap that could not be undone is 74.
                 assert result.exit_code == (74 if double_fault else 1), case
                 lines = result.stderr.splitlines()
-                assert len(lines) == 1 and lines[0].startswith("streamclean: error: "), (case, result.stderr)
+                assert len(lines) == 1 and lines[0].startswith("streamclean: error: "), (
+                    case,
+                    result.stderr,
+                )
                 assert os.strerror(code) in lines[0], case
                 assert "internal error" not in lines[0] and "Traceback" not in result.stderr, case
                 assert result.stdout == "", case
@@ -152,9 +158,13 @@ def test_failing_any_file_operation_leaves_the_store_as_it_was(variant, request,
     assert checked == 4 * len(operations)
 
 
-def _assert_double_fault_is_reported(store: Path, old: bytes, new: bytes, line: str, case: str) -> None:
+def _assert_double_fault_is_reported(
+    store: Path, old: bytes, new: bytes, line: str, case: str
+) -> None:
     """The swap happened and could not be undone: the line says so and where the old store is."""
-    match = re.search(r"(\S+) now holds the cleaned store and (\S+) (?:the file it replaced|the old one)", line)
+    match = re.search(
+        r"(\S+) now holds the cleaned store and (\S+) (?:the file it replaced|the old one)", line
+    )
     assert match, (case, line)
     assert match.group(1) == str(store), case
     assert store.read_bytes() == new, case
@@ -216,8 +226,12 @@ def test_a_real_file_size_limit_fails_the_run_and_leaves_the_store(fixture, requ
     assert len(new) > 300_000
     store = _fresh(tmp_path, old)
     proc = subprocess.run(
-        processes.clean_command(store), cwd=processes.ROOT, capture_output=True, text=True,
-        preexec_fn=_limit_file_size, timeout=60,
+        processes.clean_command(store),
+        cwd=processes.ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size,
+        timeout=60,
     )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr == (
@@ -246,8 +260,14 @@ def _honour_permissions():
 
 
 def _run_honouring_permissions(argv):
-    return subprocess.run(argv, cwd=processes.ROOT, capture_output=True, text=True,
-                          preexec_fn=_honour_permissions, timeout=60)
+    return subprocess.run(
+        argv,
+        cwd=processes.ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=_honour_permissions,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -259,7 +279,9 @@ def read_only_store(tmp_path, service_store):
     leftover = folder / "store.v1.json.streamclean-4242-0123abcd.partial"
     leftover.write_bytes(b"a killed run's leftover")
     folder.chmod(0o555)
-    probe = _run_honouring_permissions([processes.PYTHON, "-c", f"open({str(folder / 'probe')!r}, 'w')"])
+    probe = _run_honouring_permissions(
+        [processes.PYTHON, "-c", f"open({str(folder / 'probe')!r}, 'w')"]
+    )
     if probe.returncode == 0:
         folder.chmod(0o755)
         pytest.skip("permissions are not enforced for this user here")
@@ -323,7 +345,9 @@ def _round_down(n: int) -> int:
 
 
 @pytest.mark.parametrize("fixture", ["service_store", "compact_store"])
-def test_refused_before_writing_when_the_new_store_cannot_fit(fixture, request, tmp_path, monkeypatch):
+def test_refused_before_writing_when_the_new_store_cannot_fit(
+    fixture, request, tmp_path, monkeypatch
+):
     old, new = request.getfixturevalue(fixture)
     store = _fresh(tmp_path, old)
     free = _round_down(len(new) - 1)
@@ -343,7 +367,9 @@ def test_refused_before_writing_when_the_new_store_cannot_fit(fixture, request, 
 
 
 @pytest.mark.parametrize("fixture", ["service_store", "compact_store"])
-def test_a_nearly_full_disk_is_cleaned_when_the_new_store_fits(fixture, request, tmp_path, monkeypatch):
+def test_a_nearly_full_disk_is_cleaned_when_the_new_store_fits(
+    fixture, request, tmp_path, monkeypatch
+):
     """Less free than the old store's size, but enough for the new one: exactly when a
     cleanup matters most, it must not be refused."""
     old, new = request.getfixturevalue(fixture)
@@ -382,10 +408,19 @@ def test_plenty_of_space_costs_no_extra_pass(tmp_path, monkeypatch, service_stor
 
     old, new = service_store
     policy = RetentionPolicy.build(processes.GENERATOR_NOW, 604800, 259200)
-    for free, passes in ((len(old) + 512, ["index", "filter"]), (len(new) + 4096, ["index", "space", "filter"])):
+    for free, passes in (
+        (len(old) + 512, ["index", "filter"]),
+        (len(new) + 4096, ["index", "space", "filter"]),
+    ):
         store = _fresh(tmp_path, old)
         _free_space(monkeypatch, tmp_path, free)
         seen = []
-        cleanup.clean(store, policy, progress=lambda name, done, total: seen.append(name) if name not in seen else None)
+        cleanup.clean(
+            store,
+            policy,
+            progress=lambda name, done, total, seen=seen: (
+                seen.append(name) if name not in seen else None
+            ),
+        )
         assert seen == passes
         assert store.read_bytes() == new

@@ -24,10 +24,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import processes
 import pytest
-from conftest import NOW, NOW_ISO, ROOT, listing, service_bytes, small_state
 
+import processes
+from conftest import NOW, NOW_ISO, ROOT, listing, service_bytes, small_state
 from streamclean import cleanup, cli, fs, outcome
 from streamclean.errors import OutputError, StoreFileError
 from streamclean.policy import RetentionPolicy
@@ -52,7 +52,11 @@ def fingerprint(*paths: Path) -> list[tuple[str, bytes | None, int | None]]:
 
 def refused(result, line: str) -> None:
     """Exit 1, nothing on stdout, exactly the one line on stderr."""
-    assert (result.exit_code, result.stdout, result.stderr) == (1, "", f"streamclean: error: {line}\n")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"streamclean: error: {line}\n",
+    )
 
 
 @pytest.fixture
@@ -70,7 +74,10 @@ def archived(store, invoke):
 def test_a_lock_file_that_is_the_store_is_refused_before_the_store_is_read(store, invoke):
     before = fingerprint(store)
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--lock-file", store)
-    refused(result, f"--lock-file {store} is the store itself; the store was left unchanged; write the lock elsewhere")
+    refused(
+        result,
+        f"--lock-file {store} is the store itself; the store was left unchanged; write the lock elsewhere",
+    )
     assert fingerprint(store) == before
 
 
@@ -79,28 +86,54 @@ def test_a_lock_file_that_is_the_backup_is_refused_and_the_backup_kept(store, in
     backup = store.with_name("store.v1.json.bak")
     before = fingerprint(store, backup)
     for _ in range(2):  # the issue's case needed two runs: the second truncated the backup
-        result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--backup", "--lock-file", backup)
-        refused(result, f"--lock-file {backup} is the store's backup (--backup); the store was left unchanged; "
-                        "write the lock elsewhere")
+        result = invoke(
+            "clean", "--store-file", store, "--now", NOW_ISO, "--backup", "--lock-file", backup
+        )
+        refused(
+            result,
+            f"--lock-file {backup} is the store's backup (--backup); the store was left unchanged; "
+            "write the lock elsewhere",
+        )
     assert fingerprint(store, backup) == before
 
 
-@pytest.mark.parametrize("option, what", [("--lock-file", "the lock"), ("--output-json", "the report")])
+@pytest.mark.parametrize(
+    "option, what", [("--lock-file", "the lock"), ("--output-json", "the report")]
+)
 @pytest.mark.parametrize("target", ["store", "archive"])
-def test_a_restore_whose_lock_or_report_is_the_store_or_the_archive_is_refused(archived, invoke, option, what, target):
+def test_a_restore_whose_lock_or_report_is_the_store_or_the_archive_is_refused(
+    archived, invoke, option, what, target
+):
     """Cases 1 and 2: `restore --lock-file archive.gz` left a 6-byte archive, `restore
     --output-json store.v1.json` made the store the report."""
     store, archive = archived
     before = fingerprint(store, archive)
-    result = invoke("restore", "--store-file", store, "--archive-file", archive, option, archived[target == "archive"])
-    problem = "the store itself" if target == "store" else f"--archive-file {archive}, which the run reads"
-    refused(result, f"{option} {archived[target == 'archive']} is {problem}; the store was left unchanged; "
-                    f"write {what} elsewhere")
+    result = invoke(
+        "restore",
+        "--store-file",
+        store,
+        "--archive-file",
+        archive,
+        option,
+        archived[target == "archive"],
+    )
+    problem = (
+        "the store itself"
+        if target == "store"
+        else f"--archive-file {archive}, which the run reads"
+    )
+    refused(
+        result,
+        f"{option} {archived[target == 'archive']} is {problem}; the store was left unchanged; "
+        f"write {what} elsewhere",
+    )
     assert fingerprint(store, archive) == before
 
 
 @pytest.mark.parametrize("how", ["symlink", "hard link", "relative path"])
-def test_a_lock_file_that_is_the_store_under_another_name_is_refused(store, invoke, tmp_path, how, monkeypatch):
+def test_a_lock_file_that_is_the_store_under_another_name_is_refused(
+    store, invoke, tmp_path, how, monkeypatch
+):
     other = tmp_path / "elsewhere.lock"
     if how == "symlink":
         other.symlink_to(store)
@@ -111,7 +144,10 @@ def test_a_lock_file_that_is_the_store_under_another_name_is_refused(store, invo
         other = Path("async_jobs/../async_jobs/store.v1.json")
     before = fingerprint(store)
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--lock-file", other)
-    refused(result, f"--lock-file {other} is the store itself; the store was left unchanged; write the lock elsewhere")
+    refused(
+        result,
+        f"--lock-file {other} is the store itself; the store was left unchanged; write the lock elsewhere",
+    )
     assert fingerprint(store) == before
 
 
@@ -122,7 +158,9 @@ def test_the_library_refuses_a_lock_file_that_is_the_store(store):
     assert fingerprint(store) == before
 
 
-def test_a_lock_file_with_someone_elses_content_is_locked_but_never_truncated(store, invoke, tmp_path):
+def test_a_lock_file_with_someone_elses_content_is_locked_but_never_truncated(
+    store, invoke, tmp_path
+):
     notes = tmp_path / "notes.txt"
     notes.write_bytes(b"not a lock file\n")
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--lock-file", notes)
@@ -180,12 +218,19 @@ def test_a_held_lock_still_names_its_holder(store, invoke):
 
 
 @pytest.mark.parametrize("option", ["--output-json", "--metrics-textfile"])
-def test_the_report_or_the_metrics_over_the_archive_is_refused_before_the_store_is_read(store, invoke, option):
+def test_the_report_or_the_metrics_over_the_archive_is_refused_before_the_store_is_read(
+    store, invoke, option
+):
     archive = store.with_name("a.jsonl.gz")
     before = fingerprint(store, archive)
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--archive-file", archive, option, archive)
-    refused(result, f"--archive-file and {option} name the same file: {archive}; the store was left unchanged; "
-                    "give each its own file")
+    result = invoke(
+        "clean", "--store-file", store, "--now", NOW_ISO, "--archive-file", archive, option, archive
+    )
+    refused(
+        result,
+        f"--archive-file and {option} name the same file: {archive}; the store was left unchanged; "
+        "give each its own file",
+    )
     assert fingerprint(store, archive) == before
 
 
@@ -193,9 +238,14 @@ def test_the_report_or_the_metrics_over_the_archive_is_refused_before_the_store_
 def test_an_output_that_is_the_lock_file_is_refused(store, invoke, tmp_path, option):
     lock = tmp_path / "the.lock"
     before = fingerprint(store, lock)
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--lock-file", lock, option, lock)
-    refused(result, f"--lock-file and {option} name the same file: {lock}; the store was left unchanged; "
-                    "give each its own file")
+    result = invoke(
+        "clean", "--store-file", store, "--now", NOW_ISO, "--lock-file", lock, option, lock
+    )
+    refused(
+        result,
+        f"--lock-file and {option} name the same file: {lock}; the store was left unchanged; "
+        "give each its own file",
+    )
     assert fingerprint(store, lock) == before
 
 
@@ -204,31 +254,45 @@ def test_an_output_hard_linked_to_the_store_is_refused(store, invoke, tmp_path):
     os.link(store, other)
     before = fingerprint(store)
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--output-json", other)
-    refused(result, f"--output-json {other} is the store itself; the store was left unchanged; "
-                    "write the report elsewhere")
+    refused(
+        result,
+        f"--output-json {other} is the store itself; the store was left unchanged; "
+        "write the report elsewhere",
+    )
     assert fingerprint(store) == before
 
 
-@pytest.mark.parametrize("name", [
-    "store.v1.json.0123456789abcdef0123456789abcdef.tmp",  # the service's
-    "store.v1.json.streamclean-4242-0123abcd.partial",  # ours, a killed run's
-    "store.v1.json.streamclean-displaced-0123abcd",  # someone's store, moved aside
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "store.v1.json.0123456789abcdef0123456789abcdef.tmp",  # the service's
+        "store.v1.json.streamclean-4242-0123abcd.partial",  # ours, a killed run's
+        "store.v1.json.streamclean-displaced-0123abcd",  # someone's store, moved aside
+    ],
+)
 def test_an_output_that_is_one_of_the_stores_temporary_files_is_refused(store, invoke, name):
     temporary = store.with_name(name)
     temporary.write_bytes(b"the service is writing this")
     before = fingerprint(store, temporary)
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--output-json", temporary)
-    refused(result, f"--output-json {temporary} is one of the store's temporary files; "
-                    "the store was left unchanged; write the report elsewhere")
+    refused(
+        result,
+        f"--output-json {temporary} is one of the store's temporary files; "
+        "the store was left unchanged; write the report elsewhere",
+    )
     assert fingerprint(store, temporary) == before
 
 
 def test_a_dry_run_may_not_write_over_the_lock_either(store, invoke):
     lock = store.with_name("store.v1.json.lock")
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--dry-run", "--output-json", lock)
-    refused(result, f"--output-json {lock} is the store's lock file; the store was left unchanged; "
-                    "write the report elsewhere")
+    result = invoke(
+        "clean", "--store-file", store, "--now", NOW_ISO, "--dry-run", "--output-json", lock
+    )
+    refused(
+        result,
+        f"--output-json {lock} is the store's lock file; the store was left unchanged; "
+        "write the report elsewhere",
+    )
     assert not lock.exists()
 
 
@@ -260,7 +324,9 @@ def _plant(link: Path, target: Path) -> None:
     os.lchown(link, NOBODY, NOBODY)
 
 
-def test_a_symlink_at_the_default_lock_path_never_makes_root_write_its_target(nobodys_folder, invoke, tmp_path):
+def test_a_symlink_at_the_default_lock_path_never_makes_root_write_its_target(
+    nobodys_folder, invoke, tmp_path
+):
     store = nobodys_folder
     target = tmp_path / "etc-shadow"
     target.write_bytes(b"root:$6$secret:19000:0:99999:7:::\n")
@@ -269,12 +335,17 @@ def test_a_symlink_at_the_default_lock_path_never_makes_root_write_its_target(no
     _plant(lock, target)
     before = fingerprint(store, target)
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO)
-    refused(result, f"the lock file {lock} is a symbolic link; remove it if it is not needed, or give the lock "
-                    "a file of its own with --lock-file")
+    refused(
+        result,
+        f"the lock file {lock} is a symbolic link; remove it if it is not needed, or give the lock "
+        "a file of its own with --lock-file",
+    )
     assert fingerprint(store, target) == before
 
 
-def test_a_dangling_symlink_at_the_default_lock_path_creates_nothing(nobodys_folder, invoke, tmp_path):
+def test_a_dangling_symlink_at_the_default_lock_path_creates_nothing(
+    nobodys_folder, invoke, tmp_path
+):
     store = nobodys_folder
     target = tmp_path / "cron.d" / "evil"
     target.parent.mkdir()
@@ -292,8 +363,11 @@ def test_a_lock_file_planted_by_another_user_is_refused(nobodys_folder, invoke):
     os.chown(lock, NOBODY, NOBODY)
     before = fingerprint(store, lock)
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO)
-    refused(result, f"the lock file {lock} belongs to another user (uid {NOBODY}); remove it if it is not "
-                    "needed, or give the lock a file of its own with --lock-file")
+    refused(
+        result,
+        f"the lock file {lock} belongs to another user (uid {NOBODY}); remove it if it is not "
+        "needed, or give the lock a file of its own with --lock-file",
+    )
     assert fingerprint(store, lock) == before
 
 
@@ -342,7 +416,9 @@ class Creations:
         real = os.open
 
         def spy(path, flags, mode=0o777, *args, **kwargs):
-            if flags & os.O_CREAT or flags & getattr(os, "O_TMPFILE", 0) == getattr(os, "O_TMPFILE", -1):
+            if flags & os.O_CREAT or flags & getattr(os, "O_TMPFILE", 0) == getattr(
+                os, "O_TMPFILE", -1
+            ):
                 self.modes.append((os.fsdecode(path), mode))
             return real(path, flags, mode, *args, **kwargs)
 
@@ -350,14 +426,27 @@ class Creations:
 
 
 @pytest.mark.parametrize("workers, mode", [("1", 0o600), ("2", 0o600), ("1", 0o440)])
-def test_every_file_of_a_private_store_is_private_from_its_creation(store, invoke, tmp_path, monkeypatch, no_umask,
-                                                                   workers, mode):
+def test_every_file_of_a_private_store_is_private_from_its_creation(
+    store, invoke, tmp_path, monkeypatch, no_umask, workers, mode
+):
     """Case 6: the archive of a 0600 store was created 0644."""
     store.chmod(mode)
     archive, report, prom = store.with_name("a.jsonl.gz"), tmp_path / "r.json", tmp_path / "s.prom"
     created = Creations(monkeypatch)
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--archive-file", archive,
-                    "--output-json", report, "--metrics-textfile", prom, env={"STREAMCLEAN_WORKERS": workers})
+    result = invoke(
+        "clean",
+        "--store-file",
+        store,
+        "--now",
+        NOW_ISO,
+        "--archive-file",
+        archive,
+        "--output-json",
+        report,
+        "--metrics-textfile",
+        prom,
+        env={"STREAMCLEAN_WORKERS": workers},
+    )
     assert result.exit_code == 0, result.stderr
     monkeypatch.undo()
     assert created.modes and all(asked & ~mode == 0 for _, asked in created.modes), created.modes
@@ -366,11 +455,21 @@ def test_every_file_of_a_private_store_is_private_from_its_creation(store, invok
     assert len(created.modes) >= 5  # lock, new store, archive, report, metrics at least
 
 
-def test_a_restore_of_a_private_store_creates_nothing_more_open(archived, invoke, tmp_path, monkeypatch, no_umask):
+def test_a_restore_of_a_private_store_creates_nothing_more_open(
+    archived, invoke, tmp_path, monkeypatch, no_umask
+):
     store, archive = archived
     store.chmod(0o640)
     created = Creations(monkeypatch)
-    result = invoke("restore", "--store-file", store, "--archive-file", archive, "--output-json", tmp_path / "r.json")
+    result = invoke(
+        "restore",
+        "--store-file",
+        store,
+        "--archive-file",
+        archive,
+        "--output-json",
+        tmp_path / "r.json",
+    )
     assert result.exit_code == 0, result.stderr
     monkeypatch.undo()
     assert created.modes and all(mode & ~0o640 == 0 for _, mode in created.modes), created.modes
@@ -384,20 +483,28 @@ def _no_space(*args, **kwargs):
     raise OSError(28, "No space left on device")
 
 
-def test_a_restore_whose_report_fails_after_its_swap_exits_74(archived, invoke, tmp_path, monkeypatch):
+def test_a_restore_whose_report_fails_after_its_swap_exits_74(
+    archived, invoke, tmp_path, monkeypatch
+):
     store, archive = archived
     cleaned = store.read_bytes()
     monkeypatch.setattr(outcome, "write_atomically", _no_space)
     target = tmp_path / "r.json"
-    result = invoke("restore", "--store-file", store, "--archive-file", archive, "--output-json", target)
+    result = invoke(
+        "restore", "--store-file", store, "--archive-file", archive, "--output-json", target
+    )
     assert result.exit_code == 74 and json.loads(result.stdout)["rewritten"] is True
-    assert result.stderr == (f"streamclean: error: the store was restored, but cannot write the report to {target}: "
-                             "No space left on device; the report is on stdout\n")
+    assert result.stderr == (
+        f"streamclean: error: the store was restored, but cannot write the report to {target}: "
+        "No space left on device; the report is on stdout\n"
+    )
     assert len(store.read_bytes()) > len(cleaned)
 
 
 @pytest.mark.parametrize("command", ["clean", "restore"])
-def test_a_signal_just_after_the_report_is_printed_exits_74(archived, invoke, monkeypatch, handlers_restored, command):
+def test_a_signal_just_after_the_report_is_printed_exits_74(
+    archived, invoke, monkeypatch, handlers_restored, command
+):
     """Case 8: SIGTERM just after the report was printed ended the process with 143 and no line."""
     store, archive = archived
     if command == "clean":
@@ -416,8 +523,10 @@ def test_a_signal_just_after_the_report_is_printed_exits_74(archived, invoke, mo
     result = invoke(*args)
     verb = "cleaned" if command == "clean" else "restored"
     assert result.exit_code == 74 and json.loads(result.stdout)["rewritten"] is True
-    assert result.stderr == (f"streamclean: error: the store was {verb}, but the run was interrupted by SIGTERM; "
-                             "the report is on stdout\n")
+    assert result.stderr == (
+        f"streamclean: error: the store was {verb}, but the run was interrupted by SIGTERM; "
+        "the report is on stdout\n"
+    )
 
 
 def _original() -> bytes:
@@ -425,8 +534,15 @@ def _original() -> bytes:
 
 
 def _run(args: list, timeout: float = 60, **popen) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streamclean", *map(str, args)], cwd=ROOT, stderr=subprocess.PIPE,
-                          check=False, text=True, timeout=timeout, **popen)
+    return subprocess.run(
+        [sys.executable, "-m", "streamclean", *map(str, args)],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        check=False,
+        text=True,
+        timeout=timeout,
+        **popen,
+    )
 
 
 def _closed_pipe() -> int:
@@ -449,8 +565,10 @@ def test_a_clean_whose_stdout_is_closed_exits_74_and_the_metrics_say_so(store, t
     else:
         done = _run(args, stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(1))
     assert done.returncode == 74
-    assert done.stderr == ("streamclean: error: the store was cleaned, but the report could not be printed: "
-                           "stdout is closed; there is no report\n")
+    assert done.stderr == (
+        "streamclean: error: the store was cleaned, but the report could not be printed: "
+        "stdout is closed; there is no report\n"
+    )
     assert len(store.read_bytes()) < len(old)
     assert "streamclean_last_run_exit_status 74\n" in prom.read_text()
 
@@ -460,12 +578,19 @@ def test_a_restore_whose_stdout_is_closed_exits_74_and_names_its_report_file(arc
     cleaned = store.read_bytes()
     report = tmp_path / "r.json"
     pipe = _closed_pipe()
-    done = _run(["restore", "--store-file", store, "--archive-file", archive, "--output-json", report], stdout=pipe)
+    done = _run(
+        ["restore", "--store-file", store, "--archive-file", archive, "--output-json", report],
+        stdout=pipe,
+    )
     os.close(pipe)
     assert done.returncode == 74
-    assert done.stderr == ("streamclean: error: the store was restored, but the report could not be printed: "
-                           f"stdout is closed; the report is in {report}\n")
-    assert json.loads(report.read_text())["rewritten"] is True and len(store.read_bytes()) > len(cleaned)
+    assert done.stderr == (
+        "streamclean: error: the store was restored, but the report could not be printed: "
+        f"stdout is closed; the report is in {report}\n"
+    )
+    assert json.loads(report.read_text())["rewritten"] is True and len(store.read_bytes()) > len(
+        cleaned
+    )
 
 
 def test_a_dry_run_whose_stdout_is_closed_exits_1(store):
@@ -483,8 +608,21 @@ def test_a_signal_after_the_report_never_ends_the_process_without_a_word(store):
     summary or one line; never 143 (Python's own handler, put back as it exits)."""
     for _ in range(5):
         store.write_bytes(_original())
-        proc = subprocess.Popen([sys.executable, "-m", "streamclean", "clean", "--store-file", str(store), "--now",
-                                 NOW_ISO], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamclean",
+                "clean",
+                "--store-file",
+                str(store),
+                "--now",
+                NOW_ISO,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         report = proc.stdout.readline()  # the report's first line: the run is concluding
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
@@ -493,7 +631,9 @@ def test_a_signal_after_the_report_never_ends_the_process_without_a_word(store):
         assert stderr.count(b"\n") == 1, stderr
 
 
-def test_an_archive_that_cannot_be_named_after_the_swap_is_one_clear_line(store, invoke, monkeypatch):
+def test_an_archive_that_cannot_be_named_after_the_swap_is_one_clear_line(
+    store, invoke, monkeypatch
+):
     """Case 9: "the store was cleaned, but the store is cleaned, but …"."""
     archive = store.with_name("a.jsonl")
     real_link = fs.link
@@ -507,8 +647,10 @@ def test_an_archive_that_cannot_be_named_after_the_swap_is_one_clear_line(store,
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--archive-file", archive)
     (temp,) = [name for name in listing(store.parent) if name.startswith("a.jsonl.streamclean-")]
     assert result.exit_code == 74 and archive.read_bytes() == b"theirs"
-    assert result.stderr == (f"streamclean: error: the store was cleaned, but the archive could not be named {archive} "
-                             f"(it exists now); keep it: it is {store.with_name(temp)}; there is no report\n")
+    assert result.stderr == (
+        f"streamclean: error: the store was cleaned, but the archive could not be named {archive} "
+        f"(it exists now); keep it: it is {store.with_name(temp)}; there is no report\n"
+    )
 
 
 # -- 9. the smaller points ---------------------------------------------------------------------
@@ -520,8 +662,11 @@ def test_a_fifo_as_the_store_is_refused_at_once(archived, tmp_path, command):
     store = tmp_path / "fifo" / "store.v1.json"
     store.parent.mkdir()
     os.mkfifo(store)
-    args = {"clean": ["clean", "--now", NOW_ISO], "inspect": ["inspect", "--now", NOW_ISO],
-            "restore": ["restore", "--archive-file", archived[1]]}[command]
+    args = {
+        "clean": ["clean", "--now", NOW_ISO],
+        "inspect": ["inspect", "--now", NOW_ISO],
+        "restore": ["restore", "--archive-file", archived[1]],
+    }[command]
     try:
         done = _run([*args, "--store-file", store], stdout=subprocess.PIPE, timeout=20)
     except subprocess.TimeoutExpired:
@@ -535,14 +680,34 @@ def test_a_store_path_that_is_not_utf8_is_archived_and_restored(tmp_path):
     """It failed with "internal error: TypeError" when archiving."""
     folder = os.fsencode(tmp_path) + b"/st\xffre"
     os.mkdir(folder)
-    store, archive, report = (os.fsdecode(folder + name) for name in (b"/store.v1.json", b"/a.jsonl.gz", b"/r.json"))
+    store, archive, report = (
+        os.fsdecode(folder + name) for name in (b"/store.v1.json", b"/a.jsonl.gz", b"/r.json")
+    )
     original = _original()
     Path(store).write_bytes(original)
-    done = _run(["clean", "--store-file", store, "--now", NOW_ISO, "--archive-file", archive, "--output-json", report],
-                stdout=subprocess.PIPE)
+    done = _run(
+        [
+            "clean",
+            "--store-file",
+            store,
+            "--now",
+            NOW_ISO,
+            "--archive-file",
+            archive,
+            "--output-json",
+            report,
+        ],
+        stdout=subprocess.PIPE,
+    )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["store_file"] == store == json.loads(Path(report).read_bytes())["store_file"]
-    done = _run(["restore", "--store-file", store, "--archive-file", archive], stdout=subprocess.PIPE)
+    assert (
+        json.loads(done.stdout)["store_file"]
+        == store
+        == json.loads(Path(report).read_bytes())["store_file"]
+    )
+    done = _run(
+        ["restore", "--store-file", store, "--archive-file", archive], stdout=subprocess.PIPE
+    )
     assert done.returncode == 0, done.stderr
     assert Path(store).read_bytes() == original
 
@@ -557,8 +722,18 @@ def test_a_temporary_file_of_a_live_run_is_never_removed(store, invoke):
     try:
         theirs = store.with_name(f"store.v1.json.streamclean-{sleeper.pid}-0123abcd.partial")
         theirs.write_bytes(b"another run is writing this")
-        assert invoke("clean", "--store-file", store, "--now", NOW_ISO, "--lock-file", store.with_name("b.lock")
-                      ).exit_code == 0
+        assert (
+            invoke(
+                "clean",
+                "--store-file",
+                store,
+                "--now",
+                NOW_ISO,
+                "--lock-file",
+                store.with_name("b.lock"),
+            ).exit_code
+            == 0
+        )
         assert theirs.read_bytes() == b"another run is writing this"
     finally:
         sleeper.kill()
@@ -572,8 +747,10 @@ def test_a_temporary_file_whose_writer_holds_its_flock_is_never_removed(store, i
     says nothing here, the flock on the file does."""
     theirs = store.with_name(f"store.v1.json.streamclean-{processes.dead_pid()}-0123abcd.partial")
     theirs.write_bytes(b"written in another container")
-    hold = ("import fcntl, sys, time; f = open(sys.argv[1], 'rb'); fcntl.flock(f, fcntl.LOCK_EX); "
-            "print(flush=True); time.sleep(60)")
+    hold = (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'rb'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print(flush=True); time.sleep(60)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", hold, str(theirs)], stdout=subprocess.PIPE)
     try:
         holder.stdout.readline()
@@ -597,8 +774,14 @@ def test_two_runs_with_different_lock_files_keep_each_others_temporary_file(tmp_
         sight = watch.stop_when(lambda s: s.temp_size is not None and s.temp_size > 0)
         assert sight is not None, "run A ended before it was caught writing"
         (theirs,) = processes.leftovers(tmp_path, store.name)
-        b = subprocess.run(processes.clean_command(store, "--lock-file", str(tmp_path / "b.lock")), cwd=ROOT,
-                           capture_output=True, text=True, timeout=120, check=False)
+        b = subprocess.run(
+            processes.clean_command(store, "--lock-file", str(tmp_path / "b.lock")),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert b.returncode == 0, b.stderr
         assert theirs.exists(), "run B removed run A's temporary file"
     finally:

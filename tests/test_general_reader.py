@@ -40,7 +40,7 @@ def _tokens(data: bytes) -> list[str]:
 
 ODD_STATE = {
     "events": {"j1": [{"occurred_at": "2026-03-01", "v": [1e-05, 1e16, 5e-324, -0.0, 2**70]}]},
-    "jobs": {"j1": {"status": "completed", "text": "Grüße \u2028 😀 \\ \" \u0000 日本"}},
+    "jobs": {"j1": {"status": "completed", "text": 'Grüße \u2028 😀 \\ " \u0000 日本'}},
     "results": {},
     "schema_version": 5,
     "zz_unknown": [None, True, {"a": float("nan"), "b": float("inf"), "c": float("-inf")}],
@@ -69,7 +69,11 @@ def test_a_number_split_by_a_chunk_is_read_whole(monkeypatch):
 
 
 def test_values_are_read_as_the_service_reads_them():
-    sc = Scanner(io.BytesIO(b'{"a": NaN, "b": -Infinity, "c": 123456789012345678901234567890, "d": "\\ud800"}'))
+    sc = Scanner(
+        io.BytesIO(
+            b'{"a": NaN, "b": -Infinity, "c": 123456789012345678901234567890, "d": "\\ud800"}'
+        )
+    )
     value, text = sc.value()
     assert value["c"] == 123456789012345678901234567890 and value["d"] == "\ud800"
     assert value["a"] != value["a"] and value["b"] == float("-inf")
@@ -121,11 +125,19 @@ def test_every_truncation_is_refused():
         (b"[1, 2]", "expected an object for the top level, found '['", 0),
         (b'{"jobs": {"a": tru}}', "expecting value", 15),
         (b'{"jobs": {"a": "x\ny"}}', "invalid control character", 17),
-        (b'{"jobs": {"a": 1}', "expected ',' or '}' in the top level, found the end of the file (truncated?)", 17),
+        (
+            b'{"jobs": {"a": 1}',
+            "expected ',' or '}' in the top level, found the end of the file (truncated?)",
+            17,
+        ),
         (b'{"jobs": {"a": "unterminated}}', "unterminated string starting", 15),
         (b'{"jobs": {}, "jobs": {}}', 'duplicate top-level key "jobs"', 13),
         (b'{"a": 1 "b": 2}', "expected ',' or '}' in the top level, found '\"'", 8),
-        (b'{"a": ' + b"9" * 5000 + b"}", "exceeds the limit (4300 digits) for integer string conversion", 6),
+        (
+            b'{"a": ' + b"9" * 5000 + b"}",
+            "exceeds the limit (4300 digits) for integer string conversion",
+            6,
+        ),
         (b"\xef\xbb\xbf{}", "expected an object for the top level, found '\\ufeff'", 0),
         (b"   ", "expected an object for the top level, found the end of the file (truncated?)", 3),
     ],

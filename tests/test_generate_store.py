@@ -3,19 +3,20 @@
 Small stores only; the whole file runs in a few seconds.
 """
 
+import argparse
 import importlib.util
 import json
 import multiprocessing
 import random
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "generate_store.py"
-NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
 TERMINAL = {"completed", "failed", "canceled"}
 
 
@@ -152,10 +153,14 @@ def test_statuses_and_timestamps_are_realistic(tmp_path):
     events_cutoff, results_cutoff = NOW - timedelta(days=3), NOW - timedelta(days=7)
     terminal = {job_id for job_id, job in jobs.items() if job["status"] in TERMINAL}
     events = [(job_id, e) for job_id, evs in state["events"].items() for e in evs]
-    old_events = sum(job_id in terminal and datetime.fromisoformat(e["occurred_at"]) <= events_cutoff
-                     for job_id, e in events)
-    old_results = sum(r["job_id"] in terminal and datetime.fromisoformat(r["created_at"]) <= results_cutoff
-                      for r in state["results"].values())
+    old_events = sum(
+        job_id in terminal and datetime.fromisoformat(e["occurred_at"]) <= events_cutoff
+        for job_id, e in events
+    )
+    old_results = sum(
+        r["job_id"] in terminal and datetime.fromisoformat(r["created_at"]) <= results_cutoff
+        for r in state["results"].values()
+    )
     assert 0.4 <= old_events / len(events) <= 0.7
     assert 0.3 <= old_results / len(state["results"]) <= 0.55
     assert 5 <= len(events) / len(jobs) <= 7
@@ -165,7 +170,9 @@ def test_statuses_and_timestamps_are_realistic(tmp_path):
 @pytest.mark.parametrize("running_share", [0.0, 0.1])
 def test_uniform_arrivals_spread_jobs_evenly_and_keep_a_share_running(tmp_path, running_share):
     """--uniform-days: every tenth of the span holds a tenth of the jobs, and of the running ones."""
-    data = _generate(tmp_path, "store.json", 1_000_000, seed=3, now=NOW, arrivals=gen.Arrivals(60, running_share))
+    data = _generate(
+        tmp_path, "store.json", 1_000_000, seed=3, now=NOW, arrivals=gen.Arrivals(60, running_share)
+    )
     state = json.loads(data)
     assert data == _service_bytes(state)
     jobs = list(state["jobs"].values())
@@ -183,19 +190,37 @@ def test_uniform_arrivals_spread_jobs_evenly_and_keep_a_share_running(tmp_path, 
 
 def test_the_uniform_options_on_the_command_line(tmp_path):
     out = tmp_path / "store.json"
-    done = subprocess.run([sys.executable, str(SCRIPT), str(out), "--size", "100K", "--uniform-days", "10",
-                           "--running-share", "0.5"], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            str(out),
+            "--size",
+            "100K",
+            "--uniform-days",
+            "10",
+            "--running-share",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     statuses = [job["status"] for job in json.loads(out.read_bytes())["jobs"].values()]
     assert 0.3 <= statuses.count("running") / len(statuses) <= 0.7
-    refused = subprocess.run([sys.executable, str(SCRIPT), str(out), "--running-share", "0.1"],
-                             capture_output=True, text=True, check=False)
+    refused = subprocess.run(
+        [sys.executable, str(SCRIPT), str(out), "--running-share", "0.1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert refused.returncode == 2 and "--running-share needs --uniform-days" in refused.stderr
 
 
 def test_timestamps_match_isoformat():
     rng = random.Random(0)
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     for _ in range(20_000):
         us = rng.randrange(0, 4_000_000_000_000_000)
         if rng.random() < 0.2:
@@ -203,30 +228,44 @@ def test_timestamps_match_isoformat():
         assert gen._iso(us) == (epoch + timedelta(microseconds=us)).isoformat()
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("12345", 12345),
-    ("500K", 500_000),
-    ("100MB", 100_000_000),
-    ("1.5g", 1_500_000_000),
-    ("2KiB", 2048),
-    ("1GiB", 1 << 30),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("12345", 12345),
+        ("500K", 500_000),
+        ("100MB", 100_000_000),
+        ("1.5g", 1_500_000_000),
+        ("2KiB", 2048),
+        ("1GiB", 1 << 30),
+    ],
+)
 def test_parse_size(text, expected):
     assert gen.parse_size(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "MB", "-5", "1TB", "0", "5i"])
 def test_parse_size_refuses_nonsense(text):
-    with pytest.raises(Exception):
+    with pytest.raises(argparse.ArgumentTypeError):
         gen.parse_size(text)
 
 
 def test_command_line(tmp_path):
     out = tmp_path / "cli.json"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(out), "--size", "100K", "--seed", "7",
-         "--now", "2026-11-28T00:00:00+00:00"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            str(SCRIPT),
+            str(out),
+            "--size",
+            "100K",
+            "--seed",
+            "7",
+            "--now",
+            "2026-11-28T00:00:00+00:00",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
@@ -236,8 +275,12 @@ def test_command_line(tmp_path):
 
 
 def test_command_line_rejects_a_bad_size(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "x.json"), "--size", "lots"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "x.json"), "--size", "lots"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert not (tmp_path / "x.json").exists()
 

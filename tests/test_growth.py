@@ -16,14 +16,13 @@ The stores have a known arrival rate: 90 days of uniform arrivals (the generator
 import json
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 
 import pytest
-from conftest import service_bytes, small_state
-from test_generate_store import gen as GEN
 
+from conftest import service_bytes, small_state
 from streamclean.growth import (
     BY_EVENTS,
     BY_JOBS,
@@ -38,8 +37,9 @@ from streamclean.growth import (
 )
 from streamclean.inspect import inspect_store
 from streamclean.policy import RetentionPolicy
+from test_generate_store import gen as GEN
 
-NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
 DAY = 86400.0
 HISTORY_DAYS = 90
 ALL_ZERO = ("--results-ttl-seconds", "0", "--events-ttl-seconds", "0", "--jobs-ttl-seconds", "0")
@@ -55,8 +55,14 @@ def stores(tmp_path_factory):
     made = {}
     for name, share, seed in (("ending", 0.0, 5), ("running", 0.1, 6)):
         path = folder / f"{name}.json"
-        GEN.generate_store(path, 4_000_000, seed=seed, now=NOW, workers=1,
-                           arrivals=GEN.Arrivals(HISTORY_DAYS, share))
+        GEN.generate_store(
+            path,
+            4_000_000,
+            seed=seed,
+            now=NOW,
+            workers=1,
+            arrivals=GEN.Arrivals(HISTORY_DAYS, share),
+        )
         made[name] = path
     return made
 
@@ -84,7 +90,11 @@ def _cleaned(invoke, store: Path, at: datetime, *ttls) -> int:
 def _skeleton_bytes(store: Path) -> int:
     """The store with every section emptied: the bytes no record holds."""
     state = json.loads(store.read_bytes())
-    return len(service_bytes({key: {} if isinstance(value, dict) else value for key, value in state.items()}))
+    return len(
+        service_bytes(
+            {key: {} if isinstance(value, dict) else value for key, value in state.items()}
+        )
+    )
 
 
 def _close(found: float, expected: float, within: float = 0.10) -> bool:
@@ -107,13 +117,21 @@ def test_growth_and_what_stays_without_job_retention(stores, invoke, handlers_re
     records = _arrived(invoke, store, 14, *RECORDS_ZERO)  # results and events: jobs stay
     assert growth["window_days"] == 14
     assert _close(growth["bytes_per_day"], everything), (growth, everything)
-    assert _close(growth["kept_bytes_per_day"], everything - records), (growth, everything - records)
+    assert _close(growth["kept_bytes_per_day"], everything - records), (
+        growth,
+        everything - records,
+    )
     assert growth["levels_off_bytes"] is None
     assert growth["kept_by_reason"].keys() == {NO_JOB_RETENTION}
     sections = growth["sections"]
     assert sections["jobs"]["kept_bytes_per_day"] == sections["jobs"]["bytes_per_day"] > 0
-    assert sections["results"]["kept_bytes_per_day"] == 0 and sections["results"]["levels_off_bytes"] is not None
-    assert sum(section["bytes_per_day"] for section in sections.values()) == pytest.approx(growth["bytes_per_day"], abs=5)
+    assert (
+        sections["results"]["kept_bytes_per_day"] == 0
+        and sections["results"]["levels_off_bytes"] is not None
+    )
+    assert sum(section["bytes_per_day"] for section in sections.values()) == pytest.approx(
+        growth["bytes_per_day"], abs=5
+    )
     # The suggestion: with a jobs TTL of 30 days it levels off where a copy cleaned so does.
     suggestion = growth["suggestion"]
     assert suggestion["option"] == "--jobs-ttl-seconds" and suggestion["ttl_seconds"] == 30 * DAY
@@ -121,18 +139,26 @@ def test_growth_and_what_stays_without_job_retention(stores, invoke, handlers_re
     assert _close(suggestion["levels_off_bytes"], level), (suggestion, level)
 
 
-@pytest.mark.parametrize("ttls", [
-    ("--jobs-ttl-seconds", "30d"),
-    ("--jobs-ttl-seconds", "10d"),
-    ("--jobs-ttl-seconds", "20d", "--disable-results-retention"),
-    ("--results-ttl-seconds", "2d", "--events-ttl-seconds", "12h", "--jobs-ttl-seconds", "45d"),
-])
-def test_with_job_retention_it_levels_off_where_a_cleaned_copy_is(stores, invoke, handlers_restored, ttls):
+@pytest.mark.parametrize(
+    "ttls",
+    [
+        ("--jobs-ttl-seconds", "30d"),
+        ("--jobs-ttl-seconds", "10d"),
+        ("--jobs-ttl-seconds", "20d", "--disable-results-retention"),
+        ("--results-ttl-seconds", "2d", "--events-ttl-seconds", "12h", "--jobs-ttl-seconds", "45d"),
+    ],
+)
+def test_with_job_retention_it_levels_off_where_a_cleaned_copy_is(
+    stores, invoke, handlers_restored, ttls
+):
     store = stores["ending"]
     growth = _inspect(invoke, store, *ttls)
     level = _cleaned(invoke, store, NOW, *ttls)  # 90 days of history: past every TTL already
     assert growth["kept_bytes_per_day"] == 0 and growth["kept_by_reason"] == {}
-    assert growth["levels_off_bytes"] is not None and _close(growth["levels_off_bytes"], level), (growth, level)
+    assert growth["levels_off_bytes"] is not None and _close(growth["levels_off_bytes"], level), (
+        growth,
+        level,
+    )
     assert _close(growth["bytes_per_day"], _arrived(invoke, store, 14, *ALL_ZERO))
     assert growth["suggestion"] is None
 
@@ -160,22 +186,42 @@ def test_with_a_tenth_of_jobs_running_for_ever(stores, invoke, handlers_restored
         assert suggestion["levels_off_bytes"] is None and suggestion["kept_bytes_per_day"] > 0
 
 
-def test_a_tenth_of_jobs_running_for_ever_shows_over_the_default_window(stores, invoke, handlers_restored):
+def test_a_tenth_of_jobs_running_for_ever_shows_over_the_default_window(
+    stores, invoke, handlers_restored
+):
     growth = _inspect(invoke, stores["running"], "--jobs-ttl-seconds", "30d")
     assert growth["window_days"] == 14
     assert growth["levels_off_bytes"] is None
-    assert 0.05 * growth["bytes_per_day"] < growth["kept_bytes_per_day"] < 0.2 * growth["bytes_per_day"]
+    assert (
+        0.05 * growth["bytes_per_day"]
+        < growth["kept_bytes_per_day"]
+        < 0.2 * growth["bytes_per_day"]
+    )
 
 
-@pytest.mark.parametrize(("store", "ttls", "levels_off"), [
-    ("ending", ("--jobs-ttl-seconds", "30d"), True),
-    ("ending", ("--jobs-ttl-seconds", "30d", "--disable-events-retention", "--disable-results-retention"), True),
-    ("ending", (), False),  # jobs are never removed
-    ("ending", ("--disable-jobs-retention",), False),
-    ("running", ("--jobs-ttl-seconds", "30d"), False),  # nor are those of jobs that never end
-    ("running", ("--jobs-ttl-seconds", "1d", "--results-ttl-seconds", "1h"), False),
-])
-def test_levels_off_is_null_exactly_when_something_stays_for_ever(stores, invoke, store, ttls, levels_off):
+@pytest.mark.parametrize(
+    ("store", "ttls", "levels_off"),
+    [
+        ("ending", ("--jobs-ttl-seconds", "30d"), True),
+        (
+            "ending",
+            (
+                "--jobs-ttl-seconds",
+                "30d",
+                "--disable-events-retention",
+                "--disable-results-retention",
+            ),
+            True,
+        ),
+        ("ending", (), False),  # jobs are never removed
+        ("ending", ("--disable-jobs-retention",), False),
+        ("running", ("--jobs-ttl-seconds", "30d"), False),  # nor are those of jobs that never end
+        ("running", ("--jobs-ttl-seconds", "1d", "--results-ttl-seconds", "1h"), False),
+    ],
+)
+def test_levels_off_is_null_exactly_when_something_stays_for_ever(
+    stores, invoke, store, ttls, levels_off
+):
     growth = _inspect(invoke, stores[store], *ttls)
     assert (growth["levels_off_bytes"] is not None) is levels_off
     assert (growth["kept_bytes_per_day"] == 0) is levels_off
@@ -230,11 +276,14 @@ def test_records_without_a_timestamp_arrive_as_the_jobs_do():
         tally.add("jobs", _ago(day + 0.5), 100, Fate(BY_JOBS))
     tally.add("events", None, 400, Fate(BY_JOBS))  # bare arrays of ended jobs: go with them
     tally.add("results", None, 80, Fate(0))  # no timestamp, and its job never finished: stays
-    growth = project(tally, TTLs(None, None, 20 * DAY), {"jobs": 4000, "events": 400, "results": 80}, 4483)
+    growth = project(
+        tally, TTLs(None, None, 20 * DAY), {"jobs": 4000, "events": 400, "results": 80}, 4483
+    )
     assert growth.sections["events"].bytes_per_day == pytest.approx(400 / 4 / 10)
     assert growth.sections["results"].kept_bytes_per_day == pytest.approx(80 / 4 / 10)
     assert growth.kept_by_reason == {NO_TIMESTAMP: pytest.approx(2)}
-    assert growth.levels_off_bytes is None and growth.suggestion is None  # job retention is on already
+    # job retention is on already
+    assert growth.levels_off_bytes is None and growth.suggestion is None
 
 
 def test_a_job_still_going_counts_as_never_ending_once_older_than_jobs_take():
@@ -247,7 +296,8 @@ def test_a_job_still_going_counts_as_never_ending_once_older_than_jobs_take():
     ttls = TTLs(None, DAY, 10 * DAY)
     growth = project(tally, ttls, {"jobs": 1100, "events": 30}, 1130)
     assert growth.kept_bytes_per_day == 0 and growth.levels_off_bytes is not None
-    tally.add("jobs", _ago(4), 100, Fate(BY_JOBS, True))  # four days and still not ended: never will
+    # four days and still not ended: never will
+    tally.add("jobs", _ago(4), 100, Fate(BY_JOBS, True))
     growth = project(tally, ttls, {"jobs": 1200, "events": 30}, 1230)
     assert growth.kept_bytes_per_day == pytest.approx(10) and growth.levels_off_bytes is None
     assert growth.kept_by_reason == {NEVER_ENDING_JOBS: pytest.approx(10)}
@@ -272,20 +322,28 @@ def test_the_survey_measures_each_record_s_bytes_and_timestamp(tmp_path):
     path = tmp_path / "store.v1.json"
     text = service_bytes(state).decode()
     path.write_text(text)
-    now = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
     policy = RetentionPolicy.build(now, 7 * DAY, 3 * DAY, DAY)
     survey = inspect_store(path, policy, workers=1, growth_window=5 * DAY).survey
 
     def span(key: str) -> int:  # ",\n    "key": {...}"
         begin = text.index(f',\n    "{key}": {{')
-        return len(text[begin:text.index("\n    }", begin) + 6].encode())
+        return len(text[begin : text.index("\n    }", begin) + 6].encode())
 
-    dated = {section: sum(sums.window for (name, _), sums in survey.growth.sums.items() if name == section)
-             for section in ("results", "events", "jobs")}
+    dated = {
+        section: sum(
+            sums.window for (name, _), sums in survey.growth.sums.items() if name == section
+        )
+        for section in ("results", "events", "jobs")
+    }
     assert dated["results"] == span("r3")  # r3 alone is of an ended job and dated within 5 days
     assert dated["jobs"] == 0  # the jobs have no queued_at
-    assert survey.growth.record_bytes("notifications") == len(text[text.index('"n1"'):text.index("\n  },\n  \"results")].encode())
-    assert survey.growth.record_bytes("results") + len('"results": {\n    ') + len("\n  }") == survey.sections["results"].bytes - len(",\n  ")
+    assert survey.growth.record_bytes("notifications") == len(
+        text[text.index('"n1"') : text.index('\n  },\n  "results')].encode()
+    )
+    assert survey.growth.record_bytes("results") + len('"results": {\n    ') + len(
+        "\n  }"
+    ) == survey.sections["results"].bytes - len(",\n  ")
 
 
 # -- the command line and the metrics file -------------------------------------------------------------
@@ -294,12 +352,18 @@ def test_the_survey_measures_each_record_s_bytes_and_timestamp(tmp_path):
 def test_the_text_says_how_fast_it_grows_and_where_it_levels_off(stores, invoke):
     args = ["inspect", "--store-file", stores["ending"], "--now", NOW.isoformat()]
     text = invoke(*args).stdout
-    block = text[text.index("growth over the last 14 d"):].split("\n\n")[0].splitlines()
-    assert block[1].startswith("  grows ") and "a day of it stays for ever: jobs are never removed" in block[1]
+    block = text[text.index("growth over the last 14 d") :].split("\n\n")[0].splitlines()
+    assert (
+        block[1].startswith("  grows ")
+        and "a day of it stays for ever: jobs are never removed" in block[1]
+    )
     assert block[2].startswith("  with --jobs-ttl-seconds 30d it would level off at about ")
     assert text.index("growth over") < text.index("jobs by status")
     text = invoke(*args, "--jobs-ttl-seconds", "30d", "--growth-window", "30d").stdout
-    assert "growth over the last 30 d" in text and "none of it for ever: under these TTLs it levels off at about" in text
+    assert (
+        "growth over the last 30 d" in text
+        and "none of it for ever: under these TTLs it levels off at about" in text
+    )
 
 
 @pytest.mark.parametrize("window", ["0", "-1d", "soon"])
@@ -313,9 +377,18 @@ def _families(text: str) -> dict:
     return {family.name: family for family in parser.text_string_to_metric_families(text)}
 
 
-def test_the_metrics_file_parses_with_prometheus_client_and_says_what_the_json_says(stores, invoke, tmp_path):
+def test_the_metrics_file_parses_with_prometheus_client_and_says_what_the_json_says(
+    stores, invoke, tmp_path
+):
     target = tmp_path / "store.prom"
-    args = ("--store-file", stores["running"], "--now", NOW.isoformat(), "--jobs-ttl-seconds", "30d")
+    args = (
+        "--store-file",
+        stores["running"],
+        "--now",
+        NOW.isoformat(),
+        "--jobs-ttl-seconds",
+        "30d",
+    )
     document = json.loads(invoke("inspect", "--json", "--metrics-textfile", target, *args).stdout)
     families = _families(target.read_text())
     assert all(family.type == "gauge" and family.documentation for family in families.values())
@@ -330,15 +403,29 @@ def test_the_metrics_file_parses_with_prometheus_client_and_says_what_the_json_s
         assert value("streamclean_store_section_bytes", section=name) == section["bytes"]
         assert value("streamclean_store_section_records", section=name) == section["count"]
     for name, section in growth["sections"].items():
-        assert value("streamclean_store_section_growth_bytes_per_day", section=name) == section["bytes_per_day"]
-        assert value("streamclean_store_section_kept_bytes_per_day", section=name) == section["kept_bytes_per_day"]
+        assert (
+            value("streamclean_store_section_growth_bytes_per_day", section=name)
+            == section["bytes_per_day"]
+        )
+        assert (
+            value("streamclean_store_section_kept_bytes_per_day", section=name)
+            == section["kept_bytes_per_day"]
+        )
     assert value("streamclean_store_growth_bytes_per_day") == growth["bytes_per_day"]
     assert value("streamclean_store_kept_bytes_per_day") == growth["kept_bytes_per_day"] > 0
     assert value("streamclean_store_growth_window_seconds") == 14 * 86400
     assert value("streamclean_store_inspected_timestamp_seconds") == NOW.timestamp()
-    assert "streamclean_store_levels_off" not in families  # it never does: no sample rather than a guess
+    # it never does: no sample rather than a guess
+    assert "streamclean_store_levels_off" not in families
     invoke("inspect", "--metrics-textfile", target, *args[:-2], "--jobs-ttl-seconds", "30d")
-    ending = ("--store-file", stores["ending"], "--now", NOW.isoformat(), "--jobs-ttl-seconds", "30d")
+    ending = (
+        "--store-file",
+        stores["ending"],
+        "--now",
+        NOW.isoformat(),
+        "--jobs-ttl-seconds",
+        "30d",
+    )
     document = json.loads(invoke("inspect", "--json", "--metrics-textfile", target, *ending).stdout)
     families = _families(target.read_text())
     assert value("streamclean_store_levels_off_bytes") == document["growth"]["levels_off_bytes"]
@@ -355,28 +442,53 @@ def test_section_labels_are_escaped(tmp_path, invoke):
     target = tmp_path / "store.prom"
     assert invoke("inspect", "--store-file", path, "--metrics-textfile", target).exit_code == 0
     samples = _families(target.read_text())["streamclean_store_section_bytes"].samples
-    assert {sample.labels["section"] for sample in samples} >= {'odd "key" \\ with\nnewline', "jobs"}
+    assert {sample.labels["section"] for sample in samples} >= {
+        'odd "key" \\ with\nnewline',
+        "jobs",
+    }
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_the_metrics_file_passes_promtool(stores, invoke, tmp_path):
     target = tmp_path / "store.prom"
-    invoke("inspect", "--store-file", stores["ending"], "--now", NOW.isoformat(), "--metrics-textfile", target)
-    checked = subprocess.run(["promtool", "check", "metrics"], input=target.read_text(), capture_output=True, text=True,
-                             check=False)
+    invoke(
+        "inspect",
+        "--store-file",
+        stores["ending"],
+        "--now",
+        NOW.isoformat(),
+        "--metrics-textfile",
+        target,
+    )
+    checked = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=target.read_text(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 @pytest.mark.parametrize("where", ["missing folder", "the store"])
-def test_an_unwritable_metrics_file_is_refused_before_the_store_is_read(store, invoke, tmp_path, where):
+def test_an_unwritable_metrics_file_is_refused_before_the_store_is_read(
+    store, invoke, tmp_path, where
+):
     target = tmp_path / "nowhere" / "store.prom" if where == "missing folder" else store
     before = store.read_bytes()
     missing_store = tmp_path / "no-such-store.json"
-    result = invoke("inspect", "--store-file", store if where == "the store" else missing_store,
-                    "--metrics-textfile", target)
+    result = invoke(
+        "inspect",
+        "--store-file",
+        store if where == "the store" else missing_store,
+        "--metrics-textfile",
+        target,
+    )
     assert result.exit_code == 1
     if where == "the store":
-        assert result.stderr.startswith(f"streamclean: error: --metrics-textfile {store} is the store itself")
+        assert result.stderr.startswith(
+            f"streamclean: error: --metrics-textfile {store} is the store itself"
+        )
     else:
         assert result.stderr.startswith(f"streamclean: error: cannot write the metrics to {target}")
     assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
@@ -395,11 +507,18 @@ def test_an_events_array_with_an_event_without_a_timestamp_is_measured_whole(tmp
     state["events"]["j1"].append({"event_id": "e9", "job_id": "j1"})  # no occurred_at
     path = tmp_path / "store.v1.json"
     path.write_bytes(service_bytes(state))
-    now = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
-    survey = inspect_store(path, RetentionPolicy.build(now, 7 * DAY, 3 * DAY), workers=1, reader="layout").survey
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    survey = inspect_store(
+        path, RetentionPolicy.build(now, 7 * DAY, 3 * DAY), workers=1, reader="layout"
+    ).survey
     events = survey.growth.record_bytes("events")
-    assert events + len('\n  "events": {') + len("\n    ") + len("\n  }") == survey.sections["events"].bytes
-    undated = sum(sums.undated for (name, _), sums in survey.growth.sums.items() if name == "events")
+    assert (
+        events + len('\n  "events": {') + len("\n    ") + len("\n  }")
+        == survey.sections["events"].bytes
+    )
+    undated = sum(
+        sums.undated for (name, _), sums in survey.growth.sums.items() if name == "events"
+    )
     assert undated > 0  # the event without a timestamp, and the bare arrays of the ended jobs
 
 
@@ -408,8 +527,10 @@ def test_the_tally_stays_small_whatever_the_timestamps():
     cannot make the tally grow with its records."""
     tally = _tally()
     for year in range(1, 9999, 7):
-        moment = datetime(year, 1, 1, tzinfo=timezone.utc)
+        moment = datetime(year, 1, 1, tzinfo=UTC)
         tally.add("jobs", moment, 10, Fate(BY_JOBS, True))
         tally.ran((NOW - moment).total_seconds())
     # 1,428 records, of which two lie within ten years of now (and one in the future)
-    assert len(tally.run_hours) <= 4 and all(len(sums.by_age_hours) <= 4 for sums in tally.sums.values())
+    assert len(tally.run_hours) <= 4 and all(
+        len(sums.by_age_hours) <= 4 for sums in tally.sums.values()
+    )

@@ -36,7 +36,9 @@ TTLS = {"results_ttl": 604800.0, "events_ttl": 259200.0}
 
 
 def _run(store: Path, now: str = NOW_ISO):
-    return CliRunner().invoke(main, ["clean", "--store-file", str(store), "--now", now], catch_exceptions=False)
+    return CliRunner().invoke(
+        main, ["clean", "--store-file", str(store), "--now", now], catch_exceptions=False
+    )
 
 
 def stdlib_offset(data: bytes) -> int | None:
@@ -103,7 +105,17 @@ def test_truncated_at_every_byte_is_refused_where_it_ends(folder):
 def test_truncated_service_store_is_refused_at_many_points(folder, generated):
     jobs = generated.index(b'\n  "jobs": ')
     results = generated.index(b'\n  "results": ')
-    cuts = [1, 1000, 300_000, jobs - 1, jobs + 20, results - 5, results + 5000, len(generated) - 2, len(generated) - 1]
+    cuts = [
+        1,
+        1000,
+        300_000,
+        jobs - 1,
+        jobs + 20,
+        results - 5,
+        results + 5000,
+        len(generated) - 2,
+        len(generated) - 1,
+    ]
     cuts += list(range(jobs + 100_000, len(generated), 97_001))
     for cut in cuts:
         assert_refused(folder, generated[:cut], now=processes.NOW)
@@ -115,11 +127,15 @@ def test_truncated_service_store_is_refused_at_many_points(folder, generated):
 @pytest.mark.parametrize("tail", [b"x", b"\n{}", b" \n\t garbage", b"\x00", b"}", b"\n\n,"])
 def test_trailing_bytes_after_the_top_level_object(folder, generated, tail):
     for data, now in ((GOOD, NOW_ISO), (generated, processes.NOW)):
-        problem = assert_refused(folder, data + tail, len(data) + len(tail) - len(tail.lstrip(b" \t\n\r")), now)
+        problem = assert_refused(
+            folder, data + tail, len(data) + len(tail) - len(tail.lstrip(b" \t\n\r")), now
+        )
         assert problem == "unexpected data after the top-level object"
 
 
-@pytest.mark.parametrize("data", [b"[]", b'[{"jobs": {}}]', b'"store"', b"5", b"null", b"  \n [1]", b"true"])
+@pytest.mark.parametrize(
+    "data", [b"[]", b'[{"jobs": {}}]', b'"store"', b"5", b"null", b"  \n [1]", b"true"]
+)
 def test_top_level_not_an_object(folder, data):
     problem = assert_refused(folder, data, len(data) - len(data.lstrip()))
     assert problem.startswith("expected an object for the top level, found ")
@@ -138,8 +154,22 @@ def test_invalid_utf8_at_every_position(folder):
 
 @pytest.mark.parametrize(
     "bad",
-    [b"\xc3\x28", b"\xc0\xaf", b"\xf0\x9f\x98", b"\x80", b"\xf8\x88\x80\x80\x80", b"\xf4\x90\x80\x80"],
-    ids=["bad-continuation", "overlong", "cut-4-byte", "lone-continuation", "5-byte", "above-U+10FFFF"],
+    [
+        b"\xc3\x28",
+        b"\xc0\xaf",
+        b"\xf0\x9f\x98",
+        b"\x80",
+        b"\xf8\x88\x80\x80\x80",
+        b"\xf4\x90\x80\x80",
+    ],
+    ids=[
+        "bad-continuation",
+        "overlong",
+        "cut-4-byte",
+        "lone-continuation",
+        "5-byte",
+        "above-U+10FFFF",
+    ],
 )
 def test_invalid_utf8_sequences_in_every_section(folder, bad):
     for anchor in ANCHORS:
@@ -212,7 +242,10 @@ def test_invalid_json_late_in_the_file(folder, old, new):
 
 
 def test_invalid_json_late_in_a_service_store(folder, generated):
-    for old, new in ((b'"result_kind": "final"', b'"result_kind": final'), (b'"schema_version": 5', b'"schema_version": +5')):
+    for old, new in (
+        (b'"result_kind": "final"', b'"result_kind": final'),
+        (b'"schema_version": 5', b'"schema_version": +5'),
+    ):
         at = generated.rindex(old)
         assert_refused(folder, generated[:at] + new + generated[at + len(old) :], now=processes.NOW)
 
@@ -286,7 +319,10 @@ def _assert_cleaned_like_the_oracle(folder: Path, data: bytes, exact: bytes | No
     report = json.loads(result.stdout)
     for kind in ("results", "events"):
         assert report[kind] == expected_report[kind]
-    assert report["rewritten"] and report["results"]["delete_count"] + report["events"]["delete_count"] > 0
+    assert (
+        report["rewritten"]
+        and report["results"]["delete_count"] + report["events"]["delete_count"] > 0
+    )
     if exact is not None:
         assert out == exact
     assert sorted(os.listdir(folder)) == ["store.v1.json", "store.v1.json.lock"]
@@ -295,8 +331,7 @@ def _assert_cleaned_like_the_oracle(folder: Path, data: bytes, exact: bytes | No
 
 def _same(a, b) -> bool:
     """Equal as JSON values, NaN equal to NaN, and with objects in the same key order."""
-    canonical = lambda value: json.dumps(value, ensure_ascii=True)
-    return canonical(a) == canonical(b)
+    return json.dumps(a, ensure_ascii=True) == json.dumps(b, ensure_ascii=True)
 
 
 def _nested(depth: int):
@@ -342,13 +377,24 @@ def test_jobs_after_events_and_results_in_a_store_not_sorted_by_key(folder):
     cleaned = _assert_cleaned_like_the_oracle(
         folder, data, exact=json.dumps(expected_state, ensure_ascii=False, indent=2).encode()
     )
-    assert list(cleaned) == ["results", "notifications", "events", "schema_version", "unknown", "jobs"]
+    assert list(cleaned) == [
+        "results",
+        "notifications",
+        "events",
+        "schema_version",
+        "unknown",
+        "jobs",
+    ]
 
 
 @pytest.mark.parametrize("separators", [None, (",", ":")], ids=["default", "tightest"])
 def test_a_compact_one_line_store(folder, separators):
     state = small_state()
-    state["results"]["r3"]["result_payload"] = {"nan": float("nan"), "big": 10**30, "deep": _nested(50)}
+    state["results"]["r3"]["result_payload"] = {
+        "nan": float("nan"),
+        "big": 10**30,
+        "deep": _nested(50),
+    }
     data = json.dumps(state, separators=separators).encode()
     assert b"\n" not in data
     _assert_cleaned_like_the_oracle(folder, data)
@@ -356,7 +402,12 @@ def test_a_compact_one_line_store(folder, separators):
 
 def test_an_ascii_escaped_store_with_lone_and_mismatched_surrogates_is_preserved_exactly(folder):
     state = small_state()
-    state["results"]["r3"]["result_payload"] = {"lone": "\ud800", "mismatched": "\ud800A", "low": "\udc00x", "pair": "𝄞"}
+    state["results"]["r3"]["result_payload"] = {
+        "lone": "\ud800",
+        "mismatched": "\ud800A",
+        "low": "\udc00x",
+        "pair": "𝄞",
+    }
     state["events"]["j1"][1]["payload_json"] = {"\udbff": "key too"}
     state["results"]["r1"]["result_payload"] = {"lone": "\ud800"}  # in a record that is deleted
     text = json.dumps(state, ensure_ascii=True, sort_keys=True, indent=2)
@@ -366,9 +417,11 @@ def test_an_ascii_escaped_store_with_lone_and_mismatched_surrogates_is_preserved
     assert '"\\ud800\\u0041"' in text and '"\\ud800"' in text
     data = text.encode("ascii")
     expected_state, _ = clean_state(json.loads(data), now=NOW, **TTLS)
-    exact = json.dumps(expected_state, ensure_ascii=True, sort_keys=True, indent=2).replace(
-        '"\\ud800A"', '"\\ud800\\u0041"'
-    ).encode("ascii")
+    exact = (
+        json.dumps(expected_state, ensure_ascii=True, sort_keys=True, indent=2)
+        .replace('"\\ud800A"', '"\\ud800\\u0041"')
+        .encode("ascii")
+    )
     cleaned = _assert_cleaned_like_the_oracle(folder, data, exact=exact)
     assert cleaned["results"]["r3"]["result_payload"]["mismatched"] == "\ud800A"
 
@@ -415,14 +468,19 @@ def _expected_offset(data: bytes) -> int | None:
 
 
 FUZZ_BASE = service_bytes(
-    {**small_state(), "extra": {"nan": float("nan"), "n": -12.5e-3, "s": "\u00e9\\\"", "l": [True, False, None]}}
+    {
+        **small_state(),
+        "extra": {"nan": float("nan"), "n": -12.5e-3, "s": '\u00e9\\"', "l": [True, False, None]},
+    }
 )
 
 mutations = st.lists(
     st.tuples(
         st.sampled_from(["flip", "insert", "delete", "replace", "append"]),
         st.integers(0, len(FUZZ_BASE) - 1),
-        st.sampled_from(list(b'{}[]",:\\ \n0123456789-.eEtrufalsnNI\xff\xc3\x80 x') + list(range(256))),
+        st.sampled_from(
+            list(b'{}[]",:\\ \n0123456789-.eEtrufalsnNI\xff\xc3\x80 x') + list(range(256))
+        ),
     ),
     min_size=1,
     max_size=4,
@@ -445,7 +503,9 @@ def _mutate(data: bytes, steps) -> bytes:
     return bytes(out)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(mutations)
 def test_fuzzed_stores_never_crash_and_never_change_a_store_they_refuse(steps):
     _check_mutated(_mutate(FUZZ_BASE, steps), NOW_ISO, NOW)
@@ -464,8 +524,12 @@ fuzz_positions = st.tuples(
 
 
 @pytest.mark.slow
-@settings(max_examples=150, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(st.lists(fuzz_positions, min_size=1, max_size=3))
 def test_fuzzed_service_layout_stores_take_either_path_safely(small_generated, steps):
     """The same on a store in the service's layout, where the fast path reads it first and
@@ -480,7 +544,9 @@ def _check_mutated(data: bytes, now_iso: str, now) -> None:
         store.write_bytes(data)
         result = _run(store, now_iso)
         event(f"exit {result.exit_code}")
-        assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr, (
+            result.stderr
+        )
         assert result.exit_code in (0, 1), result.stderr
         if result.exit_code == 1:
             assert readable is False or not data, (data, result.stderr)

@@ -4,7 +4,7 @@ import importlib.util
 import json
 import os
 import tracemalloc
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,12 +13,14 @@ from streamclean.errors import StoreChangedError
 from streamclean.inspect import inspect_store
 from streamclean.policy import RetentionPolicy
 
-GENERATOR_NOW = datetime(2026, 11, 28, tzinfo=timezone.utc)
+GENERATOR_NOW = datetime(2026, 11, 28, tzinfo=UTC)
 POLICY = RetentionPolicy.build(NOW, 604800.0, 259200.0)
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("generate_store", ROOT / "scripts" / "generate_store.py")
+    spec = importlib.util.spec_from_file_location(
+        "generate_store", ROOT / "scripts" / "generate_store.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -38,9 +40,17 @@ def _json(invoke, *args, env=None):
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("ttls", [[], ["--results-ttl-seconds", "1d", "--events-ttl-seconds", "12h"],
-                                  ["--disable-events-retention"]])
-def test_counts_and_bytes_equal_those_of_clean_dry_run_on_a_generated_store(generated_store, invoke, ttls):
+@pytest.mark.parametrize(
+    "ttls",
+    [
+        [],
+        ["--results-ttl-seconds", "1d", "--events-ttl-seconds", "12h"],
+        ["--disable-events-retention"],
+    ],
+)
+def test_counts_and_bytes_equal_those_of_clean_dry_run_on_a_generated_store(
+    generated_store, invoke, ttls
+):
     args = ["--store-file", generated_store, "--now", GENERATOR_NOW.isoformat(), *ttls]
     inspection = _json(invoke, *args)
     dry_run = json.loads(invoke("clean", "--dry-run", *args).stdout)
@@ -49,7 +59,9 @@ def test_counts_and_bytes_equal_those_of_clean_dry_run_on_a_generated_store(gene
         "events": dry_run["events"]["delete_count"],
         "bytes": dry_run["store_bytes_before"] - dry_run["store_bytes_after"],
     }
-    assert inspection["bytes_total"] == dry_run["store_bytes_before"] == generated_store.stat().st_size
+    assert (
+        inspection["bytes_total"] == dry_run["store_bytes_before"] == generated_store.stat().st_size
+    )
     assert inspection["bytes_after_cleanup"] == dry_run["store_bytes_after"]
     assert (inspection["results"], inspection["events"]) == (dry_run["results"], dry_run["events"])
     assert inspection["reclaimable"]["results"] > 0 or "--disable-results-retention" in ttls
@@ -62,12 +74,22 @@ def test_sections_jobs_and_ages_add_up_on_a_generated_store(generated_store, inv
     # Each section counts its key and the whitespace before it: only "{", "\n" and "}" are left.
     assert sum(section["bytes"] for section in sections.values()) == inspection["bytes_total"] - 3
     jobs = sum(inspection["jobs_by_status"].values())
-    assert jobs == sections["jobs"]["count"] == inspection["terminal_job_count"] + inspection["active_job_count"]
-    terminal = sum(inspection["jobs_by_status"].get(status, 0) for status in ("completed", "failed", "canceled"))
+    assert (
+        jobs
+        == sections["jobs"]["count"]
+        == inspection["terminal_job_count"] + inspection["active_job_count"]
+    )
+    terminal = sum(
+        inspection["jobs_by_status"].get(status, 0)
+        for status in ("completed", "failed", "canceled")
+    )
     assert terminal == inspection["terminal_job_count"]
     for kind in ("results", "events"):
         ages = inspection["age_days"][kind]
-        assert sum(ages["per_day"].values()) + ages["future"] + ages["no_timestamp"] == inspection[kind]["total"]
+        assert (
+            sum(ages["per_day"].values()) + ages["future"] + ages["no_timestamp"]
+            == inspection[kind]["total"]
+        )
         assert min(map(int, ages["per_day"])) >= 0 and max(map(int, ages["per_day"])) <= 31
     assert inspection["schema_version"] == 5
 
@@ -76,7 +98,11 @@ def test_small_store_in_detail(store, invoke):
     inspection = _json(invoke, "--store-file", store, "--now", NOW_ISO)
     assert inspection["jobs_by_status"] == {"running": 1, "completed": 1, "failed": 1}
     assert {name: section["count"] for name, section in inspection["sections"].items()} == {
-        "events": 3, "jobs": 3, "notifications": 1, "results": 3, "schema_version": 1,
+        "events": 3,
+        "jobs": 3,
+        "notifications": 1,
+        "results": 3,
+        "schema_version": 1,
     }
     # r1 is 8 d 23:59:55 old, r3 23:59:55; e1, e3, e4 exactly 9 days, e2 one day.
     assert inspection["age_days"] == {
@@ -89,21 +115,36 @@ def test_small_store_in_detail(store, invoke):
 
 def test_odd_records_are_counted_as_clean_counts_them(tmp_path, invoke):
     state = small_state()
-    state["jobs"].update({"j4": "not a job", "j5": {"job_id": "j5"}, "j6": {"status": 7}, "j7": {"status": "paused"}})
-    state["results"].update({
-        "r4": "not a result",  # not counted, as in clean
-        "r5": {"job_id": "j1", "created_at": "2026-03-11T12:00:00Z"},  # a day in the future
-        "r6": {"job_id": "j1", "created_at": "yesterday"},
-    })
-    state["events"].update({"j4": {"not": "a list"}, "j5": ["not an object", {"occurred_at": None}]})
+    state["jobs"].update(
+        {"j4": "not a job", "j5": {"job_id": "j5"}, "j6": {"status": 7}, "j7": {"status": "paused"}}
+    )
+    state["results"].update(
+        {
+            "r4": "not a result",  # not counted, as in clean
+            "r5": {"job_id": "j1", "created_at": "2026-03-11T12:00:00Z"},  # a day in the future
+            "r6": {"job_id": "j1", "created_at": "yesterday"},
+        }
+    )
+    state["events"].update(
+        {"j4": {"not": "a list"}, "j5": ["not an object", {"occurred_at": None}]}
+    )
     path = tmp_path / "store.v1.json"
     path.write_bytes(service_bytes(state))
     inspection = _json(invoke, "--store-file", path, "--now", NOW_ISO)
     assert inspection["jobs_by_status"] == {
-        "running": 1, "completed": 1, "failed": 1,
-        "(no status)": 1, "(not an object)": 1, "(status not a string)": 1, "paused": 1,
+        "running": 1,
+        "completed": 1,
+        "failed": 1,
+        "(no status)": 1,
+        "(not an object)": 1,
+        "(status not a string)": 1,
+        "paused": 1,
     }
-    assert inspection["age_days"]["results"] == {"per_day": {"0": 1, "8": 2}, "future": 1, "no_timestamp": 1}
+    assert inspection["age_days"]["results"] == {
+        "per_day": {"0": 1, "8": 2},
+        "future": 1,
+        "no_timestamp": 1,
+    }
     assert inspection["age_days"]["events"]["no_timestamp"] == 2
     assert inspection["results"]["total"] == 5 and inspection["events"]["total"] == 6
 
@@ -169,7 +210,13 @@ def test_the_table_by_default(store, invoke):
 
 
 def test_the_table_lumps_old_days_and_marks_disabled_retention(store, invoke):
-    args = ["--store-file", store, "--now", "2026-06-01T00:00:00+00:00", "--disable-events-retention"]
+    args = [
+        "--store-file",
+        store,
+        "--now",
+        "2026-06-01T00:00:00+00:00",
+        "--disable-events-retention",
+    ]
     table = invoke("inspect", *args).stdout
     assert "     29 d           0\n   >=30 d           3  ####" in table
     assert "events by age in days before now (4; retention disabled)" in table
@@ -195,7 +242,9 @@ def test_an_empty_store_has_no_sections(tmp_path, invoke):
     path.write_bytes(b"")
     inspection = _json(invoke, "--store-file", path)
     assert (inspection["bytes_total"], inspection["sections"], inspection["reclaimable"]) == (
-        0, {}, {"results": 0, "events": 0, "bytes": 0},
+        0,
+        {},
+        {"results": 0, "events": 0, "bytes": 0},
     )
     assert "(an empty store)" in invoke("inspect", "--store-file", path).stdout
 
@@ -203,14 +252,26 @@ def test_an_empty_store_has_no_sections(tmp_path, invoke):
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["--store-file", "{missing}"], 1, "streamclean: error: store file not found: {missing}; check --store-file or ASYNC_JOBS_STORE_FILE\n"),
-        (["--store-file", "{missing}", "--events-ttl-seconds", "-1"], 2, "streamclean: error: --events-ttl-seconds: '-1' is negative; a TTL counts back from now\n"),
+        (
+            ["--store-file", "{missing}"],
+            1,
+            "streamclean: error: store file not found: {missing}; check --store-file or ASYNC_JOBS_STORE_FILE\n",
+        ),
+        (
+            ["--store-file", "{missing}", "--events-ttl-seconds", "-1"],
+            2,
+            "streamclean: error: --events-ttl-seconds: '-1' is negative; a TTL counts back from now\n",
+        ),
     ],
 )
 def test_errors_are_one_line_with_the_exit_status_of_clean(tmp_path, invoke, args, code, message):
     missing = str(tmp_path / "nope.json")
     result = invoke("inspect", *[arg.format(missing=missing) for arg in args])
-    assert (result.exit_code, result.stdout, result.stderr) == (code, "", message.format(missing=missing))
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        code,
+        "",
+        message.format(missing=missing),
+    )
 
 
 def test_an_invalid_store_exits_1_naming_the_byte(store, invoke):

@@ -10,8 +10,8 @@ timestamps, a jobs TTL shorter than the events TTL. Without the option, nothing 
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -23,20 +23,25 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import processes  # noqa: E402
-from conftest import NOW_ISO, service_bytes  # noqa: E402
-from oracle import clean_state, dump_like_service  # noqa: E402
-from strategies import Scenario, job_scenarios  # noqa: E402
-from test_oracle_agreement import PROPERTY, SERIALISERS, cli_args, semantic  # noqa: E402
-
-from streamclean.cli import main  # noqa: E402
+import processes
+from conftest import NOW_ISO, service_bytes
+from oracle import clean_state, dump_like_service
+from strategies import Scenario, job_scenarios
+from streamclean.cli import main
+from test_oracle_agreement import PROPERTY, SERIALISERS, cli_args, semantic
 
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
+    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
+)
 
-ENV = {"ASYNC_JOBS_STORE_FILE": None, "ASYNC_JOB_RESULTS_RETENTION_SECONDS": None,
-       "ASYNC_JOB_EVENTS_RETENTION_SECONDS": None, "STREAMCLEAN_JOBS_RETENTION_SECONDS": None,
-       "STREAMCLEAN_READER": None, "STREAMCLEAN_WORKERS": None}
+ENV = {
+    "ASYNC_JOBS_STORE_FILE": None,
+    "ASYNC_JOB_RESULTS_RETENTION_SECONDS": None,
+    "ASYNC_JOB_EVENTS_RETENTION_SECONDS": None,
+    "STREAMCLEAN_JOBS_RETENTION_SECONDS": None,
+    "STREAMCLEAN_READER": None,
+    "STREAMCLEAN_WORKERS": None,
+}
 
 
 def run(args, env=None, code=0):
@@ -47,12 +52,17 @@ def run(args, env=None, code=0):
 
 def scenario_args(path, sc: Scenario, *extra):
     args = cli_args(path, sc.results, sc.events, sc.now.isoformat())
-    return args + ["--jobs-ttl-seconds", sc.jobs.arg, *extra]
+    return [*args, "--jobs-ttl-seconds", sc.jobs.arg, *extra]
 
 
 def oracle(sc: Scenario, blob: bytes):
-    return clean_state(json.loads(blob), results_ttl=sc.results.seconds, events_ttl=sc.events.seconds,
-                       now=sc.now, jobs_ttl=sc.jobs.seconds)
+    return clean_state(
+        json.loads(blob),
+        results_ttl=sc.results.seconds,
+        events_ttl=sc.events.seconds,
+        now=sc.now,
+        jobs_ttl=sc.jobs.seconds,
+    )
 
 
 def assert_oracle_report(got: dict, want: dict) -> None:
@@ -65,7 +75,8 @@ def assert_oracle_report(got: dict, want: dict) -> None:
 
 
 @settings(max_examples=250, **PROPERTY)
-@given(sc=job_scenarios(surrogates=False), reader=st.sampled_from(["auto", "general"]))  # auto: layout where it fits
+# reader "auto": the layout reader where it fits
+@given(sc=job_scenarios(surrogates=False), reader=st.sampled_from(["auto", "general"]))
 def test_service_layout_matches_the_oracle_byte_for_byte(sc, reader):
     blob = dump_like_service(sc.state)
     new_state, want = oracle(sc, blob)
@@ -101,14 +112,23 @@ def generated(tmp_path_factory):
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("jobs_ttl", ["10d", "21d", "0"])
-def test_generated_store_matches_the_oracle_byte_for_byte(generated, tmp_path, reader, workers, jobs_ttl):
+def test_generated_store_matches_the_oracle_byte_for_byte(
+    generated, tmp_path, reader, workers, jobs_ttl
+):
     path = tmp_path / "store.v1.json"
     path.write_bytes(generated)
-    got = run(["clean", "--store-file", path, "--now", processes.NOW, "--jobs-ttl-seconds", jobs_ttl],
-              env={"STREAMCLEAN_READER": reader, "STREAMCLEAN_WORKERS": workers})
+    got = run(
+        ["clean", "--store-file", path, "--now", processes.NOW, "--jobs-ttl-seconds", jobs_ttl],
+        env={"STREAMCLEAN_READER": reader, "STREAMCLEAN_WORKERS": workers},
+    )
     seconds = {"10d": 864000, "21d": 1814400, "0": 0}[jobs_ttl]
-    new_state, want = clean_state(json.loads(generated), results_ttl=604800, events_ttl=259200,
-                                  now=processes.GENERATOR_NOW, jobs_ttl=seconds)
+    new_state, want = clean_state(
+        json.loads(generated),
+        results_ttl=604800,
+        events_ttl=259200,
+        now=processes.GENERATOR_NOW,
+        jobs_ttl=seconds,
+    )
     assert want["jobs"]["delete_count"] > 0 and want["jobs"]["removed_with_jobs"]["results"] > 0
     assert path.read_bytes() == dump_like_service(new_state)
     assert_oracle_report(got, want)
@@ -122,31 +142,47 @@ def test_without_the_option_everything_is_as_before(generated, tmp_path):
     plain.write_bytes(generated)
     disabled.write_bytes(generated)
     first = run(["clean", "--store-file", plain, "--now", processes.NOW])
-    second = run(["clean", "--store-file", disabled, "--now", processes.NOW, "--disable-jobs-retention"],
-                 env={"STREAMCLEAN_JOBS_RETENTION_SECONDS": "1d"})
+    second = run(
+        ["clean", "--store-file", disabled, "--now", processes.NOW, "--disable-jobs-retention"],
+        env={"STREAMCLEAN_JOBS_RETENTION_SECONDS": "1d"},
+    )
     assert "jobs" not in first and "jobs" not in second
-    new_state, want = clean_state(json.loads(generated), results_ttl=604800, events_ttl=259200,
-                                  now=processes.GENERATOR_NOW)
+    new_state, _ = clean_state(
+        json.loads(generated), results_ttl=604800, events_ttl=259200, now=processes.GENERATOR_NOW
+    )
     assert plain.read_bytes() == disabled.read_bytes() == dump_like_service(new_state)
     first.pop("store_file"), second.pop("store_file")
     assert first == second
 
 
 def test_the_environment_variable_turns_it_on_and_the_option_wins(store, tmp_path):
-    from_env = run(["clean", "--store-file", store, "--now", NOW_ISO, "--dry-run"],
-                   env={"STREAMCLEAN_JOBS_RETENTION_SECONDS": "1d"})
+    from_env = run(
+        ["clean", "--store-file", store, "--now", NOW_ISO, "--dry-run"],
+        env={"STREAMCLEAN_JOBS_RETENTION_SECONDS": "1d"},
+    )
     assert from_env["jobs"]["ttl_seconds"] == 86400.0
-    option = run(["clean", "--store-file", store, "--now", NOW_ISO, "--dry-run", "--jobs-ttl-seconds", "2h"],
-                 env={"STREAMCLEAN_JOBS_RETENTION_SECONDS": "1d"})
+    option = run(
+        ["clean", "--store-file", store, "--now", NOW_ISO, "--dry-run", "--jobs-ttl-seconds", "2h"],
+        env={"STREAMCLEAN_JOBS_RETENTION_SECONDS": "1d"},
+    )
     assert option["jobs"]["ttl_seconds"] == 7200.0
 
 
 def test_a_bad_jobs_ttl_is_a_usage_error_before_the_store_is_read(tmp_path):
     missing = tmp_path / "nowhere.json"
     result = run(["clean", "--store-file", missing, "--jobs-ttl-seconds", "-1d"], code=2)
-    assert result.stderr == "streamclean: error: --jobs-ttl-seconds: '-1d' is negative; a TTL counts back from now\n"
-    result = run(["clean", "--store-file", missing], env={"STREAMCLEAN_JOBS_RETENTION_SECONDS": "soon"}, code=2)
-    assert result.stderr.startswith("streamclean: error: STREAMCLEAN_JOBS_RETENTION_SECONDS: 'soon' is not a duration;")
+    assert (
+        result.stderr
+        == "streamclean: error: --jobs-ttl-seconds: '-1d' is negative; a TTL counts back from now\n"
+    )
+    result = run(
+        ["clean", "--store-file", missing],
+        env={"STREAMCLEAN_JOBS_RETENTION_SECONDS": "soon"},
+        code=2,
+    )
+    assert result.stderr.startswith(
+        "streamclean: error: STREAMCLEAN_JOBS_RETENTION_SECONDS: 'soon' is not a duration;"
+    )
 
 
 def test_the_drop_in_script_takes_the_option(tmp_path):
@@ -154,12 +190,27 @@ def test_the_drop_in_script_takes_the_option(tmp_path):
 
     store = tmp_path / "store.v1.json"
     store.write_bytes(service_bytes(edge_state()))
-    done = subprocess.run([processes.PYTHON, "scripts/run_async_retention_cleanup.py", "--store-file", str(store),
-                           "--now", NOW_ISO, "--jobs-ttl-seconds", "1d"], cwd=processes.ROOT,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            processes.PYTHON,
+            "scripts/run_async_retention_cleanup.py",
+            "--store-file",
+            str(store),
+            "--now",
+            NOW_ISO,
+            "--jobs-ttl-seconds",
+            "1d",
+        ],
+        cwd=processes.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["runner"] == "run_async_retention_cleanup.py" and report["jobs"]["delete_count"] == 2
+    assert (
+        report["runner"] == "run_async_retention_cleanup.py" and report["jobs"]["delete_count"] == 2
+    )
     assert done.stderr == ""
 
 
@@ -180,7 +231,10 @@ def edge_state():
             "no_finish": [_event("no_finish", "e3", OLD)],
             "bad_finish": [_event("bad_finish", "e4", OLD)],
             "running_old": [_event("running_old", "e5", OLD)],
-            "young": [_event("young", "e6", TWO_DAYS), _event("young", "e7", "2026-03-10T10:00:00+00:00")],
+            "young": [
+                _event("young", "e6", TWO_DAYS),
+                _event("young", "e7", "2026-03-10T10:00:00+00:00"),
+            ],
         },
         "jobs": {
             "bad_finish": {"finished_at": "yesterday", "job_id": "bad_finish", "status": "failed"},
@@ -216,8 +270,10 @@ def test_edge_cases_against_a_hand_written_store(tmp_path, reader):
     - the orphan result and notification (job `orphan` is unknown) are kept."""
     path = tmp_path / "store.v1.json"
     path.write_bytes(service_bytes(edge_state()))
-    got = run(["clean", "--store-file", path, "--now", NOW_ISO, "--jobs-ttl-seconds", "1d"],
-              env={"STREAMCLEAN_READER": reader})
+    got = run(
+        ["clean", "--store-file", path, "--now", NOW_ISO, "--jobs-ttl-seconds", "1d"],
+        env={"STREAMCLEAN_READER": reader},
+    )
     expected = {
         "events": {
             "bad_finish": [],
@@ -241,48 +297,102 @@ def test_edge_cases_against_a_hand_written_store(tmp_path, reader):
     }
     assert path.read_bytes() == service_bytes(expected)
     assert got["jobs"] == {
-        "total": 5, "eligible_terminal": 4, "delete_count": 2, "kept_count": 3,
-        "skipped_missing_timestamp": 2, "cutoff": "2026-03-09T12:00:00+00:00", "ttl_seconds": 86400.0,
-        "removed_with_jobs": {"results": 2, "events": 4, "notifications": 2}, "notifications_total": 4,
+        "total": 5,
+        "eligible_terminal": 4,
+        "delete_count": 2,
+        "kept_count": 3,
+        "skipped_missing_timestamp": 2,
+        "cutoff": "2026-03-09T12:00:00+00:00",
+        "ttl_seconds": 86400.0,
+        "removed_with_jobs": {"results": 2, "events": 4, "notifications": 2},
+        "notifications_total": 4,
     }
     # Results: r1 and r3 went with their jobs (counted as deleted and eligible); r2 (orphan)
     # and r4 (running) are not eligible.
-    assert got["results"] == {"total": 4, "eligible_terminal": 2, "delete_count": 2, "kept_count": 2,
-                              "skipped_missing_timestamp": 0, "cutoff": "2026-03-03T12:00:00+00:00"}
+    assert got["results"] == {
+        "total": 4,
+        "eligible_terminal": 2,
+        "delete_count": 2,
+        "kept_count": 2,
+        "skipped_missing_timestamp": 0,
+        "cutoff": "2026-03-03T12:00:00+00:00",
+    }
     # Events: 4 with their jobs, e3 and e4 by the events rule; e5 (running) is kept.
-    assert got["events"] == {"total": 7, "eligible_terminal": 6, "delete_count": 6, "kept_count": 1,
-                             "skipped_missing_timestamp": 0, "cutoff": "2026-03-07T12:00:00+00:00"}
-    new_state, want = clean_state(edge_state(), results_ttl=604800, events_ttl=259200,
-                                  now=processes.datetime.fromisoformat(NOW_ISO), jobs_ttl=86400)
+    assert got["events"] == {
+        "total": 7,
+        "eligible_terminal": 6,
+        "delete_count": 6,
+        "kept_count": 1,
+        "skipped_missing_timestamp": 0,
+        "cutoff": "2026-03-07T12:00:00+00:00",
+    }
+    new_state, want = clean_state(
+        edge_state(),
+        results_ttl=604800,
+        events_ttl=259200,
+        now=processes.datetime.fromisoformat(NOW_ISO),
+        jobs_ttl=86400,
+    )
     assert new_state == expected and want["jobs"] == got["jobs"]  # the oracle agrees
 
 
 def test_a_jobs_ttl_that_reaches_no_job_changes_nothing_beyond_the_old_rule(tmp_path, reader):
     path = tmp_path / "store.v1.json"
     path.write_bytes(service_bytes(edge_state()))
-    got = run(["clean", "--store-file", path, "--now", NOW_ISO, "--jobs-ttl-seconds", "30d"],
-              env={"STREAMCLEAN_READER": reader})
-    new_state, _ = clean_state(edge_state(), results_ttl=604800, events_ttl=259200,
-                               now=processes.datetime.fromisoformat(NOW_ISO))
+    got = run(
+        ["clean", "--store-file", path, "--now", NOW_ISO, "--jobs-ttl-seconds", "30d"],
+        env={"STREAMCLEAN_READER": reader},
+    )
+    new_state, _ = clean_state(
+        edge_state(),
+        results_ttl=604800,
+        events_ttl=259200,
+        now=processes.datetime.fromisoformat(NOW_ISO),
+    )
     assert path.read_bytes() == service_bytes(new_state)
     assert got["jobs"]["delete_count"] == 0 and got["jobs"]["removed_with_jobs"] == {
-        "results": 0, "events": 0, "notifications": 0}
+        "results": 0,
+        "events": 0,
+        "notifications": 0,
+    }
 
 
 def test_inspect_shows_what_job_retention_would_free(tmp_path):
     path = tmp_path / "store.v1.json"
     path.write_bytes(service_bytes(edge_state()))
     before = path.read_bytes()
-    result = CliRunner().invoke(main, ["inspect", "--store-file", str(path), "--now", NOW_ISO,
-                                       "--jobs-ttl-seconds", "1d", "--json"], env=ENV)
+    result = CliRunner().invoke(
+        main,
+        [
+            "inspect",
+            "--store-file",
+            str(path),
+            "--now",
+            NOW_ISO,
+            "--jobs-ttl-seconds",
+            "1d",
+            "--json",
+        ],
+        env=ENV,
+    )
     assert result.exit_code == 0, result.stderr
     inspection = json.loads(result.stdout)
     assert inspection["reclaimable"]["jobs"] == 2
     assert inspection["reclaimable"]["notifications"] == 2
     assert inspection["jobs"]["delete_count"] == 2
-    text = CliRunner().invoke(main, ["inspect", "--store-file", str(path), "--now", NOW_ISO,
-                                     "--jobs-ttl-seconds", "1d"], env=ENV).stdout
-    assert re.search(r"\n  jobs +2 of +5 +40.0 %  cutoff 2026-03-09T12:00:00\+00:00; 2 terminal without finished_at kept\n", text)
+    text = (
+        CliRunner()
+        .invoke(
+            main,
+            ["inspect", "--store-file", str(path), "--now", NOW_ISO, "--jobs-ttl-seconds", "1d"],
+            env=ENV,
+        )
+        .stdout
+    )
+    assert re.search(
+        r"\n  jobs +2 of +5 +40.0 %  cutoff 2026-03-09T12:00:00\+00:00; 2 terminal without finished_at kept\n",
+        text,
+    )
     assert "with them 2 of the results, 4 of the events above, and 2 of 4 notifications" in text
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["store.v1.json"]
 
@@ -290,8 +400,14 @@ def test_inspect_shows_what_job_retention_would_free(tmp_path):
 def test_the_summary_line_names_the_jobs(tmp_path):
     path = tmp_path / "store.v1.json"
     path.write_bytes(service_bytes(edge_state()))
-    result = CliRunner().invoke(main, ["clean", "--store-file", str(path), "--now", NOW_ISO, "--jobs-ttl-seconds", "1d"],
-                                env=ENV)
+    result = CliRunner().invoke(
+        main,
+        ["clean", "--store-file", str(path), "--now", NOW_ISO, "--jobs-ttl-seconds", "1d"],
+        env=ENV,
+    )
     assert result.exit_code == 0
-    assert re.fullmatch(r"streamclean: deleted 2 jobs, 2 results, 6 events and 2 notifications, kept 2 results "
-                        r"and 1 event; 0.0 MB freed in \d+\.\d s\n", result.stderr), result.stderr
+    assert re.fullmatch(
+        r"streamclean: deleted 2 jobs, 2 results, 6 events and 2 notifications, kept 2 results "
+        r"and 1 event; 0.0 MB freed in \d+\.\d s\n",
+        result.stderr,
+    ), result.stderr

@@ -39,13 +39,15 @@ streamclean_last_run_timestamp_seconds 1764322345.500
 # HELP streamclean_last_run_duration_seconds How long the last run took, in seconds.
 # TYPE streamclean_last_run_duration_seconds gauge
 streamclean_last_run_duration_seconds 2.500
-# HELP streamclean_last_run_success 1 if the last run succeeded (exit status 0), else 0; a run that gave way (exit status 75) leaves it as it was.
+# HELP streamclean_last_run_success 1 if the last run succeeded (exit status 0), else 0; \
+a run that gave way (exit status 75) leaves it as it was.
 # TYPE streamclean_last_run_success gauge
 streamclean_last_run_success 1
 # HELP streamclean_last_run_exit_status The exit status of the last run that did not give way.
 # TYPE streamclean_last_run_exit_status gauge
 streamclean_last_run_exit_status 0
-# HELP streamclean_last_success_timestamp_seconds When the last successful run that was not a dry run ended, in seconds since the epoch.
+# HELP streamclean_last_success_timestamp_seconds When the last successful run that was not a dry run \
+ended, in seconds since the epoch.
 # TYPE streamclean_last_success_timestamp_seconds gauge
 streamclean_last_success_timestamp_seconds 1764322345.500
 """
@@ -57,7 +59,8 @@ streamclean_last_run_timestamp_seconds 1764322345.500
 # HELP streamclean_last_run_duration_seconds How long the last run took, in seconds.
 # TYPE streamclean_last_run_duration_seconds gauge
 streamclean_last_run_duration_seconds 2.500
-# HELP streamclean_last_run_success 1 if the last run succeeded (exit status 0), else 0; a run that gave way (exit status 75) leaves it as it was.
+# HELP streamclean_last_run_success 1 if the last run succeeded (exit status 0), else 0; \
+a run that gave way (exit status 75) leaves it as it was.
 # TYPE streamclean_last_run_success gauge
 streamclean_last_run_success 0
 # HELP streamclean_last_run_exit_status The exit status of the last run that did not give way.
@@ -81,7 +84,9 @@ def textfile(tmp_path):
 
 
 def test_a_successful_run_writes_every_metric_with_help_and_type(store, invoke, clocks, textfile):
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", textfile)
+    result = invoke(
+        "clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", textfile
+    )
     assert result.exit_code == 0, result.stderr
     assert textfile.read_text() == SUCCESS
     assert listing(textfile.parent) == ["streamclean.prom"]  # no temporary file left behind
@@ -89,17 +94,28 @@ def test_a_successful_run_writes_every_metric_with_help_and_type(store, invoke, 
 
 
 def test_every_sample_has_help_and_type_lines():
-    text = metrics.render(RunOutcome(FINISHED_AT, 1.0, None), {metrics.LAST_SUCCESS: [("", "1700000000.000")]})
-    names = {line.split("{")[0].split()[0] for line in text.splitlines() if not line.startswith("#")}
+    text = metrics.render(
+        RunOutcome(FINISHED_AT, 1.0, None), {metrics.LAST_SUCCESS: [("", "1700000000.000")]}
+    )
+    names = {
+        line.split("{")[0].split()[0] for line in text.splitlines() if not line.startswith("#")
+    }
     for name in names:
         assert f"# HELP {name} " in text and f"# TYPE {name} gauge" in text
-    assert all(re.fullmatch(r"(# (HELP|TYPE) \w+ .+|\w+(\{\w+=\"\w+\"\})? [0-9.]+)", line) for line in text.splitlines())
+    assert all(
+        re.fullmatch(r"(# (HELP|TYPE) \w+ .+|\w+(\{\w+=\"\w+\"\})? [0-9.]+)", line)
+        for line in text.splitlines()
+    )
 
 
 def test_a_failed_run_carries_the_last_success_over_unchanged(store, invoke, clocks, textfile):
     textfile.write_text(SUCCESS.replace("1764322345.500", "1700000000.25"))
-    result = invoke("clean", "--store-file", store.with_name("missing.json"), "--metrics-textfile", textfile)
-    assert result.exit_code == 1 and result.stderr.startswith("streamclean: error: store file not found")
+    result = invoke(
+        "clean", "--store-file", store.with_name("missing.json"), "--metrics-textfile", textfile
+    )
+    assert result.exit_code == 1 and result.stderr.startswith(
+        "streamclean: error: store file not found"
+    )
     assert textfile.read_text() == FAILURE_HEAD.format(status=1) + (
         "# HELP streamclean_last_success_timestamp_seconds When the last successful run that was not a dry run "
         "ended, in seconds since the epoch.\n"
@@ -110,13 +126,23 @@ def test_a_failed_run_carries_the_last_success_over_unchanged(store, invoke, clo
 
 
 def test_a_failed_first_run_has_no_last_success(store, invoke, clocks, textfile):
-    result = invoke("clean", "--store-file", store.with_name("missing.json"), "--metrics-textfile", textfile)
+    result = invoke(
+        "clean", "--store-file", store.with_name("missing.json"), "--metrics-textfile", textfile
+    )
     assert result.exit_code == 1
     assert textfile.read_text() == FAILURE_HEAD.format(status=1)
 
 
 def test_a_usage_error_in_a_value_is_a_failed_run_too(store, invoke, clocks, textfile):
-    result = invoke("clean", "--store-file", store, "--events-ttl-seconds", "soon", "--metrics-textfile", textfile)
+    result = invoke(
+        "clean",
+        "--store-file",
+        store,
+        "--events-ttl-seconds",
+        "soon",
+        "--metrics-textfile",
+        textfile,
+    )
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert textfile.read_text() == FAILURE_HEAD.format(status=2)
 
@@ -127,17 +153,22 @@ def test_success_after_failure_sets_a_new_last_success(store, invoke, clocks, te
     assert textfile.read_text() == SUCCESS
 
 
-@pytest.mark.parametrize("previous", [
-    "streamclean_last_success_timestamp_seconds soon\n",
-    "garbage \xff\n",
-    "# streamclean_last_success_timestamp_seconds 12\n",
-])
+@pytest.mark.parametrize(
+    "previous",
+    [
+        "streamclean_last_success_timestamp_seconds soon\n",
+        "garbage \xff\n",
+        "# streamclean_last_success_timestamp_seconds 12\n",
+    ],
+)
 def test_an_unreadable_previous_value_counts_as_none(textfile, previous):
     textfile.write_text(previous, encoding="latin-1")
     assert previous_last_success(textfile) is None
 
 
-def test_a_metrics_file_in_a_missing_folder_is_refused_before_the_store_is_read(store, invoke, clocks, tmp_path):
+def test_a_metrics_file_in_a_missing_folder_is_refused_before_the_store_is_read(
+    store, invoke, clocks, tmp_path
+):
     before = store.read_bytes(), os.stat(store).st_mtime_ns
     target = tmp_path / "no-such-folder" / "streamclean.prom"
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", target)
@@ -147,7 +178,8 @@ def test_a_metrics_file_in_a_missing_folder_is_refused_before_the_store_is_read(
         "exist; the store was left unchanged; its folder must exist and be writable\n"
     )
     assert (store.read_bytes(), os.stat(store).st_mtime_ns) == before
-    assert listing(store.parent) == ["store.v1.json"]  # not even the lock: the store was never opened
+    # not even the lock: the store was never opened
+    assert listing(store.parent) == ["store.v1.json"]
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(textfile, monkeypatch):
@@ -163,7 +195,16 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(textfile, monk
 
 
 def test_a_dry_run_reports_what_it_would_delete(store, invoke, clocks, textfile):
-    invoke("clean", "--store-file", store, "--now", NOW_ISO, "--dry-run", "--metrics-textfile", textfile)
+    invoke(
+        "clean",
+        "--store-file",
+        store,
+        "--now",
+        NOW_ISO,
+        "--dry-run",
+        "--metrics-textfile",
+        textfile,
+    )
     assert 'streamclean_records_deleted{kind="events"} 2\n' in textfile.read_text()
     assert os.path.getsize(store) == 1220
 
@@ -199,7 +240,9 @@ def test_giving_way_changes_only_the_skip_time(store, invoke, clocks, textfile, 
 def test_the_skip_time_survives_the_next_run(store, invoke, clocks, textfile):
     fd = _hold_lock(store)
     try:
-        assert invoke("clean", "--store-file", store, "--metrics-textfile", textfile).exit_code == 75
+        assert (
+            invoke("clean", "--store-file", store, "--metrics-textfile", textfile).exit_code == 75
+        )
     finally:
         os.close(fd)
     assert "streamclean_last_run_success" not in textfile.read_text()  # a first run that gave way
@@ -209,29 +252,60 @@ def test_the_skip_time_survives_the_next_run(store, invoke, clocks, textfile):
 
 
 def test_a_dry_run_never_refreshes_the_last_success(store, invoke, clocks, textfile):
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--dry-run", "--metrics-textfile", textfile)
+    result = invoke(
+        "clean",
+        "--store-file",
+        store,
+        "--now",
+        NOW_ISO,
+        "--dry-run",
+        "--metrics-textfile",
+        textfile,
+    )
     assert result.exit_code == 0
     text = textfile.read_text()
     assert "streamclean_last_run_success 1\n" in text
     assert metrics.LAST_SUCCESS not in text  # a host that only dry-runs never looks cleaned
     textfile.write_text(SUCCESS.replace("1764322345.500", "1700000000.25"))
-    invoke("clean", "--store-file", store, "--now", NOW_ISO, "--dry-run", "--metrics-textfile", textfile)
+    invoke(
+        "clean",
+        "--store-file",
+        store,
+        "--now",
+        NOW_ISO,
+        "--dry-run",
+        "--metrics-textfile",
+        textfile,
+    )
     assert textfile.read_text().endswith(f"{metrics.LAST_SUCCESS} 1700000000.25\n")
 
 
-def test_a_cleaned_store_whose_report_failed_records_74_and_its_counts(store, invoke, clocks, textfile, monkeypatch):
+def test_a_cleaned_store_whose_report_failed_records_74_and_its_counts(
+    store, invoke, clocks, textfile, monkeypatch
+):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(outcome, "write_atomically", full_disk)
     report = store.parent / "report.json"
     result = invoke(
-        "clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", textfile, "--output-json", report
+        "clean",
+        "--store-file",
+        store,
+        "--now",
+        NOW_ISO,
+        "--metrics-textfile",
+        textfile,
+        "--output-json",
+        report,
     )
     assert result.exit_code == 74
     text = textfile.read_text()
     assert 'streamclean_records_deleted{kind="events"} 2\n' in text
-    assert "streamclean_last_run_success 0\n" in text and "streamclean_last_run_exit_status 74\n" in text
+    assert (
+        "streamclean_last_run_success 0\n" in text
+        and "streamclean_last_run_exit_status 74\n" in text
+    )
     assert metrics.LAST_SUCCESS not in text
 
 
@@ -261,7 +335,9 @@ def test_every_file_parses_with_prometheus_client(store, invoke, clocks, textfil
         families = list(parser.text_string_to_metric_families(text))
         assert all(family.type == "gauge" and family.documentation for family in families)
         samples = [sample for family in families for sample in family.samples]
-        parsed[text] = {sample.name + str(sorted(sample.labels.items())): sample.value for sample in samples}
+        parsed[text] = {
+            sample.name + str(sorted(sample.labels.items())): sample.value for sample in samples
+        }
     assert parsed[success]["streamclean_records_deleted[('kind', 'events')]"] == 2
     assert parsed[success]["streamclean_last_run_success[]"] == 1
     assert parsed[skipped]["streamclean_last_run_success[]"] == 1  # giving way is no failure
@@ -274,7 +350,9 @@ def test_every_file_parses_with_prometheus_client(store, invoke, clocks, textfil
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_every_file_passes_promtool(store, invoke, clocks, textfile, tmp_path):
     for text in _files_of_every_kind(store, invoke, textfile, tmp_path):
-        checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        checked = subprocess.run(
+            ["promtool", "check", "metrics"], input=text, capture_output=True, text=True
+        )
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
@@ -282,8 +360,11 @@ def _parsed(text: str) -> dict[str, float]:
     parser = pytest.importorskip("prometheus_client.parser", reason="pip install '.[test]'")
     families = list(parser.text_string_to_metric_families(text))
     assert families and all(family.type == "gauge" and family.documentation for family in families)
-    return {sample.name + "".join(f"[{v}]" for _, v in sorted(sample.labels.items())): sample.value
-            for family in families for sample in family.samples}
+    return {
+        sample.name + "".join(f"[{v}]" for _, v in sorted(sample.labels.items())): sample.value
+        for family in families
+        for sample in family.samples
+    }
 
 
 def test_job_retention_and_the_archive_folder_have_their_gauges(invoke, clocks, textfile, tmp_path):
@@ -296,16 +377,34 @@ def test_job_retention_and_the_archive_folder_have_their_gauges(invoke, clocks, 
     folder.mkdir()
     for days in (40, 50):
         moment = NOW - timedelta(days=days)
-        fake_archive(folder / f"store.v1.json.{moment:%Y%m%dT%H%M%SZ}.jsonl.gz", store.resolve(), moment)
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--jobs-ttl-seconds", "1d",
-                    "--archive-dir", folder, "--archive-keep", "30d", "--metrics-textfile", textfile)
+        fake_archive(
+            folder / f"store.v1.json.{moment:%Y%m%dT%H%M%SZ}.jsonl.gz", store.resolve(), moment
+        )
+    result = invoke(
+        "clean",
+        "--store-file",
+        store,
+        "--now",
+        NOW_ISO,
+        "--jobs-ttl-seconds",
+        "1d",
+        "--archive-dir",
+        folder,
+        "--archive-keep",
+        "30d",
+        "--metrics-textfile",
+        textfile,
+    )
     assert result.exit_code == 0, result.stderr
     [archive] = os.listdir(folder)
     with gzip.open(folder / archive) as stream:
         records = len(stream.read().splitlines()) - 1
     values = _parsed(textfile.read_text())
     # jobs `gone` and `young` go (1 d), the 3 others stay; notifications n1, n3 go with them, n2, n4 stay
-    assert values["streamclean_records_deleted[jobs]"] == 2 and values["streamclean_records_kept[jobs]"] == 3
+    assert (
+        values["streamclean_records_deleted[jobs]"] == 2
+        and values["streamclean_records_kept[jobs]"] == 3
+    )
     assert values["streamclean_records_deleted[notifications]"] == 2
     assert values["streamclean_records_kept[notifications]"] == 2
     # 2 jobs, 2 results, 2 notifications, the 2 jobs' events arrays whole and 2 single old events
@@ -315,20 +414,37 @@ def test_job_retention_and_the_archive_folder_have_their_gauges(invoke, clocks, 
 
 
 def test_without_job_retention_or_archive_the_file_is_as_before(store, invoke, clocks, textfile):
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", textfile)
+    result = invoke(
+        "clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", textfile
+    )
     assert result.exit_code == 0
     assert "jobs" not in textfile.read_text() and "archive" not in textfile.read_text()
 
 
-def test_a_run_with_an_archive_folder_that_fails_still_writes_the_file(store, invoke, clocks, textfile, tmp_path,
-                                                                       monkeypatch):
+def test_a_run_with_an_archive_folder_that_fails_still_writes_the_file(
+    store, invoke, clocks, textfile, tmp_path, monkeypatch
+):
     folder = tmp_path / "archives"
     store.write_bytes(b"{not json")
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--archive-dir", folder,
-                    "--archive-keep", "1d", "--metrics-textfile", textfile)
+    result = invoke(
+        "clean",
+        "--store-file",
+        store,
+        "--now",
+        NOW_ISO,
+        "--archive-dir",
+        folder,
+        "--archive-keep",
+        "1d",
+        "--metrics-textfile",
+        textfile,
+    )
     assert result.exit_code == 1
     values = _parsed(textfile.read_text())
-    assert values["streamclean_last_run_exit_status"] == 1 and "streamclean_archives_pruned" not in values
+    assert (
+        values["streamclean_last_run_exit_status"] == 1
+        and "streamclean_archives_pruned" not in values
+    )
     # cleaned, then the pruning fails: 74, and the file says so
     store.write_bytes(service_bytes(small_state()))
     planted = folder / "store.v1.json.20260101T000000Z.jsonl.gz"
@@ -341,9 +457,23 @@ def test_a_run_with_an_archive_folder_that_fails_still_writes_the_file(store, in
         return real_call(op, func, *args)
 
     monkeypatch.setattr(fs, "call", call)
-    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--archive-dir", folder,
-                    "--archive-keep", "1d", "--metrics-textfile", textfile)
+    result = invoke(
+        "clean",
+        "--store-file",
+        store,
+        "--now",
+        NOW_ISO,
+        "--archive-dir",
+        folder,
+        "--archive-keep",
+        "1d",
+        "--metrics-textfile",
+        textfile,
+    )
     assert result.exit_code == 74, result.stderr
     values = _parsed(textfile.read_text())
-    assert values["streamclean_last_run_exit_status"] == 74 and values["streamclean_last_run_success"] == 0
+    assert (
+        values["streamclean_last_run_exit_status"] == 74
+        and values["streamclean_last_run_success"] == 0
+    )
     assert planted.exists()

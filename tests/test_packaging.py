@@ -22,27 +22,58 @@ pytestmark = pytest.mark.slow
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 _NOT_SOURCE = shutil.ignore_patterns(
-    ".git", ".venv", ".nox", "__pycache__", "build", "dist", "*.egg-info", "artifacts", "runtime", ".hypothesis"
+    ".git",
+    ".venv",
+    ".nox",
+    "__pycache__",
+    "build",
+    "dist",
+    "*.egg-info",
+    "artifacts",
+    "runtime",
+    ".hypothesis",
 )
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """The sdist and the wheel, built offline from a copy of the checkout."""
-    pytest.importorskip("wheel", reason="building a wheel offline needs `wheel`: pip install '.[test]'")
+    pytest.importorskip(
+        "wheel", reason="building a wheel offline needs `wheel`: pip install '.[test]'"
+    )
     base = tmp_path_factory.mktemp("package")
     src = base / "src"
     shutil.copytree(ROOT, src, ignore=_NOT_SOURCE)
     dist = base / "dist"
     sdist = subprocess.run(
-        [sys.executable, "-c", f"from setuptools import build_meta; print(build_meta.build_sdist({str(dist)!r}))"],
-        cwd=src, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            f"from setuptools import build_meta; print(build_meta.build_sdist({str(dist)!r}))",
+        ],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert sdist.returncode == 0, sdist.stderr
     wheel = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "-w", str(dist), str(src)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(dist),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert wheel.returncode == 0, wheel.stderr
     return dist / sdist.stdout.split()[-1], next(dist.glob("*.whl"))
@@ -54,7 +85,12 @@ def test_the_sdist_carries_every_test_helper_script_and_document(built):
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     patterns = ("tests/*.py", "scripts/*.py", "docs/*.md")
     needed = {str(path.relative_to(ROOT)) for pattern in patterns for path in ROOT.glob(pattern)}
-    assert {"tests/conftest.py", "tests/processes.py", "scripts/generate_store.py", "docs/CONTRACT.md"} <= needed
+    assert {
+        "tests/conftest.py",
+        "tests/processes.py",
+        "scripts/generate_store.py",
+        "docs/CONTRACT.md",
+    } <= needed
     assert needed - names == set()
 
 
@@ -65,7 +101,10 @@ def test_the_sdists_tests_collect(built, tmp_path):
     (unpacked,) = tmp_path.iterdir()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
-        cwd=unpacked, capture_output=True, text=True, timeout=120,
+        cwd=unpacked,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     assert "error" not in done.stdout.splitlines()[-1], done.stdout[-3000:]
@@ -85,18 +124,37 @@ def installed(built, tmp_path_factory):
     _, wheel = built
     python = venv(tmp_path_factory.mktemp("installed") / "venv", with_deps=True)
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index", str(wheel)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return python.parent
 
 
 def test_the_installed_package_runs_without_a_checkout(installed, tmp_path):
-    where = run([str(installed / "python"), "-c", "import streamclean; print(streamclean.__file__)"], cwd=tmp_path)
+    where = run(
+        [str(installed / "python"), "-c", "import streamclean; print(streamclean.__file__)"],
+        cwd=tmp_path,
+    )
     assert where.stdout.startswith(str(installed.parent)), where.stdout + where.stderr
     store = store_in(tmp_path, service_bytes(small_state()))
-    done = run([str(installed / DROP_IN), "--store-file", str(store), "--now", NOW_ISO, "--dry-run"], cwd=tmp_path)
+    done = run(
+        [str(installed / DROP_IN), "--store-file", str(store), "--now", NOW_ISO, "--dry-run"],
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["runner"] == DROP_IN and done.stderr == ""
 
@@ -105,7 +163,10 @@ def test_the_installed_version_is_the_package_metadatas(installed, tmp_path):
     """One version, pyproject.toml's, bumped since 1.0.0: what --version shows is what the
     installed package's metadata says, for the command and the drop-in alike."""
     python = str(installed / "python")
-    read = run([python, "-c", "import importlib.metadata as m; print(m.version('streamclean'))"], cwd=tmp_path)
+    read = run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('streamclean'))"],
+        cwd=tmp_path,
+    )
     assert read.returncode == 0, read.stderr
     installed_version = read.stdout.strip()
     assert installed_version == VERSION != "1.0.0"
@@ -141,9 +202,17 @@ def test_the_readmes_cron_line_runs_under_cron(installed, tmp_path):
     done = run(["/bin/sh", "-c", line], cwd=Path("/"))
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert "streamclean_last_run_success 1\n" in (textfile / "streamclean.prom").read_text()
-    assert json.loads((tmp_path / "artifacts" / "async" / "retention-latest.json").read_text())["rewritten"] is True
+    assert (
+        json.loads((tmp_path / "artifacts" / "async" / "retention-latest.json").read_text())[
+            "rewritten"
+        ]
+        is True
+    )
     assert len(store.read_bytes()) < len(old)
     # The line the README used to give: cron's PATH does not find the executable.
     store.write_bytes(old)
-    bare = run(["/bin/sh", "-c", f"cd {tmp_path} && timeout 2h streamclean clean --quiet {options}"], cwd=Path("/"))
+    bare = run(
+        ["/bin/sh", "-c", f"cd {tmp_path} && timeout 2h streamclean clean --quiet {options}"],
+        cwd=Path("/"),
+    )
     assert bare.returncode == 127 and store.read_bytes() == old

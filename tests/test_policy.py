@@ -1,5 +1,5 @@
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from streamclean.policy import (
     parse_timestamp,
 )
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,9 @@ def test_parse_timestamp_forms(value, expected):
     assert parse_timestamp(value) == expected
 
 
-@pytest.mark.parametrize("value", [None, "", "   ", 0, False, "yesterday", 1700000000, True, [], {}, "2026-13-01"])
+@pytest.mark.parametrize(
+    "value", [None, "", "   ", 0, False, "yesterday", 1700000000, True, [], {}, "2026-13-01"]
+)
 def test_parse_timestamp_missing(value):
     assert parse_timestamp(value) is None
 
@@ -93,7 +95,9 @@ def test_cutoff_boundary_is_inclusive():
     assert policy.results.cutoff == cutoff
     assert policy.results.is_expired(cutoff)
     assert not policy.results.is_expired(cutoff + timedelta(microseconds=1))
-    assert not policy.events.enabled and not policy.events.is_expired(datetime(1970, 1, 1, tzinfo=UTC))
+    assert not policy.events.enabled and not policy.events.is_expired(
+        datetime(1970, 1, 1, tzinfo=UTC)
+    )
 
 
 def test_ttl_reaching_before_year_one_is_refused():

@@ -23,8 +23,12 @@ class FakeClock:
 
 
 def test_the_line_names_the_pass_and_shows_bytes_share_rate_and_eta():
-    assert render("filter", 25 * MB, 100 * MB, elapsed=5.0) == "filter   25.0 of 100.0 MB   25.0 %  5.0 MB/s  ETA 0:15"
-    assert render("index", 3 * MB, 100 * MB, elapsed=0.1) == "index     3.0 of 100.0 MB    3.0 %"  # too early for a rate
+    assert (
+        render("filter", 25 * MB, 100 * MB, elapsed=5.0)
+        == "filter   25.0 of 100.0 MB   25.0 %  5.0 MB/s  ETA 0:15"
+    )
+    # too early for a rate
+    assert render("index", 3 * MB, 100 * MB, elapsed=0.1) == "index     3.0 of 100.0 MB    3.0 %"
     assert render("filter", 2_000 * MB, 3_000 * MB, elapsed=100.0).endswith("20.0 MB/s  ETA 0:50")
     assert render("filter", 1 * MB, 80_000 * MB, elapsed=1.0).endswith("ETA 22:13:19")
 
@@ -53,7 +57,10 @@ def test_a_new_pass_measures_its_own_rate():
     line("index", 100 * MB, 100 * MB)  # 10 MB/s
     clock.now += 1.0
     line("filter", 50 * MB, 100 * MB)  # 50 MB in 1 s since the index pass ended
-    assert stream.getvalue().split("\r")[-1] == "filter   50.0 of 100.0 MB   50.0 %  50.0 MB/s  ETA 0:01"
+    assert (
+        stream.getvalue().split("\r")[-1]
+        == "filter   50.0 of 100.0 MB   50.0 %  50.0 MB/s  ETA 0:01"
+    )
 
 
 def test_a_shorter_line_blanks_the_rest_and_clear_leaves_a_clean_line():
@@ -63,9 +70,13 @@ def test_a_shorter_line_blanks_the_rest_and_clear_leaves_a_clean_line():
     line("filter", 50 * MB, 100 * MB)
     long_line = stream.getvalue()[1:]
     line("survey", 1 * MB, 100 * MB)
-    assert stream.getvalue().split("\r")[-1] == render("survey", 1 * MB, 100 * MB, 0.0).ljust(len(long_line))
+    assert stream.getvalue().split("\r")[-1] == render("survey", 1 * MB, 100 * MB, 0.0).ljust(
+        len(long_line)
+    )
     line.clear()
-    assert stream.getvalue().endswith("\r" + " " * len(render("survey", 1 * MB, 100 * MB, 0.0)) + "\r")
+    assert stream.getvalue().endswith(
+        "\r" + " " * len(render("survey", 1 * MB, 100 * MB, 0.0)) + "\r"
+    )
 
 
 def test_nothing_when_stderr_is_not_a_terminal_or_quiet(monkeypatch):
@@ -93,7 +104,11 @@ def _run_with_stderr_on_a_terminal(*args) -> str:
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamclean", *map(str, args)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, cwd=ROOT, env=_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=slave,
+            cwd=ROOT,
+            env=_env(),
         )
     finally:
         os.close(slave)  # the child holds it now; at its exit the master reads EOF (EIO on Linux)
@@ -120,7 +135,9 @@ def _env() -> dict:
 
 @pytest.mark.slow
 def test_progress_shows_on_a_terminal_and_then_gives_way_to_the_summary(store):
-    shown = _run_with_stderr_on_a_terminal("clean", "--store-file", store, "--now", NOW_ISO, "--dry-run")
+    shown = _run_with_stderr_on_a_terminal(
+        "clean", "--store-file", store, "--now", NOW_ISO, "--dry-run"
+    )
     frames = shown.split("\r")
     assert any(frame.startswith("index ") and " %" in frame for frame in frames), shown
     assert any(frame.startswith("filter ") and "100.0 %" in frame for frame in frames), shown
@@ -145,12 +162,28 @@ def test_quiet_on_a_terminal_shows_nothing(store):
 @pytest.mark.slow
 def test_no_progress_when_stderr_is_a_pipe(store):
     result = subprocess.run(
-        [sys.executable, "-m", "streamclean", "clean", "--store-file", str(store), "--now", NOW_ISO, "--dry-run"],
-        capture_output=True, text=True, cwd=ROOT, env=_env(),
+        [
+            sys.executable,
+            "-m",
+            "streamclean",
+            "clean",
+            "--store-file",
+            str(store),
+            "--now",
+            NOW_ISO,
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(),
     )
     assert result.returncode == 0
     assert "\r" not in result.stderr and "%" not in result.stderr and "index" not in result.stderr
-    assert result.stderr.startswith("streamclean: dry run: would delete") and result.stderr.count("\n") == 1
+    assert (
+        result.stderr.startswith("streamclean: dry run: would delete")
+        and result.stderr.count("\n") == 1
+    )
 
 
 def test_the_line_is_cut_to_the_terminal_width(monkeypatch):
@@ -170,7 +203,8 @@ def test_the_eta_counts_the_passes_still_to_come():
     line("index", 50 * MB, 100 * MB)  # 10 MB/s: 5 s left of this pass, 10 s for the filter pass
     assert stream.getvalue().split("\r")[-1].rstrip().endswith("10.0 MB/s  ETA 0:15")
     clock.now += 1.0
-    line("space", 20 * MB, 100 * MB)  # a pass not planned (20 MB/s): 4 s left, and 5 s of filter pass
+    # a pass not planned (20 MB/s): 4 s left, and 5 s of filter pass
+    line("space", 20 * MB, 100 * MB)
     assert stream.getvalue().split("\r")[-1].rstrip().endswith("20.0 MB/s  ETA 0:09")
     clock.now += 2.0
     line("filter", 50 * MB, 100 * MB)  # the last pass (25 MB/s): its own rest only
@@ -178,4 +212,6 @@ def test_the_eta_counts_the_passes_still_to_come():
 
 
 def test_render_adds_the_later_passes_to_the_eta():
-    assert render("index", 25 * MB, 100 * MB, elapsed=5.0, later=100 * MB).endswith("5.0 MB/s  ETA 0:35")
+    assert render("index", 25 * MB, 100 * MB, elapsed=5.0, later=100 * MB).endswith(
+        "5.0 MB/s  ETA 0:35"
+    )

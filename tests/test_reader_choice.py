@@ -13,7 +13,9 @@ POLICY = RetentionPolicy.build(NOW, 604800.0, 259200.0)
 
 
 def _clean(invoke, store, choice):
-    result = invoke("clean", "-q", "--store-file", store, "--now", NOW_ISO, env={"STREAMCLEAN_READER": choice})
+    result = invoke(
+        "clean", "-q", "--store-file", store, "--now", NOW_ISO, env={"STREAMCLEAN_READER": choice}
+    )
     return result
 
 
@@ -48,7 +50,10 @@ def test_layout_refuses_a_compact_store_with_exit_1_and_the_store_untouched(tmp_
     result = _clean(invoke, store, "layout")
     assert result.exit_code == 1 and result.stdout == ""
     assert "not in the service's layout" in result.stderr and result.stderr.count("\n") == 1
-    assert store.read_bytes() == data and listing(tmp_path) == ["store.v1.json", "store.v1.json.lock"]
+    assert store.read_bytes() == data and listing(tmp_path) == [
+        "store.v1.json",
+        "store.v1.json.lock",
+    ]
 
 
 def test_layout_words_invalid_json_with_its_byte_offset_as_general_does(tmp_path, invoke):
@@ -69,7 +74,10 @@ def test_an_unknown_value_is_a_usage_error_before_the_store_is_opened(tmp_path, 
     missing = tmp_path / "no-such-store.json"
     result = invoke("clean", "--store-file", missing, env={variable: "fastest"})
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"streamclean: error: {variable}: unknown ") and result.stderr.count("\n") == 1
+    assert (
+        result.stderr.startswith(f"streamclean: error: {variable}: unknown ")
+        and result.stderr.count("\n") == 1
+    )
 
 
 def test_the_library_takes_the_choice_as_a_parameter(tmp_path):

@@ -46,11 +46,15 @@ def store(tmp_path, stores):
 
 POINTS = {
     # pass 1: reading, nothing written yet
-    "reading": lambda s, new: s.passes == 1 and (s.position or 0) >= 1_000_000 and s.temp_size is None,
+    "reading": lambda s, new: (
+        s.passes == 1 and (s.position or 0) >= 1_000_000 and s.temp_size is None
+    ),
     # pass 2: the temporary file was just created (on the fast path its writer thread starts now)
     "writing-begins": lambda s, new: s.temp_size is not None and s.temp_size < 1_000_000,
     # pass 2, well into writing and not yet complete, so the swap is still ahead
-    "writing": lambda s, new: s.temp_size is not None and 1_100_000 < s.temp_size < len(new) and s.store_size != len(new),
+    "writing": lambda s, new: (
+        s.temp_size is not None and 1_100_000 < s.temp_size < len(new) and s.store_size != len(new)
+    ),
 }
 
 THREAD_START_BUG = (
@@ -97,11 +101,14 @@ def test_a_signal_ends_the_run_with_one_line_and_the_store_untouched(store, stor
 
 
 def _invoke(store, *extra):
-    return CliRunner().invoke(main, ["clean", "--store-file", str(store), "--now", NOW, *extra],
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        main, ["clean", "--store-file", str(store), "--now", NOW, *extra], catch_exceptions=False
+    )
 
 
-def test_a_signal_during_the_swap_waits_and_the_run_completes(store, stores, monkeypatch, handlers_restored):
+def test_a_signal_during_the_swap_waits_and_the_run_completes(
+    store, stores, monkeypatch, handlers_restored
+):
     real_call = fs.call
 
     def signalled_exchange(op, func, *args):
@@ -130,12 +137,17 @@ def test_a_signal_right_after_the_temporary_file_is_created_does_not_leave_it(
     monkeypatch.setattr(swap.os, "open", open_then_signal)
     result = _invoke(store)
     assert result.exit_code == 1
-    assert result.stderr == "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n"
+    assert (
+        result.stderr
+        == "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n"
+    )
     assert store.read_bytes() == stores[0]
     assert sorted(os.listdir(store.parent)) == ["store.v1.json", "store.v1.json.lock"]
 
 
-def test_a_signal_as_the_writer_thread_starts_leaves_no_thread_behind(store, stores, monkeypatch, handlers_restored):
+def test_a_signal_as_the_writer_thread_starts_leaves_no_thread_behind(
+    store, stores, monkeypatch, handlers_restored
+):
     real_start = threading.Thread.start
 
     def start_then_signal(self):
@@ -146,14 +158,19 @@ def test_a_signal_as_the_writer_thread_starts_leaves_no_thread_behind(store, sto
     result = _invoke(store)
     monkeypatch.undo()
     assert result.exit_code == 1
-    assert result.stderr == "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n"
+    assert (
+        result.stderr
+        == "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n"
+    )
     assert store.read_bytes() == stores[0]
     assert sorted(os.listdir(store.parent)) == ["store.v1.json", "store.v1.json.lock"]
     # A thread still alive holds the closed descriptor of the removed temporary file.
     assert not [t for t in threading.enumerate() if t.name == "streamclean-writer" and t.is_alive()]
 
 
-def test_a_signal_during_the_rollback_does_not_stop_it(store, stores, monkeypatch, handlers_restored):
+def test_a_signal_during_the_rollback_does_not_stop_it(
+    store, stores, monkeypatch, handlers_restored
+):
     """A full disk, and while the run cleans up, SIGTERM: the temp file still goes, and the
     message is the disk's, not the signal's."""
     real_call, real_unlink = fs.call, swap._unlink_quietly
@@ -171,7 +188,9 @@ def test_a_signal_during_the_rollback_does_not_stop_it(store, stores, monkeypatc
     monkeypatch.setattr(swap, "_unlink_quietly", signalled_unlink)
     result = _invoke(store)
     assert result.exit_code == 1
-    assert result.stderr.startswith("streamclean: error: cannot write the new store: No space left on device;")
+    assert result.stderr.startswith(
+        "streamclean: error: cannot write the new store: No space left on device;"
+    )
     assert result.stderr.count("\n") == 1
     assert store.read_bytes() == stores[0]
     assert sorted(os.listdir(store.parent)) == ["store.v1.json", "store.v1.json.lock"]
