@@ -203,7 +203,7 @@ def run_clean(runner: str, *, summary: bool = True, **options) -> None:
     _exit(run, summary_line if summary and not quiet else None)
 
 
-def _exit(run: Run, summary: Callable[[CleanupReport, float], str] | None) -> None:
+def _exit(run: Run, summary: Callable[[str, CleanupReport, float], str] | None) -> None:
     """Show how the run ended and exit with its status. Signals wait meanwhile, and are
     ignored from then on: the status is final (one that came is in the account)."""
     with signals.critical_section():
