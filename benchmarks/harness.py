@@ -1,6 +1,8 @@
 """The benchmark harness: tools as child processes, timed without any sampler, checked every run.
 
-Driven by scripts/bench_pairs.py (see its docstring for the commands); the pieces:
+Driven by the pytest-benchmark suite in this folder (`python -m pytest benchmarks`, see
+conftest.py); pytest-benchmark keeps the statistics, the machine and commit info, the JSON and
+the saved runs. What is this project's own is here:
 
 - `Launch`: a tool's process, started through a tiny exec'ing launcher that waits for "go",
   times spawn to exit and reads the tool's rusage with `os.wait4`. A timed run carries NO
@@ -12,9 +14,15 @@ Driven by scripts/bench_pairs.py (see its docstring for the commands); the piece
 - `Reference`: what a correct cleanup of a store produces (the `json` peer's output, the
   service's own serialisation, or streamclean's general reader for stores too big to load),
   computed once per store and rule and cached by the store's SHA-256.
-- `Bench`: runs rounds of tools on one store, each run on a fresh, fsynced copy made outside
-  the timing, and checks every run (exit 0, output byte for byte, the report's counts, the
-  reader that did the work).
+- `Bench`: runs tools on one store, each run on a fresh, fsynced copy made outside the timing,
+  and checks every run (exit 0, output byte for byte, the report's counts, the reader that did
+  the work).
+- `Pair` and `pair_round`: one round of a pair benchmark (the floor, then the subject and its
+  peer in alternating order), and `subject_seconds`, the timer that makes pytest-benchmark
+  record the subject's own launcher-measured seconds.
+- `pair_summary`, `ratio_entries`, `ratio_gate`, `memory_record`, `memory_bound_failures`: what
+  a round's records mean (ratios pair by pair, MB/s, multiples of the floor), the
+  github-action-benchmark list of ratios and the gate on it, and the memory runs' bounds.
 """
 
 from __future__ import annotations
@@ -25,13 +33,15 @@ import hashlib
 import importlib.util
 import json
 import os
-import platform
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -448,7 +458,6 @@ class Bench:
     workdir: Path
     cpus: str | None = None  # "0": every tool under `taskset -c 0`
     workers: str | None = None  # STREAMCLEAN_WORKERS for streamclean's runs; None: unset (auto)
-    records: list[dict] = field(default_factory=list)
 
     def run(self, spec: str, round_no: int) -> dict:
         tool, sampler = tool_spec(spec)
@@ -472,7 +481,6 @@ class Bench:
         record.update(self.check(tool, run, copy, out))
         for path in (copy, out):
             path.unlink(missing_ok=True)
-        self.records.append(record)
         return record
 
     def check(self, tool: Tool, run: Run, copy: Path, out: Path) -> dict:
@@ -509,34 +517,182 @@ class Bench:
         return {**checked, "verified": f"bytes and counts against {self.reference.tool}"}
 
 
-def machine_summary() -> dict:
-    cpu_model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    mem_total_gib = None
-    with contextlib.suppress(OSError):
-        with open("/proc/meminfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    mem_total_gib = round(int(line.split()[1]) * 1024 / 2**30, 1)
-                    break
+# --------------------------------------------------------------------------------------------
+# Pairs: what one pytest-benchmark round runs, and what its records mean
+# --------------------------------------------------------------------------------------------
+
+TIMED_SAMPLERS = ("none", "direct")  # a pair's runs are timed: no sampler thread in them
+_SUBJECT_CLOCK = [0.0]
+
+
+def subject_seconds() -> float:
+    """pytest-benchmark's timer for the pair benchmarks (`@pytest.mark.benchmark(timer=...)`).
+
+    It reads a clock that only `pair_round` moves, by the subject's own seconds as its launcher
+    measured them (spawn to exit, `wait4`). pytest-benchmark reads the timer before and after
+    each round, so what it records for a round is exactly the subject's time, although the round
+    also runs the floor and the peer, makes fresh copies and checks every output byte for byte."""
+    return _SUBJECT_CLOCK[0]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A benchmark: SUBJECT timed against PEER in the same rounds."""
+
+    subject: str
+    peer: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.subject}-vs-{self.peer}"
+
+    def order(self, round_no: int) -> list[str]:
+        """The floor, then the two in alternating order: subject first in odd rounds, the peer
+        first in even ones, so a drift over the rounds touches both alike."""
+        both = [self.subject, self.peer] if round_no % 2 else [self.peer, self.subject]
+        return ["floor", *(spec for spec in both if spec != "floor")]
+
+
+def parse_pairs(text: str) -> list[Pair]:
+    """--peers: comma-separated "PEER" (timed against streamclean) or "SUBJECT/PEER"; a tool may
+    be "NAME:direct" (spawned without the launcher). E.g. "orjson,json,inspect/dry-run"."""
+    pairs: list[Pair] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        subject, _, peer = item.rpartition("/")
+        pair = Pair(subject or "streamclean", peer)
+        for spec in (pair.subject, pair.peer):
+            _, sampler = tool_spec(spec)
+            if sampler not in TIMED_SAMPLERS:
+                raise BenchError(f"{spec!r}: a pair is timed, so no sampler runs in it (memory runs are "
+                                 "separate: --memory-tools)")
+        if pair.subject == pair.peer or pair.subject == "floor":
+            raise BenchError(f"{item!r}: the subject must be a tool other than the floor and its peer")
+        if pair in pairs:
+            raise BenchError(f"{item!r} is given twice")
+        pairs.append(pair)
+    if not pairs:
+        raise BenchError("no pair to run")
+    return pairs
+
+
+def parse_percent(text: str) -> float:
+    """--ratios-fail: "25%" or "25"."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*%?\s*", text)
+    if not match:
+        raise BenchError(f"{text!r} is not a percentage (e.g. 25%)")
+    return float(match.group(1))
+
+
+def pair_round(bench: Bench, pair: Pair, round_no: int) -> dict:
+    """One round: the floor, then the pair in this round's order, every run on a fresh synced
+    copy and checked. The subject clock moves by the subject's seconds only."""
+    runs = {}
+    for spec in pair.order(round_no):
+        runs[spec] = record = bench.run(spec, round_no)
+        if spec == pair.subject:
+            _SUBJECT_CLOCK[0] += record["seconds"]
+    return {"round": round_no, "order": pair.order(round_no), "runs": runs}
+
+
+def spread(values: Sequence[float], digits: int = 4) -> dict:
+    return {"min": round(min(values), digits), "median": round(statistics.median(values), digits),
+            "max": round(max(values), digits)}
+
+
+def pair_summary(pair: Pair, rounds: list[dict], store_bytes: int) -> dict:
+    """What pytest-benchmark's extra_info holds for a pair: each round's runs, and over the
+    rounds the ratio subject / peer taken within each round, seconds, MB/s, multiples of the
+    floor of the same round, the readers, the load average, what was verified."""
+    specs = list(dict.fromkeys(spec for r in rounds for spec in r["runs"]))
+    by_spec = {spec: [r["runs"][spec] for r in rounds if spec in r["runs"]] for spec in specs}
+    seconds = {spec: [run["seconds"] for run in runs] for spec, runs in by_spec.items()}
+    ratios = [r["runs"][pair.subject]["seconds"] / r["runs"][pair.peer]["seconds"] for r in rounds]
+    multiples = {spec: [r["runs"][spec]["seconds"] / r["runs"]["floor"]["seconds"] for r in rounds]
+                 for spec in specs if spec != "floor"}
+    loads = [run["loadavg_1m"] for runs in by_spec.values() for run in runs]
+    keep = ("seconds", "cpu_seconds", "maxrss_bytes", "loadavg_1m", "reader", "verified", "workers")
     return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "mem_total_gib": mem_total_gib,
-        "cpu_model": cpu_model,
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "hostname": platform.node(),
+        "subject": pair.subject,
+        "peer": pair.peer,
+        "store_bytes": store_bytes,
+        "rounds": [{"round": r["round"], "order": r["order"],
+                    "runs": {spec: {key: run.get(key) for key in keep} for spec, run in r["runs"].items()}}
+                   for r in rounds],
+        "ratio": {**spread(ratios), "pairs": [round(value, 4) for value in ratios]},
+        "seconds": {spec: spread(values) for spec, values in seconds.items()},
+        "mb_per_s": {spec: round(store_bytes / 1e6 / statistics.median(values), 1)
+                     for spec, values in seconds.items()},
+        "floor_multiple": {spec: spread(values, 3) for spec, values in multiples.items()},
+        "maxrss_mib": {spec: round(max(run["maxrss_bytes"] for run in runs) / MIB, 1)
+                       for spec, runs in by_spec.items()},
+        "reader": {spec: sorted({str(run["reader"]) for run in runs if run.get("reader")})
+                   for spec, runs in by_spec.items() if any(run.get("reader") for run in runs)},
+        "reader_warnings": sorted({run["reader_warning"] for runs in by_spec.values() for run in runs
+                                   if run.get("reader_warning")}),
+        "loadavg_1m": spread(loads, 2),
+        "verified": {spec: sorted({run["verified"] for run in runs}) for spec, runs in by_spec.items()},
     }
 
 
-def commit_info() -> dict:
-    def git(*args):
-        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True).stdout.strip()
+def ratio_entries(summaries: Sequence[tuple[str, dict]]) -> list[dict]:
+    """github-action-benchmark's customSmallerIsBetter list: one entry per pair, its value the
+    median ratio subject / peer over the rounds, its range min-max."""
+    return [{"name": name, "unit": "x", "value": summary["ratio"]["median"],
+             "range": f"{summary['ratio']['min']:.4f}-{summary['ratio']['max']:.4f}",
+             "extra": f"{len(summary['ratio']['pairs'])} rounds; subject {summary['subject']} "
+                      f"{summary['seconds'][summary['subject']]['median']} s, peer {summary['peer']} "
+                      f"{summary['seconds'][summary['peer']]['median']} s (medians)"}
+            for name, summary in summaries]
 
-    return {"id": git("rev-parse", "HEAD"), "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+def ratio_gate(current: Sequence[dict], baseline: Sequence[dict], percent: float) -> tuple[list[str], list[str]]:
+    """(failures, notes): a failure for every ratio whose median is worse (greater) than the
+    baseline's by more than `percent`; a baseline that shares no ratio with this run fails too,
+    since then nothing was gated."""
+    base = {entry["name"]: float(entry["value"]) for entry in baseline}
+    failures: list[str] = []
+    notes: list[str] = []
+    for entry in current:
+        if entry["name"] not in base:
+            notes.append(f"{entry['name']}: not in the baseline, not gated")
+            continue
+        limit = base[entry["name"]] * (1 + percent / 100)
+        verdict = f"{entry['name']}: {entry['value']:.4f} against the baseline's {base[entry['name']]:.4f} " \
+                  f"(limit {limit:.4f}, +{percent:g}%)"
+        (failures if entry["value"] > limit else notes).append(verdict)
+    if not any(entry["name"] in base for entry in current):
+        failures.append(f"the baseline has none of this run's ratios ({', '.join(sorted(base)) or 'it is empty'})")
+    return failures, notes
+
+
+def memory_record(record: dict, store: Store) -> dict:
+    """A memory run (sampler "tree") as the JSON reports it."""
+    return {"tool": record["tool"], "store_bytes": store.bytes, "cpus": record["cpus"],
+            "workers": record["workers"], "reader": record.get("reader"),
+            "rss_sum_peak_mib": round(record["rss_sum_peak_bytes"] / MIB, 1),
+            "pss_sum_peak_mib": round(record["pss_sum_peak_bytes"] / MIB, 1),
+            "hwm_sum_mib": round(record["hwm_sum_bytes"] / MIB, 1),
+            "maxrss_mib": round(record["maxrss_bytes"] / MIB, 1),
+            "sampled_seconds": record["seconds"], "verified": record["verified"]}
+
+
+MEMORY_LIMIT_MIB = 64.0  # the RSS sum at 80 MB (issue 2)
+MEMORY_MAX_GROWTH = 1.25  # from 20 to 80 MB
+
+
+def memory_bound_failures(low: dict, high: dict, limit_mib: float = MEMORY_LIMIT_MIB,
+                          max_growth: float = MEMORY_MAX_GROWTH) -> list[str]:
+    """The bounds on streamclean's RSS sum: at most `limit_mib` on the bigger store, and at most
+    `max_growth` times the smaller store's."""
+    failures = []
+    tool, small, big = high["tool"], low["rss_sum_peak_mib"], high["rss_sum_peak_mib"]
+    if big > limit_mib:
+        failures.append(f"{tool}: RSS sum {big} MiB on the {high['store_bytes'] / 1e6:.0f} MB store "
+                        f"exceeds {limit_mib:g} MiB")
+    if big > max_growth * small:
+        failures.append(f"{tool}: RSS sum grew {big / small:.2f}x from {small} MiB "
+                        f"({low['store_bytes'] / 1e6:.0f} MB) to {big} MiB ({high['store_bytes'] / 1e6:.0f} MB), "
+                        f"more than {max_growth}x")
+    return failures
