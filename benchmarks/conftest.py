@@ -69,8 +69,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="SIZE", help="generate a store of about SIZE (seed --seed) [20MB]")
     group.addoption("--store", type=Path, metavar="PATH", help="an existing store instead (tools get copies)")
     group.addoption("--seed", type=int, default=0, help="the generated stores' seed [0]")
-    group.addoption("--rounds", type=_checked(parse_rounds), default=3, metavar="N",
-                    help="rounds of every pair [3]")
+    group.addoption("--rounds", type=_checked(parse_rounds), default=5, metavar="N",
+                    help="rounds of every pair [5]")
     group.addoption("--cpus", metavar="LIST", help="run every tool under `taskset -c LIST` (e.g. 0: one CPU)")
     group.addoption("--workers", choices=("1", "2", "auto"), help="STREAMCLEAN_WORKERS for streamclean's runs")
     group.addoption("--peers", type=_checked(harness.parse_pairs), default=DEFAULT_PEERS, metavar="LIST",
