@@ -208,9 +208,11 @@ class Launch:
     def go(self) -> Run:
         if self._proc is None:
             return self._go_direct()
+        stdin = self._proc.stdin
+        assert stdin is not None  # Popen(stdin=PIPE)
         try:
-            self._proc.stdin.write(b"g")
-            self._proc.stdin.close()
+            stdin.write(b"g")
+            stdin.close()
             launcher_status = self._proc.wait()
             self._out.seek(0)
             self._err.seek(0)
@@ -244,7 +246,7 @@ class Launch:
     def close(self) -> None:
         """Idempotent; a launcher that never got its "go" exits on the closed pipe."""
         if self._proc is not None and self._proc.returncode is None:
-            if not self._proc.stdin.closed:
+            if self._proc.stdin is not None and not self._proc.stdin.closed:
                 self._proc.stdin.close()
             try:
                 self._proc.wait(timeout=10)

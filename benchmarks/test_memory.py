@@ -4,8 +4,8 @@ JSON under "streamclean"; the peers' memory is the ru_maxrss of their timed runs
 
 from __future__ import annotations
 
-import harness
-from conftest import MEMORY_SIZES, Suite
+from benchmarks import harness
+from benchmarks.suite import MEMORY_SIZES, Suite
 
 
 def test_memory_bounds(suite: Suite, memory_tool: str) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from itertools import count
 
-import harness
 import pytest
-from conftest import Suite
 from pytest_benchmark.fixture import BenchmarkFixture
+
+from benchmarks import harness
+from benchmarks.suite import Suite
 
 
 @pytest.mark.benchmark(timer=harness.subject_seconds, group="pairs")

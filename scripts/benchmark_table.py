@@ -52,7 +52,7 @@ def spread_text(spread: dict, fmt: str = "seconds") -> str:
 
 def pair_rows(info: dict) -> list[str]:
     ratio = info["ratio"]
-    rows = []
+    rows: list[str] = []
     for spec in (info["subject"], info["peer"], "floor"):
         if spec not in info["seconds"] or (spec == "floor" and rows and info["peer"] == "floor"):
             continue
