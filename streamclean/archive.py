@@ -1,27 +1,9 @@
 """The archive (`--archive-file`): every record a run removes, as JSON Lines, for `restore`.
 
-One line a record, in store order, after a header line:
-
-    {"streamclean_archive": 1, "store": ..., "before": {"size": ...}, "after": {"size": ..., "sha256": ...}, ...}
-    {"section": "results", "key": "r1", "before": ",\\n    \\"r1\\": ", "text": "{...}", "after": ""}
-    {"section": "events", "key": "j1", "position": 0, "before": "\\n      ", "text": "{...}", "after": ","}
-
-`text` is the record's exact source (the store's UTF-8 bytes as a string, so NaN, big integers
-and every escape survive and each line stays strict JSON for jq); `before` and `after` are
-the exact bytes the run left out with it (separator, key, colon, and at the start of a
-container the separator behind it). A single event has its `position` in its job's array as
-it was; a whole events array (of a removed job) has none. The header names the store the
-archive belongs to: the cleaned store's size and SHA-256, which `restore` checks.
-
-The file is gzip-compressed (level 1) when its name ends in `.gz`: the header and the body are
-two gzip members, which gzip readers read as one stream.
-
-Its life through a run (`ArchiveWriter`): the body is written, as the run finds records, into
-an unnamed file beside PATH; before the swap the archive is put together under a temporary
-name beside PATH (`<PATH>.streamclean-<pid>-<hex>.partial`) and fsynced; after the swap it is
-given its name with a hard link, which never replaces a file (`publish`). A run that fails,
-gives way or rolls back removes it (`rollback`); a crash between the swap and the link leaves
-it under its temporary name, and nothing removes it automatically.
+A header line names the store the archive belongs to (the cleaned store's size and SHA-256);
+then one line a removed record, with its exact source and the exact bytes left out with it, so
+that a restore gives back the old store byte for byte. `ArchiveWriter` writes it beside PATH and
+names it only after the swap; `ArchiveReader` reads it back. Format and life: docs/archive.md.
 """
 
 from __future__ import annotations

@@ -1,20 +1,10 @@
 """Small files replaced whole: the report (`--output-json`) and the metrics file.
 
-A reader of the target — a dashboard, node_exporter — sees the old file or the new one, never
-a part. The steps, after python-atomicwrites:
+A reader of the target (a dashboard, node_exporter) sees the old file or the new one, never a
+part. The store is not written this way: its swap (`swap.py`) also checks that nobody replaced
+the store meanwhile, which a report does not need. The steps: docs/design.md.
 
-- `get_fileobject`: a temporary file in the target's own folder (a rename is atomic only within
-  one file system), named `.<name>.<random>.tmp` so that no `*.prom` or `*.json` glob matches it;
-- `sync`: flush and fsync, so a crash after the rename cannot leave an empty file;
-- `commit`: the target's mode (or `new_file_mode` for a new file), the rename, then an fsync of
-  the folder, so the rename itself survives a crash;
-- `rollback`: remove the temporary file; it never raises, so the error that caused it is the
-  one the caller sees.
-
-    >>> write_atomically("artifacts/report.json", b"{}\\n")
-
-The store is not written this way: its swap (`swap.py`) also checks that nobody replaced the
-store meanwhile, which a report does not need.
+    >>> write_atomically("artifacts/report.json", b"{}\n")
 """
 
 from __future__ import annotations

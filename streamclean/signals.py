@@ -1,14 +1,9 @@
 """SIGINT and SIGTERM end a run cleanly, except inside the swap, where they wait.
 
-A signal raised as an exception between the swap and its verification could make the rollback
-delete the file we had just swapped out — possibly someone else's newer store. So the swap runs
-as a critical section: a signal arriving there is remembered and the run completes; it was
-already past the point where stopping would have saved anything. Creating the temporary file
-and removing it again are critical sections too (a signal between creating the file and noting
-that it exists would leave it behind); there the remembered signal is delivered on the way out.
-
-A signal after the swap still ends the run, with status 74 (errors.EXIT_CLEANED) and a message
-saying that the new store is in place: "the store was left unchanged" would no longer be true.
+Stopping between the swap and its check could make the rollback delete the file just swapped
+out, possibly someone else's newer store; so the swap, and creating and removing the temporary
+file, are critical sections in which a signal is remembered. A signal after the swap ends the
+run with status 74 (`errors.EXIT_CLEANED`). See docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,26 +1,10 @@
 """The split over two cores: half of each pass done by a forked worker while this process does
 the rest, over any reader that offers split points (today the `layout` reader).
 
-Both passes cost Python time per record, so each is split in two at a record boundary the
-layout makes easy to find:
-
-- pass 1: the `jobs` section, at a job near its middle. The worker indexes the second half
-  and sends its part of the index back as raw array bytes, which this process appends to its
-  own part as they arrive (`JobIndex.send`, `JobIndex.update_from`).
-- pass 2: between two jobs' events, chosen so that both halves weigh the same
-  (`layout.tail_split`). The worker, which inherits the finished index without copying it, filters
-  from there to the end of the store into an unnamed file (`O_TMPFILE`) in the store's
-  folder, which this process appends to the new store in the kernel.
-
-This process confirms that its own walk ends exactly where the worker began; anything else
-sends the run to the general path. Nothing about a worker can outlive the run: its file has no
-name, it dies with its parent (`PR_SET_PDEATHSIG`), and it ignores the signals that end a run,
-which this process handles by killing it. Its answer or its exception comes back over a pipe,
-pickled (an index part follows its pickled head raw).
-
-Where any of this is unavailable (one CPU, no `O_TMPFILE`, too little free space for the extra
-file, a small store, other threads in this process), one process does all of the work, with
-the same result.
+Both passes cost Python time per record, so each is split at a record boundary: pass 1 in
+`jobs`, pass 2 between two jobs' events. The parts are judged as one store, and a worker cannot
+outlive its run. Where a worker is not possible, one process does all of it, with the same
+result. See docs/design.md.
 """
 
 from __future__ import annotations

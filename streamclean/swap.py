@@ -1,21 +1,10 @@
 """Swapping the new store in, so the path always holds the whole old or the whole new store.
 
-The new store is written to a temporary file in the store's own folder (a rename is atomic
-only within one file system), synced, given the old store's mode and owner, and swapped in.
-Where Linux offers it, the swap is `renameat2(RENAME_EXCHANGE)`: the old store is not
-destroyed but moved to the temporary name, so we can look at what we really swapped out. If it
-is not the file we read, someone replaced the store after our last check: we swap back, and
-their write stands. Elsewhere a plain rename follows a final check, with a window of a few
-system calls in which a concurrent replace would be lost (the README says so).
-
-Until the run is complete — swapped, verified, the folder synced, the backup named — any
-failure undoes the swap, so a failed run leaves the store as it was. Only if undoing fails as
-well (a disk that fails every operation) does the run end with the new store in place, and its
-message then says so and names the file holding the one it replaced.
-
-Our temporary files are named `<store>.streamclean-<pid>-<hex>.partial`, a pattern nothing
-else uses, so a later run can remove those a killed run left behind without touching the
-service's own `*.tmp` files.
+The new store is written beside the old one, synced and swapped in (`renameat2` exchange where
+Linux offers it, so what was swapped out can be checked, and swapped back if someone replaced
+the store meanwhile); until the run is complete any failure undoes the swap. Its temporary
+files, `<store>.streamclean-<pid>-<hex>.partial`, are the only ones a later run removes. The
+guarantees and their limits: docs/design.md.
 """
 
 from __future__ import annotations
