@@ -145,7 +145,6 @@ class Suite:
             "references": [asdict(ref) for ref in self._refs.values()],
             "ratios": harness.ratio_entries(self.summaries),
             "memory": list(self.memory.values()),
-            "gate": {"failures": self.gate_failures, "notes": self.gate_notes},
         }
 
 
