@@ -16,19 +16,22 @@ import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from . import archive as archives
 from . import fs, pass1, pass2, signals, split
+from .archive_folder import ArchiveFolder, check_options
 from .errors import InvalidStoreError, StoreFileError, UsageError, WriteError
 from .index import NO_FINISHED_AT, REMOVED
 from .judge import Judge
 from .lock import StoreLock
+from .outputs import ARCHIVE_DIR, LOCK
+from .outputs import check as check_outputs
 from .policy import RetentionPolicy
 from .readers import LayoutMismatch, candidates, check_reader, reader_class
 from .report import CleanupReport
 from .splice import RangeWriter
-from .swap import AtomicReplace, Snapshot, remove_leftovers
+from .swap import AtomicReplace, Snapshot, remove_leftovers, unnamed_file
 from .units import megabytes
 
 Progress = Callable[[str, int, int], None]  # (pass name, bytes done, bytes total)
@@ -53,6 +56,8 @@ def clean(
     workers: str | int = "auto",
     survey: Callable[[], object] | None = None,
     archive_file: str | os.PathLike | None = None,
+    archive_dir: str | os.PathLike | None = None,
+    archive_keep: float | None = None,
 ) -> CleanupReport:
     """Apply the retention policy to the store at `store_file`.
 
@@ -62,39 +67,60 @@ def clean(
     With `archive_file`, every record removed is kept there for `restore` (see `archive.py`);
     an existing file is refused before the store is opened, and a dry run or a run that
     deletes nothing writes none.
+
+    With `archive_dir` instead, the run names the archive itself in that folder, and with
+    `archive_keep` (seconds) removes, once it has succeeded, this store's archives there that
+    are older than that (see `archive_folder.py`); the report lists them (`archives_pruned`).
     """
     choice, workers = check_reader(reader), check_workers(workers)
+    check_options(archive_dir, archive_keep, archive_file)
     if archive_file is not None:
         archives.refuse_existing(archive_file)
+    folder = None
+    if archive_dir is not None:
+        folder = ArchiveFolder(archive_dir, Path(os.path.realpath(store_file)), archive_keep)
     signals.run_started()
     report = CleanupReport(store_file=str(store_file), policy=policy, dry_run=dry_run)
-    with store_under_lock(store_file, dry_run, lock_file) as (store, source, snapshot):
+    outputs = [("--archive-file", archive_file), (ARCHIVE_DIR, archive_dir)]
+    with store_under_lock(store_file, dry_run, lock_file, outputs) as (store, source, snapshot):
         report.bytes_before = report.bytes_after = snapshot.size
+        names = None
+        if folder is not None:
+            folder.prepare(snapshot.mode, dry_run)
+            names = folder.names(policy.now)
+            archive_file = next(names)
         run = Run(store, source, snapshot, policy, report, dry_run, backup, progress, workers, survey,
-                  None if archive_file is None else Path(archive_file))
+                  None if archive_file is None else Path(archive_file), names)
         if snapshot.size == 0:
             report.survey = survey() if survey else None
-            return report  # an empty store: nothing to read, nothing to delete
-        for name in candidates(choice):
-            try:
-                run.attempt(name)
-                break
-            except LayoutMismatch:
-                source.seek(0)  # not the service's layout somewhere: start over, reading any JSON
-                if choice == "layout":
-                    run.refuse_layout()
+        else:
+            for name in candidates(choice):
+                try:
+                    run.attempt(name)
+                    break
+                except LayoutMismatch:
+                    source.seek(0)  # not the service's layout somewhere: start over, reading any JSON
+                    if choice == "layout":
+                        run.refuse_layout()
+        if folder is not None and archive_keep is not None:
+            written = Path(report.archive["file"]) if report.archive else None
+            report.archives_pruned = [found.as_dict() for found in folder.prune(policy.now, written, dry_run)]
     return report
 
 
 @contextmanager
-def store_under_lock(store_file: str | os.PathLike, dry_run: bool, lock_file: str | os.PathLike | None):
+def store_under_lock(store_file: str | os.PathLike, dry_run: bool, lock_file: str | os.PathLike | None,
+                     outputs: Iterable[tuple[str, str | os.PathLike | None]] = (),
+                     reads: Iterable[tuple[str, str | os.PathLike | None]] = ()):
     """The store opened where it lives (a symlink stays a link), its snapshot, and, unless in
     a dry run, the lock beside it held and this tool's leftovers removed: how `clean` and
-    `restore` begin."""
+    `restore` begin. First, before the store is opened, the lock and the run's other
+    `outputs` are held to the rule of `outputs.check` (`reads`: what the run only reads)."""
+    check_outputs(store_file, [(LOCK, lock_file), *outputs], reads)  # a dry run's lock too: it may be in use
     store = Path(os.path.realpath(store_file))
     with _open_store(store, str(store_file)) as source:
         snapshot = Snapshot.of(os.fstat(source.fileno()))
-        with nullcontext() if dry_run else StoreLock(Path(lock_file or f"{store}.lock")):
+        with nullcontext() if dry_run else StoreLock(Path(lock_file or f"{store}.lock"), snapshot.mode):
             if not dry_run:
                 remove_leftovers(store)
             yield store, source, snapshot
@@ -115,6 +141,7 @@ class Run:
     workers: str
     survey: Callable[[], object] | None
     archive_file: Path | None = None
+    archive_names: Iterator[Path] | None = None  # with --archive-dir: the names after archive_file
 
     def attempt(self, name: str) -> None:
         """Both passes and the swap on the reader `name`; LayoutMismatch if it does not fit."""
@@ -127,7 +154,8 @@ class Run:
             replace = AtomicReplace(self.store, self.snapshot, backup)
             self.ensure_space(name, index, jobs_span)
             if self.archive_file is not None:
-                archive = archives.ArchiveWriter(self.archive_file, self.source.fileno(), self.store)
+                archive = archives.ArchiveWriter(self.archive_file, self.source.fileno(), self.store,
+                                                 self.archive_names)
         with _rolled_back_on_error(replace, archive):
             tail = self.start_tail(name, index, jobs_span, events_span, judge, replace, survey, archive)
             try:
@@ -222,12 +250,12 @@ class Run:
                 return None
             if vfs.f_bavail * vfs.f_frsize < size + (size - start):
                 return None
-            segment = split.unnamed_file(replace.store)
+            segment = unnamed_file(replace.store, self.snapshot.mode)
             if segment is None:
                 return None
         archive_fd = None
         if archive is not None:
-            archive_fd = split.unnamed_file(archive.path)
+            archive_fd = unnamed_file(archive.path, self.snapshot.mode)
             if archive_fd is None:
                 if segment is not None:
                     os.close(segment)
@@ -350,18 +378,28 @@ def write_errors():
 
 
 def _open_store(store: Path, shown: str) -> BinaryIO:
+    """The store, opened for reading. Anything but a regular file is refused before it is
+    opened, and again after (O_NONBLOCK: a FIFO put there meanwhile does not hang the open)."""
     try:
-        source = open(store, "rb", buffering=0)
+        _regular_store(os.stat(store), shown)
+        fd = os.open(store, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise StoreFileError(
             f"store file not found: {shown}",
             "check --store-file or ASYNC_JOBS_STORE_FILE",
         ) from None
-    except IsADirectoryError:
-        raise StoreFileError(f"store file is a directory: {shown}", "give the path of store.v1.json") from None
     except OSError as exc:
         raise StoreFileError(f"cannot open the store {shown}: {exc.strerror}") from None
-    if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
-        source.close()
+    try:
+        _regular_store(os.fstat(fd), shown)
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, "rb", buffering=0)
+
+
+def _regular_store(st: os.stat_result, shown: str) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise StoreFileError(f"store file is a directory: {shown}", "give the path of store.v1.json")
+    if not stat.S_ISREG(st.st_mode):
         raise StoreFileError(f"store file is not a regular file: {shown}")
-    return source

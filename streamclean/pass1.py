@@ -28,7 +28,7 @@ def index_jobs(reader, judge: Judge, helper: Callable | None = None, survey=None
     if jobs is None:
         return index, None
     found = reader.jobs_split(jobs) if helper is not None and hasattr(reader, "jobs_split") else None
-    fields = judge.fields("jobs") if survey is None else None  # the survey reads every field
+    fields = judge.fields("jobs") if survey is None else survey.fields("jobs", judge.fields("jobs"))
     if found is None:
         end = _index(reader.records(jobs.value_start, fields=fields), judge, index, survey)
     else:
@@ -49,7 +49,7 @@ def index_from(reader, boundary: int, judge: Judge, survey=None) -> tuple[JobInd
     of the index and where the section ends. That `boundary` is such a place is for the caller
     to confirm, by ending its own walk there."""
     index = JobIndex()
-    fields = judge.fields("jobs") if survey is None else None
+    fields = judge.fields("jobs") if survey is None else survey.fields("jobs", judge.fields("jobs"))
     end = _index(reader.records(None, resume_after=boundary, fields=fields), judge, index, survey)
     return index, end
 
@@ -61,7 +61,7 @@ def _index(records, judge: Judge, index: JobIndex, survey=None, stop_at: int | N
         index.add(job.key, terminal(job.value))
         count += 1
         if survey is not None:
-            survey.job(job.value)
+            survey.job(job.value, job)
         if stop_at is not None and job.value_end >= stop_at:
             if job.value_end != stop_at:
                 raise LayoutMismatch("the jobs section was split inside a job")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InvalidStoreError
-from .index import REMOVED, JobIndex
+from .index import REMOVED, TERMINAL, JobIndex
 from .judge import Judge
 from .readers import LayoutMismatch
 from .readers.base import STREAM
@@ -131,8 +131,8 @@ def _filter_section(reader, section, index, jobs_span, judge, out, survey, previ
         end = _filter_jobs(reader, section, jobs_span, index, out, archive)
     elif key == "jobs" and first == 0x7B:  # pass 1 read it (a span of None: pass 1 did not find it)
         end = reader.known_section(section, jobs_span, out)
-    elif key == "notifications" and first == 0x7B and jobs_on:
-        end, count = _filter_notifications(reader, section.value_start, index, judge, out, archive)
+    elif key == "notifications" and first == 0x7B and (jobs_on or survey is not None):
+        end, count = _filter_notifications(reader, section.value_start, index, judge, out, survey, archive)
     else:
         end, count = reader.check(section)
         if survey is not None:
@@ -166,28 +166,43 @@ def _moved(reader):
     raise LayoutMismatch("the jobs section is not where pass 1 read it")
 
 
-def _filter_notifications(reader, open_at, index, judge: Judge, out, archive) -> tuple[int, int]:
-    """Job retention: the notifications of removed jobs go."""
-    return _filter_results(reader, open_at, index, judge, out, None, archive, "notifications", judge.notification)
+def _filter_notifications(reader, open_at, index, judge: Judge, out, survey, archive) -> tuple[int, int]:
+    """Job retention: the notifications of removed jobs go. (Without it, only a survey reads
+    them, and every one is kept.)"""
+    judged = judge.notification if judge.policy.jobs.enabled else _kept
+    return _filter_results(reader, open_at, index, judge, out, survey, archive, "notifications", judged)
+
+
+def _kept(record: object, index) -> bool:
+    return False
 
 
 def _filter_results(reader, open_at, index, judge: Judge, out, survey, archive=None, section: str = "results",
                     judged=None) -> tuple[int, int]:
     splice = _splice(out, open_at, archive, section)
-    records = reader.records(open_at, exact="job_id", fields=judge.fields(section) if survey is None else None)
+    records = reader.records(open_at, exact="job_id", fields=_fields(judge, survey, section))
+    if survey is not None:  # the judge and the survey ask about each record's job in turn
+        index = survey.remembering(index)
     if judged is None:
         judged = judge.result_of_jobs if judge.policy.jobs.enabled else judge.result
+    observe = None if survey is None else survey.result if section == "results" else survey.notification
     count = 0
     for record in records:
         count += 1
-        if survey is not None:
-            survey.result(record.value)
+        if observe is not None:
+            observe(record.value, record, index)
         if judged(record.value, index):
             splice.drop(record)
         else:
             splice.keep(record)
     splice.close(records.close)
     return records.close + 1, count
+
+
+def _fields(judge: Judge, survey, section: str) -> tuple[str, ...] | None:
+    """The fields of a `section`'s records that are read: the judge's, and the survey's."""
+    fields = judge.fields(section)
+    return fields if survey is None else survey.fields(section, fields)
 
 
 def _filter_events(reader, open_at, index, judge: Judge, out, survey,
@@ -197,7 +212,7 @@ def _filter_events(reader, open_at, index, judge: Judge, out, survey,
     job's array ends exactly there (a LayoutMismatch if one runs past it), and how many jobs'
     events it walked. With job retention on, the arrays of removed jobs go whole (then the
     section is never split: the split lies at the end of `jobs`)."""
-    arrays = reader.job_arrays(open_at, resume_after, fields=judge.fields("events") if survey is None else None)
+    arrays = reader.job_arrays(open_at, resume_after, fields=_fields(judge, survey, "events"))
     outer = None
     if judge.policy.jobs.enabled:
         if resume_after is not None or stop_at is not None:
@@ -206,30 +221,34 @@ def _filter_events(reader, open_at, index, judge: Judge, out, survey,
     count = 0
     for job in arrays:
         count += 1
+        flags = index.flags_of(job.key)
         if outer is not None:
-            if index.flags_of(job.key) & REMOVED:
-                _removed_job_events(reader, job, judge, survey)
+            if flags & REMOVED:
+                _removed_job_events(reader, job, judge, survey, flags)
                 outer.drop(job)
                 continue
             outer.keep(job)
-        terminal = job.key in index
+        terminal = bool(flags & TERMINAL)
         values = job.values
         if values is not None:  # the whole array, decoded in one call
             if survey is not None:
-                survey.events(values)
+                survey.events(values, job, flags)
             verdicts = judge.event_batch(values, terminal)
             if verdicts is not None:
                 _drop_events(reader, job, values, verdicts, out, archive)
         elif job.value is STREAM:  # an array to stream, element by element
             splice = _splice(out, job.value_start, archive, "events", job.key)
+            watch = None if survey is None else survey.events_array(job, flags)
             for element in reader.elements(job):
-                if survey is not None:
-                    survey.event(element.value)
+                if watch is not None:
+                    watch.element(element)
                 if judge.event(element.value, terminal):
                     splice.drop(element)
                 else:
                     splice.keep(element)
             splice.close(job.value_end - 1)
+            if watch is not None:
+                watch.close()
         # else: not an array of events: kept as it is, and not counted
         if outer is not None:
             outer.kept_until(job.value_end)
@@ -244,18 +263,21 @@ def _filter_events(reader, open_at, index, judge: Judge, out, survey,
     return arrays.close + 1, count
 
 
-def _removed_job_events(reader, job, judge: Judge, survey) -> None:
+def _removed_job_events(reader, job, judge: Judge, survey, flags: int) -> None:
     """A removed job's events array, which goes whole: counted, and read past if streamed."""
     if job.values is not None:
         if survey is not None:
-            survey.events(job.values)
+            survey.events(job.values, job, flags)
         judge.events_of_removed_job(len(job.values))
     elif job.value is STREAM:
         count = 0
+        watch = None if survey is None else survey.events_array(job, flags)
         for element in reader.elements(job):
             count += 1
-            if survey is not None:
-                survey.event(element.value)
+            if watch is not None:
+                watch.element(element)
+        if watch is not None:
+            watch.close()
         judge.events_of_removed_job(count)
 
 

@@ -95,7 +95,8 @@ def restore(
     head = ArchiveReader(archive_file)
     header = head.header
     head.close()
-    with store_under_lock(store_file, dry_run, lock_file) as (store, source, snapshot):
+    with store_under_lock(store_file, dry_run, lock_file, reads=[("--archive-file", archive_file)]) as (
+            store, source, snapshot):
         report.bytes_before = report.bytes_after = snapshot.size
         after = header["after"]
         report.store_matches = snapshot.size == after["size"] and _digest(source.fileno()) == after["sha256"]
@@ -131,7 +132,7 @@ def _attempt(name, store, source, snapshot, archive_file, header, report, write,
     replace = None
     if write:
         _ensure_space(store, header["before"]["size"])
-        replace = AtomicReplace(store, snapshot)
+        replace = AtomicReplace(store, snapshot, made="restored")
     entries = ArchiveReader(archive_file)
     try:
         with _rolled_back_on_error(replace):

@@ -16,16 +16,15 @@ import pickle
 import select
 import signal
 import struct
-from pathlib import Path
 from typing import BinaryIO, Callable
 
 from . import fs, pass1, pass2, signals
+from .archive import ArchiveWriter
 from .errors import StreamcleanError
 from .index import JobIndex
 from .judge import Judge
 from .readers import LayoutReader
 from .splice import RangeWriter
-from .swap import leftover_name
 
 MIN_STORE_BYTES = 8 << 20  # below this, forking and splicing cost more than the core saves
 _PR_SET_PDEATHSIG = 1
@@ -42,26 +41,6 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-def unnamed_file(store: Path) -> int | None:
-    """A file beside `store` that has no name, so no crash can leave it behind; None if none
-    can be made. Where the file system has no `O_TMPFILE`, a file is created under a leftover
-    name and unlinked at once: a crash in between leaves a file the next run removes."""
-    flag = getattr(os, "O_TMPFILE", None)
-    if flag is not None:
-        try:
-            return os.open(store.parent, flag | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        except OSError:
-            pass
-    name = leftover_name(store)
-    try:
-        with signals.critical_section(deliver=True):
-            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            os.unlink(name)
-    except OSError:
-        return None
-    return fd
 
 
 def read_at(fd: int):
@@ -290,8 +269,6 @@ class TailWorker(Forked):
         judge = Judge(self._judge.policy)  # this part's counts, added to the parent's
         archive = None
         if self.archive_fd is not None:
-            from .archive import ArchiveWriter
-
             archive = ArchiveWriter.part(self._archive_path, source, self.archive_fd)
         try:
             return pass2.filter_tail(reader, start, self.in_events, out, self._index, self._jobs_span,
