@@ -36,27 +36,70 @@ from benchmarks.suite import (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("streamclean", "streamclean's benchmarks (benchmarks/conftest.py)")
-    group.addoption("--store-size", type=checked(harness.load_generator().parse_size), default="20MB",
-                    metavar="SIZE", help="generate a store of about SIZE (seed --seed) [20MB]")
-    group.addoption("--store", type=Path, metavar="PATH", help="an existing store instead (tools get copies)")
+    group.addoption(
+        "--store-size",
+        type=checked(harness.load_generator().parse_size),
+        default="20MB",
+        metavar="SIZE",
+        help="generate a store of about SIZE (seed --seed) [20MB]",
+    )
+    group.addoption(
+        "--store", type=Path, metavar="PATH", help="an existing store instead (tools get copies)"
+    )
     group.addoption("--seed", type=int, default=0, help="the generated stores' seed [0]")
-    group.addoption("--rounds", type=checked(parse_rounds), default=5, metavar="N",
-                    help="rounds of every pair [5]")
-    group.addoption("--cpus", metavar="LIST", help="run every tool under `taskset -c LIST` (e.g. 0: one CPU)")
-    group.addoption("--workers", choices=("1", "2", "auto"), help="STREAMCLEAN_WORKERS for streamclean's runs")
-    group.addoption("--peers", type=checked(harness.parse_pairs), default=DEFAULT_PEERS, metavar="LIST",
-                    help="the pairs: PEER (against streamclean) or SUBJECT/PEER, comma-separated; tools: "
-                         f"{', '.join(harness.TOOLS)}; NAME:direct spawns without the launcher [{DEFAULT_PEERS}]")
-    group.addoption("--memory-tools", type=checked(parse_memory_tools), default=DEFAULT_MEMORY_TOOLS,
-                    metavar="LIST", help=f"the memory runs' tools, or none [{DEFAULT_MEMORY_TOOLS}]")
-    group.addoption("--reference", choices=("auto", "json", "streamclean-general"), default="auto",
-                    help="what every output is checked against [auto: json up to 2 GB]")
-    group.addoption("--ratios-json", type=Path, metavar="PATH",
-                    help="write the ratios as github-action-benchmark's customSmallerIsBetter list")
-    group.addoption("--ratios-baseline", type=Path, metavar="PATH",
-                    help="a --ratios-json of an earlier run: fail when a ratio is worse by more than --ratios-fail")
-    group.addoption("--ratios-fail", type=checked(harness.parse_percent), default="25%", metavar="PCT",
-                    help="how much worse than the baseline a ratio may be [25%%]")
+    group.addoption(
+        "--rounds",
+        type=checked(parse_rounds),
+        default=5,
+        metavar="N",
+        help="rounds of every pair [5]",
+    )
+    group.addoption(
+        "--cpus", metavar="LIST", help="run every tool under `taskset -c LIST` (e.g. 0: one CPU)"
+    )
+    group.addoption(
+        "--workers", choices=("1", "2", "auto"), help="STREAMCLEAN_WORKERS for streamclean's runs"
+    )
+    group.addoption(
+        "--peers",
+        type=checked(harness.parse_pairs),
+        default=DEFAULT_PEERS,
+        metavar="LIST",
+        help="the pairs: PEER (against streamclean) or SUBJECT/PEER, comma-separated; tools: "
+        f"{', '.join(harness.TOOLS)}; NAME:direct spawns without the launcher [{DEFAULT_PEERS}]",
+    )
+    group.addoption(
+        "--memory-tools",
+        type=checked(parse_memory_tools),
+        default=DEFAULT_MEMORY_TOOLS,
+        metavar="LIST",
+        help=f"the memory runs' tools, or none [{DEFAULT_MEMORY_TOOLS}]",
+    )
+    group.addoption(
+        "--reference",
+        choices=("auto", "json", "streamclean-general"),
+        default="auto",
+        help="what every output is checked against [auto: json up to 2 GB]",
+    )
+    group.addoption(
+        "--ratios-json",
+        type=Path,
+        metavar="PATH",
+        help="write the ratios as github-action-benchmark's customSmallerIsBetter list",
+    )
+    group.addoption(
+        "--ratios-baseline",
+        type=Path,
+        metavar="PATH",
+        help="a --ratios-json of an earlier run: fail when a ratio is worse by more than --ratios-fail",
+    )
+    group.addoption(
+        "--ratios-fail",
+        type=checked(harness.parse_percent),
+        default="25%",
+        metavar="PCT",
+        help="how much worse than the baseline a ratio may be [25%%]",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,7 +124,9 @@ def suite(request: pytest.FixtureRequest) -> Iterator[Suite]:
     yield request.config.stash[SUITE]
 
 
-def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
+def pytest_benchmark_update_json(
+    config: pytest.Config, benchmarks: list[Any], output_json: dict[str, Any]
+) -> None:
     output_json["streamclean"] = config.stash[SUITE].report()
 
 

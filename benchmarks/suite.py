@@ -49,8 +49,10 @@ def parse_memory_tools(text: str) -> list[str]:
     for name in tools:
         tool, sampler = harness.tool_spec(name)
         if sampler != "none" or not tool.name.startswith("streamclean"):
-            raise harness.BenchError(f"{name!r}: memory runs are of streamclean's tools "
-                                     "(streamclean, streamclean-general, streamclean-before)")
+            raise harness.BenchError(
+                f"{name!r}: memory runs are of streamclean's tools "
+                "(streamclean, streamclean-general, streamclean-before)"
+            )
     return tools
 
 
@@ -69,8 +71,8 @@ class Suite:
         self.pairs: list[harness.Pair] = option("--peers")
         self.memory_tools: list[str] = option("--memory-tools")
         self.reference_tool: str = option("--reference")
-        self.summaries: list[tuple[str, dict]] = []
-        self.memory: dict[tuple[str, str], dict] = {}
+        self.summaries: list[tuple[str, dict[str, Any]]] = []
+        self.memory: dict[tuple[str, str], dict[str, Any]] = {}
         self.gate_failures: list[str] = []
         self.gate_notes: list[str] = []
         self._scratch: Path | None = None
@@ -113,7 +115,9 @@ class Suite:
 
     def bench(self, store: harness.Store) -> harness.Bench:
         workdir = Path(tempfile.mkdtemp(prefix="work-", dir=self.scratch))
-        return harness.Bench(store, self.reference(store), workdir, cpus=self.cpus, workers=self.workers)
+        return harness.Bench(
+            store, self.reference(store), workdir, cpus=self.cpus, workers=self.workers
+        )
 
     def store_label(self, store: harness.Store) -> str:
         if self.store_path is not None and store.path == self.store_path:
@@ -127,7 +131,7 @@ class Suite:
         """Stable across runs of the same configuration, so a baseline's ratio is found by name."""
         return f"{pair.subject} / {pair.peer} ({self.store_label(store)}, {self.cpus_label()})"
 
-    def memory_run(self, tool: str, store: harness.Store) -> dict:
+    def memory_run(self, tool: str, store: harness.Store) -> dict[str, Any]:
         """One memory run of `tool` (sampled over its process tree; its time is not its own)."""
         key = (tool, store.sha256)
         if key not in self.memory:
@@ -135,12 +139,17 @@ class Suite:
             self.memory[key] = harness.memory_record(record, store)
         return self.memory[key]
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         """What the benchmark JSON carries beside pytest-benchmark's own fields."""
         return {
-            "options": {"rounds": self.rounds, "cpus": self.cpus, "workers": self.workers or "auto",
-                        "peers": [pair.id for pair in self.pairs], "memory_tools": self.memory_tools,
-                        "seed": self.seed},
+            "options": {
+                "rounds": self.rounds,
+                "cpus": self.cpus,
+                "workers": self.workers or "auto",
+                "peers": [pair.id for pair in self.pairs],
+                "memory_tools": self.memory_tools,
+                "seed": self.seed,
+            },
             "stores": [store.info() for store in self._stores.values()],
             "references": [asdict(ref) for ref in self._refs.values()],
             "ratios": harness.ratio_entries(self.summaries),

@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 TOOL_NAMES = {
     "streamclean": "`streamclean clean`",
@@ -42,7 +43,7 @@ def seconds_text(value: float) -> str:
     return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 100 else f"{value:.1f}"
 
 
-def spread_text(spread: dict, fmt: str = "seconds") -> str:
+def spread_text(spread: dict[str, Any], fmt: str = "seconds") -> str:
     """median [min–max] of a harness.spread dict."""
     show = seconds_text if fmt == "seconds" else (lambda v: f"{v:.1f}×")
     if spread["min"] == spread["max"]:
@@ -50,7 +51,7 @@ def spread_text(spread: dict, fmt: str = "seconds") -> str:
     return f"{show(spread['median'])} [{show(spread['min'])}–{show(spread['max'])}]"
 
 
-def pair_rows(info: dict) -> list[str]:
+def pair_rows(info: dict[str, Any]) -> list[str]:
     ratio = info["ratio"]
     rows: list[str] = []
     for spec in (info["subject"], info["peer"], "floor"):
@@ -62,15 +63,21 @@ def pair_rows(info: dict) -> list[str]:
             vs = "1"
         else:
             vs = "—"
-        multiple = spread_text(info["floor_multiple"][spec], "x") if spec in info["floor_multiple"] else "1"
+        multiple = (
+            spread_text(info["floor_multiple"][spec], "x")
+            if spec in info["floor_multiple"]
+            else "1"
+        )
         readers = info.get("reader", {}).get(spec)
         reader = f" [reader {', '.join(readers)}]" if readers else ""
-        rows.append(f"| {tool_text(spec)}{reader} | {spread_text(info['seconds'][spec])} | "
-                    f"{info['mb_per_s'][spec]:,.1f} | {vs} | {multiple} | {info['maxrss_mib'][spec]:,.1f} MiB |")
+        rows.append(
+            f"| {tool_text(spec)}{reader} | {spread_text(info['seconds'][spec])} | "
+            f"{info['mb_per_s'][spec]:,.1f} | {vs} | {multiple} | {info['maxrss_mib'][spec]:,.1f} MiB |"
+        )
     return rows
 
 
-def pair_table(bench: dict) -> list[str]:
+def pair_table(bench: dict[str, Any]) -> list[str]:
     info = bench["extra_info"]
     store = info["store"]
     jobs = f", {store['jobs']:,} jobs" if store.get("jobs") else ""
@@ -89,37 +96,51 @@ def pair_table(bench: dict) -> list[str]:
     ]
 
 
-def memory_table(records: list[dict]) -> list[str]:
+def memory_table(records: list[dict[str, Any]]) -> list[str]:
     if not records:
         return []
-    lines = ["**Memory runs** (sampled every 10 ms over the process tree; their times are not comparable)", "",
-             "| store | tool | CPUs | peak RSS sum | peak PSS sum | largest process |", "|---|---|---|---:|---:|---:|"]
+    lines = [
+        "**Memory runs** (sampled every 10 ms over the process tree; their times are not comparable)",
+        "",
+        "| store | tool | CPUs | peak RSS sum | peak PSS sum | largest process |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     for record in sorted(records, key=lambda r: (r["store_bytes"], r["tool"])):
-        lines.append(f"| {record['store_bytes'] / 1e6:,.0f} MB | {tool_text(record['tool'])} | "
-                     f"{record['cpus'] or 'all'} | {record['rss_sum_peak_mib']:,.1f} MiB | "
-                     f"{record['pss_sum_peak_mib']:,.1f} MiB | {record['maxrss_mib']:,.1f} MiB |")
+        lines.append(
+            f"| {record['store_bytes'] / 1e6:,.0f} MB | {tool_text(record['tool'])} | "
+            f"{record['cpus'] or 'all'} | {record['rss_sum_peak_mib']:,.1f} MiB | "
+            f"{record['pss_sum_peak_mib']:,.1f} MiB | {record['maxrss_mib']:,.1f} MiB |"
+        )
     return [*lines, ""]
 
 
-def machine_text(document: dict) -> str:
+def machine_text(document: dict[str, Any]) -> str:
     machine, commit = document.get("machine_info", {}), document.get("commit_info", {})
     cpu = machine.get("cpu", {})
-    at = f", commit {commit['id'][:10]}{' + local changes' if commit.get('dirty') else ''}" if commit.get("id") else ""
-    return (f"{cpu.get('count', '?')} CPUs ({cpu.get('brand_raw', machine.get('processor', '?'))}), "
-            f"Linux {machine.get('release', '?')}, {machine.get('python_implementation', '')} "
-            f"{machine.get('python_version', '?')}, {document.get('datetime', '?')}{at}")
+    at = (
+        f", commit {commit['id'][:10]}{' + local changes' if commit.get('dirty') else ''}"
+        if commit.get("id")
+        else ""
+    )
+    return (
+        f"{cpu.get('count', '?')} CPUs ({cpu.get('brand_raw', machine.get('processor', '?'))}), "
+        f"Linux {machine.get('release', '?')}, {machine.get('python_implementation', '')} "
+        f"{machine.get('python_version', '?')}, {document.get('datetime', '?')}{at}"
+    )
 
 
-def render(sources: list[tuple[Path, dict]]) -> str:
+def render(sources: list[tuple[Path, dict[str, Any]]]) -> str:
     out: list[str] = []
     for _, document in sources:
         for bench in document.get("benchmarks", []):
             if "ratio" in bench.get("extra_info", {}):
                 out += pair_table(bench)
         out += memory_table(document.get("streamclean", {}).get("memory", []))
-    out.append("Seconds: wall time of the whole command, spawn to exit, no memory sampler. Each round runs the "
-               "floor, then the pair in alternating order, every run on a fresh, fsynced copy of the store; "
-               "ratios are taken within each round. MB/s: store size / median.")
+    out.append(
+        "Seconds: wall time of the whole command, spawn to exit, no memory sampler. Each round runs the "
+        "floor, then the pair in alternating order, every run on a fresh, fsynced copy of the store; "
+        "ratios are taken within each round. MB/s: store size / median."
+    )
     out.append("")
     out += [f"Measured on {machine_text(document)} (`{path.name}`)." for path, document in sources]
     return "\n".join(out)
@@ -127,7 +148,9 @@ def render(sources: list[tuple[Path, dict]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("files", nargs="+", type=Path, help="JSON of `python -m pytest benchmarks --benchmark-json`")
+    parser.add_argument(
+        "files", nargs="+", type=Path, help="JSON of `python -m pytest benchmarks --benchmark-json`"
+    )
     args = parser.parse_args(argv)
     sources = []
     for path in args.files:

@@ -16,6 +16,7 @@ import sys
 import tomllib
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("streamclean_bench_harness", ROOT / "benchmarks" / "harness.py")
+    spec = importlib.util.spec_from_file_location(
+        "streamclean_bench_harness", ROOT / "benchmarks" / "harness.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
@@ -37,8 +40,14 @@ harness = _harness()
 def suite(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`python -m pytest benchmarks ARGS` in a child, its scratch space and reference cache in tmp."""
     env = {**os.environ, "TMPDIR": str(tmp)}
-    return subprocess.run([sys.executable, "-m", "pytest", "benchmarks", *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -49,19 +58,36 @@ def suite(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_pairs_parse_as_peer_or_subject_slash_peer() -> None:
     pairs = harness.parse_pairs("orjson, streamclean-general,inspect/dry-run,orjson/orjson:direct")
     assert [(p.subject, p.peer) for p in pairs] == [
-        ("streamclean", "orjson"), ("streamclean", "streamclean-general"), ("inspect", "dry-run"),
-        ("orjson", "orjson:direct")]
+        ("streamclean", "orjson"),
+        ("streamclean", "streamclean-general"),
+        ("inspect", "dry-run"),
+        ("orjson", "orjson:direct"),
+    ]
     assert [p.id for p in pairs][2] == "inspect-vs-dry-run"
 
 
-@pytest.mark.parametrize("text", ["", "nosuchtool", "orjson:tree", "orjson:statm", "streamclean:tree/orjson",
-                                  "floor/orjson", "orjson/orjson", "orjson,orjson", "orjson:bogus"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "nosuchtool",
+        "orjson:tree",
+        "orjson:statm",
+        "streamclean:tree/orjson",
+        "floor/orjson",
+        "orjson/orjson",
+        "orjson,orjson",
+        "orjson:bogus",
+    ],
+)
 def test_pairs_refuse_what_cannot_be_timed_honestly(text: str) -> None:
     with pytest.raises(harness.BenchError):
         harness.parse_pairs(text)
 
 
-@pytest.mark.parametrize(("text", "value"), [("25%", 25.0), ("25", 25.0), (" 7.5 % ", 7.5), ("0%", 0.0)])
+@pytest.mark.parametrize(
+    ("text", "value"), [("25%", 25.0), ("25", 25.0), (" 7.5 % ", 7.5), ("0%", 0.0)]
+)
 def test_percent_parses(text: str, value: float) -> None:
     assert harness.parse_percent(text) == value
 
@@ -75,19 +101,35 @@ def test_percent_refuses(text: str) -> None:
 def test_rounds_alternate_after_the_floor() -> None:
     pair = harness.Pair("streamclean", "orjson")
     assert [pair.order(n) for n in (1, 2, 3)] == [
-        ["floor", "streamclean", "orjson"], ["floor", "orjson", "streamclean"], ["floor", "streamclean", "orjson"]]
+        ["floor", "streamclean", "orjson"],
+        ["floor", "orjson", "streamclean"],
+        ["floor", "streamclean", "orjson"],
+    ]
     assert harness.Pair("streamclean", "floor").order(2) == ["floor", "streamclean"]
 
 
 @pytest.mark.slow
 def test_the_suite_collects_its_pairs_and_refuses_bad_options(tmp_path: Path) -> None:
-    done = suite(tmp_path, "--collect-only", "-q", "--peers", "json,inspect/dry-run", "--memory-tools", "none")
+    done = suite(
+        tmp_path,
+        "--collect-only",
+        "-q",
+        "--peers",
+        "json,inspect/dry-run",
+        "--memory-tools",
+        "none",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "benchmarks/test_pairs.py::test_pair[streamclean-vs-json]" in done.stdout
     assert "benchmarks/test_pairs.py::test_pair[inspect-vs-dry-run]" in done.stdout
     assert "test_memory_bounds[streamclean" not in done.stdout  # no tool, no memory run
-    for bad in (["--rounds", "0"], ["--peers", "orjson:tree"], ["--store-size", "big"], ["--ratios-fail", "x"],
-                ["--memory-tools", "orjson"]):
+    for bad in (
+        ["--rounds", "0"],
+        ["--peers", "orjson:tree"],
+        ["--store-size", "big"],
+        ["--ratios-fail", "x"],
+        ["--memory-tools", "orjson"],
+    ):
         done = suite(tmp_path, "--collect-only", "-q", *bad)
         assert done.returncode == pytest.ExitCode.USAGE_ERROR, (bad, done.stdout + done.stderr)
         assert bad[0] in done.stderr
@@ -104,20 +146,36 @@ def test_pytest_alone_runs_only_tests() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _run(seconds: float, reader: str | None = None) -> dict:
-    return {"seconds": seconds, "cpu_seconds": seconds, "maxrss_bytes": 10 << 20, "loadavg_1m": 1.0,
-            "reader": reader, "verified": "bytes", "workers": None}
+def _run(seconds: float, reader: str | None = None) -> dict[str, Any]:
+    return {
+        "seconds": seconds,
+        "cpu_seconds": seconds,
+        "maxrss_bytes": 10 << 20,
+        "loadavg_1m": 1.0,
+        "reader": reader,
+        "verified": "bytes",
+        "workers": None,
+    }
 
 
 def test_ratios_are_taken_pair_by_pair_not_from_the_medians() -> None:
     pair = harness.Pair("streamclean", "orjson")
     times = [(1.0, 2.0, 4.0), (1.0, 6.0, 3.0), (2.0, 3.0, 12.0)]  # floor, streamclean, orjson
-    rounds = [{"round": n, "order": pair.order(n), "runs": {"floor": _run(f), "streamclean": _run(s, "layout"),
-                                                             "orjson": _run(o)}}
-              for n, (f, s, o) in enumerate(times, 1)]
+    rounds = [
+        {
+            "round": n,
+            "order": pair.order(n),
+            "runs": {"floor": _run(f), "streamclean": _run(s, "layout"), "orjson": _run(o)},
+        }
+        for n, (f, s, o) in enumerate(times, 1)
+    ]
     summary = harness.pair_summary(pair, rounds, 100_000_000)
     assert summary["ratio"]["pairs"] == [0.5, 2.0, 0.25]
-    assert (summary["ratio"]["min"], summary["ratio"]["median"], summary["ratio"]["max"]) == (0.25, 0.5, 2.0)
+    assert (summary["ratio"]["min"], summary["ratio"]["median"], summary["ratio"]["max"]) == (
+        0.25,
+        0.5,
+        2.0,
+    )
     # The ratio of the medians would be 3 / 4 = 0.75: not what is recorded.
     assert summary["seconds"]["streamclean"] == {"min": 2.0, "median": 3.0, "max": 6.0}
     assert summary["mb_per_s"]["streamclean"] == round(100 / 3.0, 1)
@@ -126,30 +184,38 @@ def test_ratios_are_taken_pair_by_pair_not_from_the_medians() -> None:
     assert "floor" not in summary["floor_multiple"]
 
 
-def _entries(*values: float) -> list[dict]:
-    return [{"name": f"pair {n}", "unit": "x", "value": value, "range": f"{value}-{value}"}
-            for n, value in enumerate(values)]
+def _entries(*values: float) -> list[dict[str, Any]]:
+    return [
+        {"name": f"pair {n}", "unit": "x", "value": value, "range": f"{value}-{value}"}
+        for n, value in enumerate(values)
+    ]
 
 
 def test_gate_passes_against_its_own_ratios_and_up_to_the_limit() -> None:
     current = _entries(0.3, 0.5)
     assert harness.ratio_gate(current, current, 25.0)[0] == []
-    assert harness.ratio_gate(_entries(0.375, 0.5), current, 25.0)[0] == []  # exactly +25 %: allowed
+    assert (
+        harness.ratio_gate(_entries(0.375, 0.5), current, 25.0)[0] == []
+    )  # exactly +25 %: allowed
 
 
 def test_gate_fails_a_ratio_worse_than_the_limit() -> None:
     failures, notes = harness.ratio_gate(_entries(0.3, 0.5), _entries(0.3, 0.39), 25.0)
-    assert len(failures) == 1 and failures[0].startswith("pair 1: 0.5000 against the baseline's 0.3900")
+    assert len(failures) == 1 and failures[0].startswith(
+        "pair 1: 0.5000 against the baseline's 0.3900"
+    )
     assert len(notes) == 1
 
 
 def test_gate_fails_when_nothing_could_be_compared() -> None:
-    failures, _ = harness.ratio_gate(_entries(0.3), [{"name": "other", "unit": "x", "value": 1.0}], 25.0)
+    failures, _ = harness.ratio_gate(
+        _entries(0.3), [{"name": "other", "unit": "x", "value": 1.0}], 25.0
+    )
     assert failures and "none of this run's ratios" in failures[0]
 
 
 def test_memory_bounds() -> None:
-    def record(size: int, mib: float) -> dict:
+    def record(size: int, mib: float) -> dict[str, Any]:
         return {"tool": "streamclean", "store_bytes": size, "rss_sum_peak_mib": mib}
 
     assert harness.memory_bound_failures(record(20, 50.0), record(80, 60.0)) == []
@@ -165,16 +231,29 @@ def test_memory_bounds() -> None:
 @pytest.mark.slow
 def test_suite_writes_both_jsons_and_gates_on_a_baseline(tmp_path: Path) -> None:
     bench, ratios = tmp_path / "bench.json", tmp_path / "ratios.json"
-    small = ["--store-size", "2MB", "--rounds", "3", "--peers", "floor,json", "--memory-tools", "streamclean"]
-    done = suite(tmp_path, *small, "-k", "pair", "--benchmark-json", str(bench), "--ratios-json", str(ratios))
+    small = [
+        "--store-size",
+        "2MB",
+        "--rounds",
+        "3",
+        "--peers",
+        "floor,json",
+        "--memory-tools",
+        "streamclean",
+    ]
+    done = suite(
+        tmp_path, *small, "-k", "pair", "--benchmark-json", str(bench), "--ratios-json", str(ratios)
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
     # pytest-benchmark's JSON, as github-action-benchmark's `pytest` tool reads it.
     document = json.loads(bench.read_text(encoding="utf-8"))
     assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(document)
     by_name = {b["fullname"]: b for b in document["benchmarks"]}
-    assert set(by_name) == {"benchmarks/test_pairs.py::test_pair[streamclean-vs-floor]",
-                            "benchmarks/test_pairs.py::test_pair[streamclean-vs-json]"}
+    assert set(by_name) == {
+        "benchmarks/test_pairs.py::test_pair[streamclean-vs-floor]",
+        "benchmarks/test_pairs.py::test_pair[streamclean-vs-json]",
+    }
     for b in by_name.values():
         stats, info = b["stats"], b["extra_info"]
         assert stats["rounds"] == 3 and len(info["rounds"]) == 3
@@ -187,10 +266,17 @@ def test_suite_writes_both_jsons_and_gates_on_a_baseline(tmp_path: Path) -> None
         assert [r["order"][0] for r in info["rounds"]] == ["floor"] * 3
         assert info["reader"]["streamclean"] == ["layout"]
         assert "streamclean" in info["verified"] and info["loadavg_1m"]["max"] > 0
-    orders = [r["order"] for r in by_name["benchmarks/test_pairs.py::test_pair[streamclean-vs-json]"]
-              ["extra_info"]["rounds"]]
-    assert orders == [["floor", "streamclean", "json"], ["floor", "json", "streamclean"],
-                      ["floor", "streamclean", "json"]]
+    orders = [
+        r["order"]
+        for r in by_name["benchmarks/test_pairs.py::test_pair[streamclean-vs-json]"]["extra_info"][
+            "rounds"
+        ]
+    ]
+    assert orders == [
+        ["floor", "streamclean", "json"],
+        ["floor", "json", "streamclean"],
+        ["floor", "streamclean", "json"],
+    ]
     assert document["streamclean"]["ratios"] == json.loads(ratios.read_text(encoding="utf-8"))
 
     # The ratios, as github-action-benchmark's customSmallerIsBetter list.
@@ -207,11 +293,17 @@ def test_suite_writes_both_jsons_and_gates_on_a_baseline(tmp_path: Path) -> None
 
     # The gate: against its own ratios it passes (the limit is wide: a 2 MB store is all noise),
     # against ratios a hundred times better it fails the run.
-    done = suite(tmp_path, *small, "-k", "pair", "--ratios-baseline", str(ratios), "--ratios-fail", "400%")
+    done = suite(
+        tmp_path, *small, "-k", "pair", "--ratios-baseline", str(ratios), "--ratios-fail", "400%"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "every ratio within the baseline's limit" in done.stdout
     better = tmp_path / "better.json"
-    better.write_text(json.dumps([{**e, "value": e["value"] / 100} for e in entries]), encoding="utf-8")
-    done = suite(tmp_path, *small, "-k", "pair", "--ratios-baseline", str(better), "--ratios-fail", "400%")
+    better.write_text(
+        json.dumps([{**e, "value": e["value"] / 100} for e in entries]), encoding="utf-8"
+    )
+    done = suite(
+        tmp_path, *small, "-k", "pair", "--ratios-baseline", str(better), "--ratios-fail", "400%"
+    )
     assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout + done.stderr
     assert done.stdout.count("FAILED  streamclean / ") == 2
