@@ -7,6 +7,7 @@ that its gate passes against its own baseline and fails against a far better one
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -307,3 +308,26 @@ def test_suite_writes_both_jsons_and_gates_on_a_baseline(tmp_path: Path) -> None
     )
     assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout + done.stderr
     assert done.stdout.count("FAILED  streamclean / ") == 2
+
+
+@pytest.mark.slow
+def test_every_output_is_checked_byte_for_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose output differs from the reference's by its bytes alone, or by its counts, is
+    refused: no figure is recorded for it."""
+    monkeypatch.setattr(harness.tempfile, "tempdir", str(tmp_path))  # the reference cache
+    (tmp_path / "store").mkdir()
+    (tmp_path / "work").mkdir()
+    store = harness.generated_store(tmp_path / "store", 300_000)
+    reference = harness.Reference.of(store, "json", tmp_path / "work")
+    bench = harness.Bench(store, reference, tmp_path / "work")
+    assert bench.run("orjson", 1)["verified"] == "bytes and counts against json"
+    other_bytes = dataclasses.replace(reference, sha256="0" * 64)
+    with pytest.raises(harness.BenchError, match="same size, other bytes"):
+        harness.Bench(store, other_bytes, tmp_path / "work").run("orjson", 1)
+    counts = {**reference.counts, "terminal_job_count": reference.counts["terminal_job_count"] + 1}
+    with pytest.raises(harness.BenchError, match="counts differ"):
+        harness.Bench(store, dataclasses.replace(reference, counts=counts), tmp_path / "work").run(
+            "streamclean", 1
+        )
