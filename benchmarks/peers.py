@@ -24,7 +24,7 @@ import argparse
 import importlib.util
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 DEFAULT_RESULTS_TTL_SECONDS = 604800.0
@@ -45,9 +45,13 @@ oracle = _load_oracle()
 REPORT_KEYS = ("terminal_job_count", "active_job_count", "results", "events")
 
 
-def clean_state(state: dict, now: datetime, results_ttl: float | None, events_ttl: float | None) -> tuple:
+def clean_state(
+    state: dict, now: datetime, results_ttl: float | None, events_ttl: float | None
+) -> tuple:
     """SPEC §2 applied to a loaded store by the oracle: (the cleaned state, the report's counts)."""
-    cleaned, report = oracle.clean_state(state, results_ttl=results_ttl, events_ttl=events_ttl, now=now)
+    cleaned, report = oracle.clean_state(
+        state, results_ttl=results_ttl, events_ttl=events_ttl, now=now
+    )
     return cleaned, {key: report[key] for key in REPORT_KEYS}
 
 
@@ -79,8 +83,8 @@ PEERS = {"json": run_json, "orjson": run_orjson}
 def parse_now(text: str) -> datetime:
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def main(argv=None) -> int:
@@ -95,13 +99,19 @@ def main(argv=None) -> int:
     parser.add_argument("--disable-events-retention", action="store_true")
     args = parser.parse_args(argv)
 
-    now = args.now or datetime.now(timezone.utc)
+    now = args.now or datetime.now(UTC)
     results_ttl = None if args.disable_results_retention else args.results_ttl_seconds
     events_ttl = None if args.disable_events_retention else args.events_ttl_seconds
-    counts = PEERS[args.peer](args.source, args.target, now=now,
-                              results_ttl=results_ttl, events_ttl=events_ttl)
-    report = {"runner": f"peers.py {args.peer}", "now": now.isoformat(),
-              "results_ttl_seconds": results_ttl, "events_ttl_seconds": events_ttl, **counts}
+    counts = PEERS[args.peer](
+        args.source, args.target, now=now, results_ttl=results_ttl, events_ttl=events_ttl
+    )
+    report = {
+        "runner": f"peers.py {args.peer}",
+        "now": now.isoformat(),
+        "results_ttl_seconds": results_ttl,
+        "events_ttl_seconds": events_ttl,
+        **counts,
+    }
     print(json.dumps(report, indent=2))
     return 0
 
