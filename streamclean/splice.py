@@ -64,6 +64,25 @@ class Splice:
             self._out.resume_at(close_at if self._last_kept_end is None else self._run_end)
             self._run_end = None
 
+    def block(self, block, dropped: list[int]) -> None:
+        """A `Block` of members (see `readers.layout.Block`) of which those at the positions
+        `dropped` (ascending) go: the same ranges as `drop` and `keep` member by member, with
+        the kept members between two dropped ones passed over in one step."""
+        count = len(block)
+        kept_from = 0  # the first member not yet handed on
+        for position in dropped:
+            if position > kept_from:
+                self.keep_run(block.member(kept_from), position - kept_from, block.value_end(position - 1))
+            self.drop(block.member(position))
+            kept_from = position + 1
+        if kept_from < count:
+            self.keep_run(block.member(kept_from), count - kept_from, block.value_end(count - 1))
+
+    def keep_run(self, first, count: int, end: int) -> None:
+        """`count` members kept, from `first` to one whose value ends at `end`."""
+        self.keep(first)
+        self._last_kept_end = end
+
     def drop_all(self, close_at: int) -> None:
         """Every member goes: the container becomes empty."""
         self._out.skip_from(self._open_at + 1)
@@ -117,6 +136,11 @@ class ArchivingSplice(Splice):
     def kept_until(self, end: int) -> None:
         super().kept_until(end)
         self._previous_end = end
+
+    def keep_run(self, first, count: int, end: int) -> None:
+        super().keep_run(first, count, end)
+        self._previous_end = end
+        self._position += count - 1
 
     def close(self, close_at: int) -> None:
         if self._pending is not None:
