@@ -149,21 +149,20 @@ class JobIndex:
                 return self._flags[position]
         return self._others.get(job_id, 0)
 
-    def flags_many(self, job_ids: Sequence[str]) -> list[int]:
+    def flags_many(self, job_ids: list[str]) -> list[int]:
         """`flags_of` each of `job_ids`, in bulk where they are all canonical UUIDs."""
         halves = _uuid_halves(job_ids)
-        if halves is None:
-            return [self.flags_of(job_id) for job_id in job_ids]
         high, low, flags = self._high, self._low, self._flags
-        count = len(high)
-        found = []
-        for job_id, upper, lower in zip(job_ids, halves[0].tolist(), halves[1].tolist()):
-            position = bisect_left(high, upper)
-            if position < count and high[position] == upper and low[position] == lower:
-                found.append(flags[position])
-            else:  # another job with the same upper half first, or not in the arrays
-                found.append(self.flags_of(job_id))
-        return found
+        if halves is None or not high:
+            return [self.flags_of(job_id) for job_id in job_ids]
+        uppers, lowers = halves[0].tolist(), halves[1].tolist()
+        last = len(high) - 1
+        positions = [bisect_left(high, upper, 0, last) for upper in uppers]
+        if [high[position] for position in positions] == uppers and [low[position] for position in positions] == lowers:
+            return [flags[position] for position in positions]
+        # some id is not in the arrays, or shares its upper half with another job: those one by one
+        return [flags[position] if high[position] == upper and low[position] == lower else self.flags_of(job_id)
+                for job_id, position, upper, lower in zip(job_ids, positions, uppers, lowers)]
 
     def count(self, flag: int) -> int:
         """How many jobs have `flag`."""
