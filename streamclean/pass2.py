@@ -334,7 +334,11 @@ def _drop_events(run: Pass, job: Member, values: list, verdicts: list[bool]) -> 
     if all(verdicts) and run.archive is None:
         splice.drop_all(job.value_end - 1)  # leaves "[]", as json.dumps writes an empty list
         return
-    for position, element in enumerate(run.reader.elements(job, count=len(values))):
+    blocks = run.reader.powers.blocks
+    elements = blocks.array_elements(job) if blocks is not None else None
+    if elements is None or len(elements) != len(values):
+        elements = run.reader.elements(job, count=len(values))
+    for position, element in enumerate(elements):
         if position < len(verdicts) and verdicts[position]:
             splice.drop(element)
         else:

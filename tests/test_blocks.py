@@ -308,3 +308,24 @@ def test_a_generated_store_in_blocks_is_the_general_readers(tmp_path, blocks_of)
     assert new != data
     if layout.BLOCK_SIZE > 1 << 16:  # with small blocks, a record larger than one goes record by record
         assert careful == 0
+
+
+@pytest.mark.parametrize("array, placed", [
+    (b'[\n      {"a": 1},\n      {"b": [1,\n      2]},\n      3\n    ]', True),
+    (b'[]', True),
+    (b'[\n       {"a": 1}\n    ]', False),  # another indent
+    (b'[\n      {"a": 1}, {"b": 2}\n    ]', False),  # two on one line
+    (b'[\n      {"a": 1}\n   ]', False),
+])
+def test_array_elements_are_placed_by_their_raw_lengths_or_not_at_all(array, placed):
+    data = b'{\n  "events": {\n    "j1": ' + array + b'\n  }\n}'
+    reader = LayoutReader(io.BytesIO(data))
+    reader.window.need(len(data))
+    start = data.index(b'"j1": ') + 6
+    member = layout.Member("j1", start, start, start + len(array))
+    elements = reader.array_elements(member)
+    if not placed:
+        assert elements is None
+        return
+    assert [json.loads(data[e.value_start : e.value_end]) for e in elements] == json.loads(array)
+    assert [e.comma_at for e in elements] == [None, *(e.value_end for e in elements)][: len(elements)]

@@ -146,6 +146,11 @@ class BlockPath(Protocol):
                resume_after: int | None = None, stop_at: int | None = None) -> Walk:
         ...
 
+    def array_elements(self, array: Member) -> list[Member] | None:
+        """The elements of an array already read whole, without decoding them again; None
+        where they cannot be placed that way."""
+        ...
+
 
 @dataclass(frozen=True)
 class Powers:

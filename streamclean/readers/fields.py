@@ -77,3 +77,9 @@ def strict_decoder(names: tuple[str, ...], array: bool) -> Callable[[object], ob
         return None
     fields = msgspec.defstruct("Fields", [(name, Optional[str], None) for name in names], gc=False)
     return msgspec.json.Decoder(list[fields] if array else fields).decode
+
+
+def raw_array_decoder() -> Callable[[object], list] | None:
+    """A function from an array's bytes to its elements as raw bytes (`msgspec.Raw`, whose
+    lengths say where each one ends); None without msgspec."""
+    return None if msgspec is None else msgspec.json.Decoder(list[msgspec.Raw]).decode

@@ -437,6 +437,8 @@ def _middle_job(stream: BinaryIO, start: int) -> tuple[int, int] | None:
 
 
 
+_RAW_ARRAY = _fields.raw_array_decoder()
+
 # -- blocks of section members ---------------------------------------------------------------
 
 # A member line of a section object: `\n`, four spaces, a key without escapes or control
@@ -697,6 +699,40 @@ class LayoutReader:
                 blocks.close = members.close
                 return
             comma = member.value_end
+
+    def array_elements(self, array: Member) -> list[Member] | None:
+        """The elements of a job's events array that the window holds whole (its `value_end`
+        known), found without decoding them again: msgspec reads the array as raw values,
+        whose lengths place them, and the layout's separators must lie exactly between them.
+        None where they do not (then `elements` walks the array)."""
+        w = self.window
+        start, end = array.value_start, array.value_end
+        if _RAW_ARRAY is None or start < w.base or end > w.end or end - start < 2:
+            return None
+        buf, base = w.buf, w.base
+        with memoryview(buf) as view:
+            try:
+                raws = _RAW_ARRAY(view[start - base : end - base])
+            except _fields.REFUSED:
+                return None
+            lengths = [len(raw) for raw in raws]
+            del raws  # they hold the view
+        if not lengths:
+            return [] if buf[start - base : end - base] == b"[]" else None
+        if buf[start - base : start - base + 8] != b"[\n      ":
+            return None
+        elements = []
+        at, comma = start + 8, None
+        for length in lengths:
+            value_end = at + length
+            elements.append(Member(None, at, at, value_end, comma))
+            comma, at = value_end, value_end + 8
+        separators = [buf[member.value_end - base : member.value_end - base + 8] for member in elements[:-1]]
+        if separators.count(b",\n      ") != len(separators) or elements[-1].value_end + 6 != end or (
+            buf[end - 6 - base : end - base] != b"\n    ]"
+        ):
+            return None
+        return elements
 
     def elements(self, array: Member, count: int | None = None):
         """The elements of a job's events array, each decoded; sets the array's `value_end`.
