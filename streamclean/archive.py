@@ -1,27 +1,9 @@
 """The archive (`--archive-file`): every record a run removes, as JSON Lines, for `restore`.
 
-One line a record, in store order, after a header line:
-
-    {"streamclean_archive": 1, "store": ..., "before": {"size": ...}, "after": {"size": ..., "sha256": ...}, ...}
-    {"section": "results", "key": "r1", "before": ",\\n    \\"r1\\": ", "text": "{...}", "after": ""}
-    {"section": "events", "key": "j1", "position": 0, "before": "\\n      ", "text": "{...}", "after": ","}
-
-`text` is the record's exact source (the store's UTF-8 bytes as a string, so NaN, big integers
-and every escape survive and each line stays strict JSON for jq); `before` and `after` are
-the exact bytes the run left out with it (separator, key, colon, and at the start of a
-container the separator behind it). A single event has its `position` in its job's array as
-it was; a whole events array (of a removed job) has none. The header names the store the
-archive belongs to: the cleaned store's size and SHA-256, which `restore` checks.
-
-The file is gzip-compressed (level 1) when its name ends in `.gz`: the header and the body are
-two gzip members, which gzip readers read as one stream.
-
-Its life through a run (`ArchiveWriter`): the body is written, as the run finds records, into
-an unnamed file beside PATH; before the swap the archive is put together under a temporary
-name beside PATH (`<PATH>.streamclean-<pid>-<hex>.partial`) and fsynced; after the swap it is
-given its name with a hard link, which never replaces a file (`publish`). A run that fails,
-gives way or rolls back removes it (`rollback`); a crash between the swap and the link leaves
-it under its temporary name, and nothing removes it automatically.
+A header line names the store the archive belongs to (the cleaned store's size and SHA-256);
+then one line a removed record, with its exact source and the exact bytes left out with it, so
+that a restore gives back the old store byte for byte. `ArchiveWriter` writes it beside PATH and
+names it only after the swap; `ArchiveReader` reads it back. Format and life: docs/archive.md.
 """
 
 from __future__ import annotations
@@ -31,14 +13,15 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import zlib
 from pathlib import Path
 
 import orjson
 
 from . import fs, signals
-from .errors import StreamcleanError, WriteError
+from .errors import EXIT_CLEANED, StreamcleanError, WriteError
+from .splice import _DiskWriter
+from .swap import leftover_name, unnamed_file
 
 FORMAT = 1
 GZIP_LEVEL = 1  # gzip's default ran at 17.6 MB/s here, level 1 at 114 MB/s
@@ -65,8 +48,16 @@ def refuse_existing(path: str | os.PathLike) -> None:
         raise ArchiveError(f"the archive's folder does not exist: {folder}", "create it, or give another --archive-file")
 
 
+class ArchiveNotNamedError(WriteError):
+    """After the swap, the archive could not be given its name (or its folder synced): the
+    new store is in place, and the message says where the archive is."""
+
+    exit_code = EXIT_CLEANED
+
+
 def temp_name(path: Path) -> Path:
-    return path.with_name(f"{path.name}.streamclean-{os.getpid()}-{secrets.token_hex(4)}.partial")
+    """The archive's name until the swap: a leftover name beside it (`swap.leftover_name`)."""
+    return leftover_name(path)
 
 
 class _Body:
@@ -86,8 +77,6 @@ class _Body:
     def start_thread(self) -> None:
         """Compress and write on a thread from now on (call once this body is known to
         whoever will `close()` it)."""
-        from .splice import _DiskWriter
-
         with signals.critical_section(deliver=True):  # the thread must be known to close()
             self._disk = _DiskWriter(self._emit, self.fd)
 
@@ -141,6 +130,16 @@ class _Body:
             self._disk = None
 
 
+def _json_line(value: dict) -> bytes:
+    """One line of the archive. A lone surrogate (a key written escaped in the store, or a
+    store path with a byte that is not UTF-8, as `os.fsdecode` gives it) is written as its
+    JSON escape, so the line stays valid JSON and reads back as the same string."""
+    try:
+        return orjson.dumps(value) + b"\n"
+    except TypeError:
+        return json.dumps(value, ensure_ascii=True).encode() + b"\n"
+
+
 def _write(fd: int, data: bytes) -> None:
     try:
         fs.write_all(fd, data)
@@ -167,6 +166,7 @@ class ArchiveWriter:
         self.records = 0
         self.size = 0
         self._part_fd: int | None = None  # a worker's part: the file the main process made for it
+        self._store_mode = os.fstat(source_fd).st_mode  # what it is created no more open than
 
     def record(self, section: str, key: str, position: int | None, start: int, value_start: int,
                value_end: int, resume: int | None, head: bytes | None = None) -> None:
@@ -193,11 +193,7 @@ class ArchiveWriter:
         line["after"] = after
         if self._body is None:
             self._open_body()
-        try:
-            encoded = orjson.dumps(line)
-        except TypeError:  # a key with a lone surrogate (written escaped in the store): escaped here too
-            encoded = json.dumps(line, ensure_ascii=True).encode()
-        self._body.write(encoded + b"\n")
+        self._body.write(_json_line(line))
         self.records += 1
 
     @classmethod
@@ -232,9 +228,8 @@ class ArchiveWriter:
         self.records += records
 
     def _open_body(self) -> None:
-        from .split import unnamed_file  # the worker file's kind: no name, so nothing left behind
-
-        fd = unnamed_file(self.path) if self._part_fd is None else self._part_fd
+        # the worker file's kind: no name, so nothing left behind
+        fd = unnamed_file(self.path, self._store_mode) if self._part_fd is None else self._part_fd
         if fd is None:
             raise WriteError(f"cannot create the archive beside {self.path}", "its folder must exist and be writable")
         self._body = _Body(fd, self._gzip)
@@ -247,14 +242,14 @@ class ArchiveWriter:
         self.temp = temp_name(self.path)
         with signals.critical_section(deliver=True):
             try:
-                fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                fd = fs.create_file(self.temp, self._store_mode)
             except OSError as exc:
                 raise WriteError(f"cannot create the archive {self.temp}: {exc.strerror}",
                                  "the store was left unchanged; the archive's folder must be writable") from None
             self._temp_exists = True
         try:
             head = _Body(fd, self._gzip)
-            head.write(orjson.dumps(dict(header, records=self.records)) + b"\n")
+            head.write(_json_line(dict(header, records=self.records)))
             head.finish()
             try:
                 fs.copy_range(body.fd, fd, body.written, 0)
@@ -272,17 +267,17 @@ class ArchiveWriter:
             fs.link(str(self.temp), str(self.path))
         except OSError as exc:
             hint = "it exists now" if exc.errno == errno.EEXIST else exc.strerror
-            raise WriteError(
-                f"the store is cleaned, but the archive could not be named {self.path} ({hint}); it is {self.temp}",
-                f"keep it: mv {self.temp} <a new name>",
+            raise ArchiveNotNamedError(
+                f"the archive could not be named {self.path} ({hint}); keep it: it is {self.temp}",
+                f"mv {self.temp} <a new name>",
             ) from None
         self._temp_exists = False
         try:
             os.unlink(self.temp)
             fs.fsync_dir(str(self.path.parent))
         except OSError as exc:
-            raise WriteError(f"the store is cleaned and the archive is {self.path}, but syncing its folder failed: {exc.strerror}",
-                             "check the disk") from None
+            raise ArchiveNotNamedError(f"the archive is {self.path}, but syncing its folder failed: {exc.strerror}",
+                                       "check the disk") from None
 
     def close_body(self) -> None:
         if self._body is not None:

@@ -1,43 +1,41 @@
 """Small files replaced whole: the report (`--output-json`) and the metrics file.
 
-A reader of the target — a dashboard, node_exporter — sees the old file or the new one, never
-a part. The steps, after python-atomicwrites:
+A reader of the target (a dashboard, node_exporter) sees the old file or the new one, never a
+part. The store is not written this way: its swap (`swap.py`) also checks that nobody replaced
+the store meanwhile, which a report does not need. The steps: docs/design.md.
 
-- `get_fileobject`: a temporary file in the target's own folder (a rename is atomic only within
-  one file system), named `.<name>.<random>.tmp` so that no `*.prom` or `*.json` glob matches it;
-- `sync`: flush and fsync, so a crash after the rename cannot leave an empty file;
-- `commit`: the target's mode (or `new_file_mode` for a new file), the rename, then an fsync of
-  the folder, so the rename itself survives a crash;
-- `rollback`: remove the temporary file; it never raises, so the error that caused it is the
-  one the caller sees.
-
-    >>> write_atomically("artifacts/report.json", b"{}\\n")
-
-The store is not written this way: its swap (`swap.py`) also checks that nobody replaced the
-store meanwhile, which a report does not need.
+    >>> write_atomically("artifacts/report.json", b"{}\n")
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import secrets
 import stat
-import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
+
+from . import fs
 
 
 class AtomicWriter:
     """Replace `path` with what is written to the file `open()` yields, or leave it as it was.
 
     `new_file_mode` is the mode of a file that did not exist before (default: 0666 less the
-    umask, as `open()` would make it); a file that existed keeps its mode.
+    umask, as `open()` would make it); a file that existed keeps its mode. With `store_mode`,
+    either is held to what a file about a store of that mode may allow (`fs.private_mode`):
+    the report of a private store is private too.
     """
 
-    def __init__(self, path: str | os.PathLike, new_file_mode: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, new_file_mode: int | None = None,
+                 store_mode: int | None = None) -> None:
         self.path = Path(path)
         self.new_file_mode = new_file_mode
+        self.store_mode = store_mode
+        self.temp: Path | None = None
 
     @contextmanager
     def open(self) -> Iterator[IO[bytes]]:
@@ -54,17 +52,25 @@ class AtomicWriter:
                 self.rollback(f)
 
     def get_fileobject(self) -> IO[bytes]:
-        return tempfile.NamedTemporaryFile(
-            "wb", dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp", delete=False
-        )
+        mode = self._mode()
+        for _ in range(64):
+            temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+            try:
+                fd = fs.create_file(temp, mode, mode)
+            except FileExistsError:
+                continue
+            self.temp = temp
+            return os.fdopen(fd, "wb")
+        raise FileExistsError(errno.EEXIST, "no free temporary name", str(self.path))
 
     def sync(self, f: IO[bytes]) -> None:
         f.flush()
         os.fsync(f.fileno())
 
     def commit(self, f: IO[bytes]) -> None:
-        os.chmod(f.name, self._mode())
-        os.replace(f.name, self.path)
+        assert self.temp is not None
+        os.chmod(self.temp, self._mode())
+        os.replace(self.temp, self.path)
         fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
@@ -77,37 +83,41 @@ class AtomicWriter:
         except OSError:
             pass
         try:
-            os.unlink(f.name)
+            if self.temp is not None:
+                os.unlink(self.temp)
         except OSError:
             pass  # already renamed, or never there: nothing of ours is left either way
 
     def _mode(self) -> int:
+        limit = 0o7777 if self.store_mode is None else fs.private_mode(self.store_mode)
         try:
-            return stat.S_IMODE(os.stat(self.path).st_mode)
+            return stat.S_IMODE(os.stat(self.path).st_mode) & limit
         except FileNotFoundError:
             pass
         if self.new_file_mode is not None:
-            return self.new_file_mode
+            return self.new_file_mode & limit
         umask = os.umask(0)
         os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~umask & limit
 
 
-def write_atomically(path: str | os.PathLike, data: bytes, new_file_mode: int | None = None) -> None:
+def write_atomically(path: str | os.PathLike, data: bytes, new_file_mode: int | None = None,
+                     store_mode: int | None = None) -> None:
     """Replace the file at `path` with `data`, atomically; raises OSError, leaving `path` as
-    it was and no temporary file behind."""
-    with AtomicWriter(path, new_file_mode).open() as f:
+    it was and no temporary file behind. `store_mode`: see AtomicWriter."""
+    with AtomicWriter(path, new_file_mode, store_mode).open() as f:
         f.write(data)
 
 
-def check_writable(path: str | os.PathLike, create_folders: bool = False) -> None:
+def check_writable(path: str | os.PathLike, create_folders: bool = False, store_mode: int | None = None) -> None:
     """Raise OSError, worded for a person, unless `path` can be written by `write_atomically`
     (after creating its missing folders, with `create_folders`).
 
     `path` must not be a folder, and its folder must exist (or, with `create_folders`, its
     nearest existing ancestor must be a folder). Whether a file can be created there is found
     out by creating one and removing it again, not with `os.access`, which says yes to root
-    on a read-only mount, for instance. Nothing is left behind.
+    on a read-only mount, for instance. Nothing is left behind; the probe is no more open
+    than a store of mode `store_mode`.
     """
     path = Path(path)
     if path.is_dir():
@@ -125,9 +135,14 @@ def check_writable(path: str | os.PathLike, create_folders: bool = False) -> Non
         raise NotADirectoryError(errno.ENOTDIR, f"{folder} is a file, not a folder")
     if folder != path.parent and not create_folders:
         raise FileNotFoundError(errno.ENOENT, f"the folder {path.parent} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".streamclean-probe-", suffix=".tmp")
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot create a file in {folder}: {exc.strerror}") from None
-    os.close(fd)
-    os.unlink(probe)
+    for _ in range(64):
+        probe = folder / f".streamclean-probe-{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(fs.create_file(probe, 0o600 if store_mode is None else store_mode, 0o600))  # empty, its owner's
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot create a file in {folder}: {exc.strerror}") from None
+        os.unlink(probe)
+        return
+    raise FileExistsError(errno.EEXIST, f"no free name for a probe in {folder}")

@@ -16,7 +16,7 @@ import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterable
 
 from . import archive as archives
 from . import fs, pass1, pass2, signals, split
@@ -24,11 +24,13 @@ from .errors import InvalidStoreError, StoreFileError, UsageError, WriteError
 from .index import NO_FINISHED_AT, REMOVED
 from .judge import Judge
 from .lock import StoreLock
+from .outputs import LOCK
+from .outputs import check as check_outputs
 from .policy import RetentionPolicy
 from .readers import LayoutMismatch, candidates, check_reader, reader_class
 from .report import CleanupReport
 from .splice import RangeWriter
-from .swap import AtomicReplace, Snapshot, remove_leftovers
+from .swap import AtomicReplace, Snapshot, remove_leftovers, unnamed_file
 from .units import megabytes
 
 Progress = Callable[[str, int, int], None]  # (pass name, bytes done, bytes total)
@@ -68,7 +70,7 @@ def clean(
         archives.refuse_existing(archive_file)
     signals.run_started()
     report = CleanupReport(store_file=str(store_file), policy=policy, dry_run=dry_run)
-    with store_under_lock(store_file, dry_run, lock_file) as (store, source, snapshot):
+    with store_under_lock(store_file, dry_run, lock_file, [("--archive-file", archive_file)]) as (store, source, snapshot):
         report.bytes_before = report.bytes_after = snapshot.size
         run = Run(store, source, snapshot, policy, report, dry_run, backup, progress, workers, survey,
                   None if archive_file is None else Path(archive_file))
@@ -87,14 +89,18 @@ def clean(
 
 
 @contextmanager
-def store_under_lock(store_file: str | os.PathLike, dry_run: bool, lock_file: str | os.PathLike | None):
+def store_under_lock(store_file: str | os.PathLike, dry_run: bool, lock_file: str | os.PathLike | None,
+                     outputs: Iterable[tuple[str, str | os.PathLike | None]] = (),
+                     reads: Iterable[tuple[str, str | os.PathLike | None]] = ()):
     """The store opened where it lives (a symlink stays a link), its snapshot, and, unless in
     a dry run, the lock beside it held and this tool's leftovers removed: how `clean` and
-    `restore` begin."""
+    `restore` begin. First, before the store is opened, the lock and the run's other
+    `outputs` are held to the rule of `outputs.check` (`reads`: what the run only reads)."""
+    check_outputs(store_file, [(LOCK, lock_file), *outputs], reads)  # a dry run's lock too: it may be in use
     store = Path(os.path.realpath(store_file))
     with _open_store(store, str(store_file)) as source:
         snapshot = Snapshot.of(os.fstat(source.fileno()))
-        with nullcontext() if dry_run else StoreLock(Path(lock_file or f"{store}.lock")):
+        with nullcontext() if dry_run else StoreLock(Path(lock_file or f"{store}.lock"), snapshot.mode):
             if not dry_run:
                 remove_leftovers(store)
             yield store, source, snapshot
@@ -223,12 +229,12 @@ class Run:
                 return None
             if vfs.f_bavail * vfs.f_frsize < size + (size - start):
                 return None
-            segment = split.unnamed_file(replace.store)
+            segment = unnamed_file(replace.store, self.snapshot.mode)
             if segment is None:
                 return None
         archive_fd = None
         if archive is not None:
-            archive_fd = split.unnamed_file(archive.path)
+            archive_fd = unnamed_file(archive.path, self.snapshot.mode)
             if archive_fd is None:
                 if segment is not None:
                     os.close(segment)
@@ -351,18 +357,28 @@ def write_errors():
 
 
 def _open_store(store: Path, shown: str) -> BinaryIO:
+    """The store, opened for reading. Anything but a regular file is refused before it is
+    opened, and again after (O_NONBLOCK: a FIFO put there meanwhile does not hang the open)."""
     try:
-        source = open(store, "rb", buffering=0)
+        _regular_store(os.stat(store), shown)
+        fd = os.open(store, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise StoreFileError(
             f"store file not found: {shown}",
             "check --store-file or ASYNC_JOBS_STORE_FILE",
         ) from None
-    except IsADirectoryError:
-        raise StoreFileError(f"store file is a directory: {shown}", "give the path of store.v1.json") from None
     except OSError as exc:
         raise StoreFileError(f"cannot open the store {shown}: {exc.strerror}") from None
-    if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
-        source.close()
+    try:
+        _regular_store(os.fstat(fd), shown)
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, "rb", buffering=0)
+
+
+def _regular_store(st: os.stat_result, shown: str) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise StoreFileError(f"store file is a directory: {shown}", "give the path of store.v1.json")
+    if not stat.S_ISREG(st.st_mode):
         raise StoreFileError(f"store file is not a regular file: {shown}")
-    return source

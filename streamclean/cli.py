@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import gc
+import io
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from functools import partial
 
 import click
 
 from . import __version__, signals
-from .atomicfile import check_writable, write_atomically
 from .cleanup import clean
-from .errors import EXIT_CLEANED, EXIT_FAILED, InterruptedRunError, OutputError, StreamcleanError
+from .errors import StreamcleanError
 from .inspect import inspect_store, render_text
-from .metrics import RunOutcome, write_textfile
+from .outcome import Run, as_streamclean_errors
+from .outputs import LOCK
 from .policy import (
     DEFAULT_EVENTS_TTL_SECONDS,
     DEFAULT_RESULTS_TTL_SECONDS,
@@ -150,114 +152,63 @@ def clean_options(command):
 # -- running clean -------------------------------------------------------------------------------
 
 
-@dataclass
-class _Run:
-    """What one `clean` got to: its report once the library returned one, and how it failed."""
-
-    runner: str
-    started: float
-    report: CleanupReport | None = None
-    document: str | None = None
-    error: StreamcleanError | None = None
-    metrics_file: str | None = None  # None when not asked for or found unwritable
-
-    @property
-    def cleaned(self) -> bool:
-        """The cleaned store is in place: from here on no failure may exit 1. (The library
-        may fail after its swap, before it returns a report: the signal module knows.)"""
-        return (self.report is not None and self.report.rewritten) or signals.store_swapped()
-
-
 def run_clean(runner: str, *, summary: bool = True, **options) -> None:
-    """Clean as the options and environment say: the report on stdout, a summary on stderr.
-
-    On failure: one line on stderr and the exit status. 1 (and 2, 75) keep their promise that
-    the store is as it was; once the cleaned store is in place, any failure after it (the
-    report, the metrics file, a signal) exits EXIT_CLEANED and the report still goes to stdout.
-    The metrics file, if asked for, is written either way and records that status.
-    """
+    """Clean as the options and environment say: the report on stdout, a summary on stderr;
+    on failure one line on stderr and the exit status (`outcome.Run` decides them)."""
     quiet = options.pop("quiet")
-    run = _Run(runner, _elapsed_clock())
+    metrics_file = options.pop("metrics_textfile")
+    run = Run(runner, "cleaned", _elapsed_clock, _wall_clock)
     # The process is ours, and what it imported lives as long as it does: frozen, the cyclic
     # collector stops walking those objects again each time a few hundred records have passed.
     gc.freeze()
-    try:
-        with _stopped_by_signals():
-            _clean(run, quiet, options.pop("metrics_textfile"), **options)
-    except StreamcleanError as exc:
-        run.error = exc
-    with signals.critical_section():  # a signal now could only cut the account of the run short
-        status = _conclude(run, summary and not quiet)
+    with run.going():
+        store_file = _store_file(options)
+        run_files = [(LOCK, options["lock_file"]), ("--archive-file", options.get("archive_file") or None)]
+        run.check_metrics(store_file, metrics_file, run_files)
+        policy, store_file = _settings(**options)
+        choice = pipeline_choice()
+        run.check_report(store_file, options["output_json"], run_files)
+        with progress_on_stderr(quiet, CLEAN_PASSES) as progress:
+            report = clean(
+                store_file,
+                policy,
+                dry_run=options["dry_run"],
+                lock_file=options["lock_file"],
+                backup=options["backup"],
+                progress=progress,
+                archive_file=options.get("archive_file") or None,
+                **choice,
+            )
+        run.finished(report, report.as_dict(runner))
+    _exit(run, summary_line if summary and not quiet else None)
+
+
+def _exit(run: Run, summary: Callable[[CleanupReport, float], str] | None) -> None:
+    """Show how the run ended and exit with its status. Signals wait meanwhile, and are
+    ignored from then on: the status is final (one that came is in the account)."""
+    with signals.critical_section():
+        status = run.conclude(_show, None if summary is None else partial(summary, run.runner))
+        signals.ignore()
     if status:
         sys.exit(status)
 
 
-def _clean(run: _Run, quiet: bool, metrics_file: str | None, **options) -> None:
-    store_file = _store_file(options)
-    if metrics_file:
-        _check_output(metrics_file, "--metrics-textfile", store_file, options["lock_file"], False)
-        run.metrics_file = metrics_file
-    policy, store_file = _settings(**options)
-    choice = pipeline_choice()
-    output_json = options["output_json"]
-    if output_json:
-        _check_output(output_json, "--output-json", store_file, options["lock_file"], True)
-        if metrics_file and _same_path(output_json, metrics_file):
-            raise OutputError(
-                f"--output-json and --metrics-textfile name the same file: {output_json}",
-                "the store was left unchanged; give each its own file",
-            )
-    with progress_on_stderr(quiet, CLEAN_PASSES) as progress:
-        run.report = clean(
-            store_file,
-            policy,
-            dry_run=options["dry_run"],
-            lock_file=options["lock_file"],
-            backup=options["backup"],
-            progress=progress,
-            archive_file=options.get("archive_file") or None,
-            **choice,
-        )
-    run.document = json.dumps(run.report.as_dict(run.runner), indent=2, ensure_ascii=False) + "\n"
-    if output_json:
-        _write_report(Path(output_json), run.document)
-
-
-def _conclude(run: _Run, summary: bool) -> int:
-    """Write the metrics, print the report and the error or summary line; the exit status."""
-    error = run.error
-    if error is None:
-        status = 0
-    else:
-        status = EXIT_CLEANED if run.cleaned else error.exit_code
-    metrics_error = None
-    if run.metrics_file:
-        outcome = RunOutcome(_wall_clock(), _elapsed_clock() - run.started, run.report, status)
+def _show(text: str, err: bool) -> None:
+    """Print `text` on stdout (or stderr) whole, or raise OSError; after a failure, what is
+    left of it is dropped, so that exiting adds no complaint of its own."""
+    stream = sys.stderr if err else sys.stdout
+    if stream is None:  # started with the descriptor closed
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    try:
+        click.echo(text, nl=False, err=err)
+    except (OSError, ValueError) as exc:
         try:
-            write_textfile(run.metrics_file, outcome)
-        except OutputError as exc:
-            metrics_error = exc
-            if status == 0:
-                status = EXIT_CLEANED if run.cleaned else EXIT_FAILED
-    if status in (0, EXIT_CLEANED) and run.document is not None:
-        click.echo(run.document, nl=False)
-    for problem in (error, metrics_error):
-        if problem is not None:
-            line = _cleaned_but(problem, run.document is not None) if run.cleaned else str(problem)
-            _say_error(run.runner, line)
-    if status == 0 and summary:
-        click.echo(summary_line(run.runner, run.report, _elapsed_clock() - run.started), err=True)
-    return status
-
-
-def _cleaned_but(error: StreamcleanError, reported: bool) -> str:
-    """The line for a failure after the cleaned store was swapped in: it says so first."""
-    if isinstance(error, InterruptedRunError):
-        what = f"the run was interrupted by {error.signame}"
-    else:
-        what = error.message
-    where = "the report is on stdout" if reported else "there is no report"
-    return f"the store was cleaned, but {what}; {where}"
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+        raise OSError(getattr(exc, "errno", None) or errno.EBADF, str(exc)) from None
 
 
 def summary_line(runner: str, report: CleanupReport, seconds: float) -> str:
@@ -276,53 +227,6 @@ def summary_line(runner: str, report: CleanupReport, seconds: float) -> str:
 
 def _count(number: int, noun: str) -> str:
     return f"{number:,} {noun}" + ("" if number == 1 else "s")
-
-
-# -- the outputs, checked before the store is read ---------------------------------------------
-
-_OUTPUT_WHAT = {"--output-json": "the report", "--metrics-textfile": "the metrics"}
-_OUTPUT_FIX = {
-    "--output-json": "give --output-json a file in a writable folder (missing folders are created)",
-    "--metrics-textfile": "its folder must exist and be writable",
-}
-
-
-def _check_output(path: str, option: str, store_file: str, lock_file: str | None, create_folders: bool) -> None:
-    """Refuse, before the store is read, an output path that cannot be written or that names
-    the store, its lock or its backup (writing it would destroy what the run protects)."""
-    store = os.path.realpath(store_file)
-    own = {
-        store: "the store itself",
-        os.path.realpath(lock_file or f"{store}.lock"): "the store's lock file",
-        f"{store}.bak": "the store's backup (--backup)",
-    }
-    target = os.path.realpath(path)
-    if target in own:
-        raise OutputError(
-            f"{option} {path} is {own[target]}",
-            f"the store was left unchanged; write {_OUTPUT_WHAT[option]} elsewhere",
-        )
-    try:
-        check_writable(path, create_folders)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write {_OUTPUT_WHAT[option]} to {path}: {exc.strerror or exc}",
-            f"the store was left unchanged; {_OUTPUT_FIX[option]}",
-        ) from None
-
-
-def _same_path(a: str, b: str) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _write_report(path: Path, document: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, document.encode("utf-8"))
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write the report to {path}: {exc.strerror or exc}", _OUTPUT_FIX["--output-json"]
-        ) from None
 
 
 # -- settings, shared by every command ---------------------------------------------------------
@@ -372,24 +276,6 @@ def _ttl(option: str | None, name: str, env: str, default: float | None) -> floa
     return default
 
 
-@contextmanager
-def _stopped_by_signals():
-    """SIGINT and SIGTERM (from `timeout`, systemd, a Ctrl-C) end the run as a StreamcleanError,
-    and so does anything unforeseen."""
-    try:
-        signals.install()
-        yield
-    except KeyboardInterrupt:  # a Ctrl-C before the handlers were in place
-        raise InterruptedRunError("SIGINT") from None
-    except StreamcleanError:
-        raise
-    except Exception as exc:  # a bug: still one line for the operator, and the store is safe
-        raise StreamcleanError(
-            f"internal error: {type(exc).__name__}: {exc}",
-            "the store was left unchanged; please report this with the command line",
-        ) from None
-
-
 def _say_error(runner: str, message: str) -> None:
     click.echo(f"{runner}: error: {message}", err=True)
 
@@ -397,7 +283,7 @@ def _say_error(runner: str, message: str) -> None:
 @contextmanager
 def _errors_as_one_line(runner: str):
     try:
-        with _stopped_by_signals():
+        with as_streamclean_errors():
             yield
     except StreamcleanError as exc:
         _say_error(runner, str(exc))
@@ -553,13 +439,13 @@ def restore_command(store_file, archive_file, dry_run, lock_file, output_json, q
     """
     from .restore import restore
 
-    with _errors_as_one_line("streamclean"):
+    run = Run("streamclean", "restored", _elapsed_clock, _wall_clock)
+    with run.going():
         store = store_file or os.environ.get(ENV_STORE_FILE) or DEFAULT_STORE_FILE
+        run.check_report(store, output_json, [(LOCK, lock_file)], [("--archive-file", archive_file)])
         choice = pipeline_choice()
         with progress_on_stderr(quiet) as progress:
             report = restore(store, archive_file, dry_run=dry_run, lock_file=lock_file,
                              reader=choice["reader"], progress=progress)
-        document = json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n"
-        if output_json:
-            _write_report(Path(output_json), document)
-    click.echo(document, nl=False)
+        run.finished(report, report.as_dict())
+    _exit(run, None)

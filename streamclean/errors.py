@@ -74,11 +74,11 @@ class LockedError(StreamcleanError):
 class InterruptedRunError(StreamcleanError):
     """SIGINT or SIGTERM arrived; the run stopped (before the swap, unless `after_swap`)."""
 
-    def __init__(self, signame: str, after_swap: bool = False) -> None:
+    def __init__(self, signame: str, after_swap: bool = False, made: str = "cleaned") -> None:
         if after_swap:
             super().__init__(
-                f"interrupted by {signame} after the cleaned store was swapped in",
-                "the store is cleaned; only the report is missing",
+                f"interrupted by {signame} after the {made} store was swapped in",
+                f"the store is {made}; only the report is missing",
             )
         else:
             super().__init__(f"interrupted by {signame}", "the store was left unchanged")

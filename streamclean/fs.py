@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 from typing import Callable
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
@@ -20,6 +21,20 @@ _AT_FDCWD = -100
 def call(op: str, func: Callable, *args):
     """Run one file-system operation. Tests wrap this to inject failures by `op` and count."""
     return func(*args)
+
+
+def private_mode(store_mode: int) -> int:
+    """The most a file streamclean creates may allow, given the store's mode: no permission
+    bit the store lacks, and no execute or special bit at all."""
+    return stat.S_IMODE(store_mode) & 0o666
+
+
+def create_file(path: str | os.PathLike, store_mode: int, mode: int = 0o666, *, read: bool = False) -> int:
+    """Create `path` as a new file, no more open than a store of mode `store_mode` (and the
+    umask) allows, before any byte is written: never an existing file, never through a symbolic
+    link. Its descriptor, for writing (and reading, with `read`); OSError if it cannot be made."""
+    flags = (os.O_RDWR if read else os.O_WRONLY) | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.open(path, flags, mode & private_mode(store_mode))
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -1,24 +1,10 @@
 """The judge: the retention rule, written once, and the counts it keeps.
 
-Every stage that has to decide something about retention asks a `Judge`, and nothing else
-decides: which job is terminal (pass 1), which result and which event is deleted (pass 2),
-what each decision adds to the report's counts. `policy.py` holds the rule's inputs
-(durations, cutoffs, timestamps); the readers only find and decode records.
-
-The rule (see docs/CONTRACT.md): a result or event is *eligible* when it belongs to a terminal
-job, and an eligible one is deleted when its timestamp parses and is at or before its kind's
-cutoff (`<=`). An eligible record without a parseable timestamp is kept and counted as
-skipped. Records of other jobs are never touched.
-
-Job retention (off unless the policy has a jobs cutoff) is decided here too: a terminal job
-whose `finished_at` parses and is at or before the jobs cutoff is removed, and with it its
-events array, its results and its notifications (`job_flags` in pass 1; `result_of_jobs`,
-`events_of_removed_job`, `notification` in pass 2). A record that goes with its job is counted
-in its kind's tally as deleted (it is eligible: its job is terminal) and in `with_jobs`.
-
-Each verdict has a plain form, one record at a time, and `event` has a batch form for the
-hot loop (one call a job's whole events array) that gives the same verdicts and counts; the
-tests hold the two to each other.
+Every decision about retention is a `Judge`'s: which job is terminal (pass 1), which result,
+event, job or notification goes (pass 2), and what each verdict adds to the report; `policy.py`
+holds the rule's inputs, and the readers only find and decode records. The rule is
+docs/CONTRACT.md's (sections 2 and 7). `event` has a batch form for a job's whole events array,
+which the tests hold to the plain form.
 """
 
 from __future__ import annotations

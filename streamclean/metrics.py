@@ -1,21 +1,9 @@
 """The run's metrics as a Prometheus text file, for node_exporter's textfile collector.
 
-node_exporter reads every `*.prom` file in its textfile directory each time it is scraped, so
-the file must never be seen half written: `atomicfile` writes it to a temporary file in the same
-folder (a name not ending in `.prom`, so the collector skips it) and renames it over the target.
-
-What each exit status records:
-
-- 0: everything; `streamclean_last_success_timestamp_seconds` is the run's end, unless it was
-  a dry run, which leaves it as it was (a host that only dry-runs must not look cleaned).
-- 1, 2 and 74 (failed; 74: the cleaned store is in place but something after the swap failed):
-  `streamclean_last_run_success 0` and the last-success time carried over unchanged from the
-  previous file, so that "no successful cleanup for a day" can be alerted on. The record and
-  size metrics describe a run that got as far as its report (0, and 74 after the swap), and
-  are otherwise left out rather than repeated from an earlier run.
-- 75 (gave way to another cleanup or to the service): nothing of the previous file changes but
-  `streamclean_last_skip_timestamp_seconds`; a healthy host whose run met a longer one stays
-  healthy, and one that gives way every night is caught by the last-success alert.
+The file is replaced whole (`atomicfile`, under a name the collector skips), also when a run
+fails, so an alert can tell a failed or skipped run from a cleaned store. What each exit status
+records, and why a dry run or a run that gives way leaves the last success standing:
+docs/operating.md.
 """
 
 from __future__ import annotations
@@ -71,12 +59,13 @@ class RunOutcome:
         return self.exit_status == EXIT_TEMPFAIL
 
 
-def write_textfile(path: str | os.PathLike, outcome: RunOutcome) -> None:
-    """Replace the metrics file at `path` atomically; raises OutputError if it cannot."""
+def write_textfile(path: str | os.PathLike, outcome: RunOutcome, store_mode: int | None = None) -> None:
+    """Replace the metrics file at `path` atomically, no more open than a store of mode
+    `store_mode` (FILE_MODE at most); raises OutputError if it cannot."""
     path = Path(path)
     text = render_samples(samples_for(outcome, previous_samples(path)))
     try:
-        write_atomically(path, text.encode("utf-8"), new_file_mode=FILE_MODE)
+        write_atomically(path, text.encode("utf-8"), new_file_mode=FILE_MODE, store_mode=store_mode)
     except OSError as exc:
         raise OutputError(
             f"cannot write the metrics file {path}: {exc.strerror or exc}",

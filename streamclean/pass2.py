@@ -1,19 +1,10 @@
 """Pass 2: the store again, without what the judge deletes, as byte ranges left out.
 
-The reader hands out every record with its byte offsets; the judge decides; a `Splice` per
-container turns the verdicts into ranges for the `RangeWriter`, which copies everything kept
-undecoded. A job's whole events array is decided in one call where the reader decodes it as
-one batch, and split into its elements only when some of them go.
-
-With a `tail` (a `split.TailWorker`, already started), everything from the tail's start on is
-filtered by the worker's process while this one filters what comes before; the tail's output
-is spliced in behind ours, and its counts added to ours. `filter_tail` is what the worker runs.
-
-With job retention on (the policy has a jobs cutoff), the sections a removed job has records
-in are walked too: `jobs` (instead of being copied unread), `notifications`, and the `events`
-object itself, whose members of removed jobs go whole. With an `archive` (an
-`archive.ArchiveWriter`), every container is spliced by an `ArchivingSplice`, which hands it
-each record left out, with the exact bytes that go with it.
+The reader hands out every record with its byte offsets, the judge decides, and a `Splice` per
+container turns the verdicts into ranges the `RangeWriter` leaves out, copying everything kept
+undecoded. A worker may filter the store's tail meanwhile (`tail`, `filter_tail`); job retention
+walks `jobs`, `notifications` and the `events` object too; an archive receives every record
+left out. How and why: docs/design.md.
 """
 
 from __future__ import annotations

@@ -2,16 +2,9 @@
 
     filter   412.3 of 1,000.0 MB  41.2 %  85.3 MB/s  ETA 0:07
 
-The ETA is for the whole run: the rest of this pass and every pass still to come (`passes`, the
-passes a run makes in order: `clean` reads the store twice, `inspect` three times), each taken
-to read the store's size at the current pass's rate. A pass not in the list (`space`, which
-counts the new store's size on a nearly full disk) adds nothing once it has started.
-
-It is redrawn in place with a carriage return, at most a few times a second, and only when
-someone is watching: when stderr is not a terminal (cron, a pipe, a log file) nothing of it is
-written, so captured stderr holds errors and nothing else. `cleanup.clean` calls it after every
-chunk it reads, tens of thousands of times a gigabyte; a call that does not draw costs a clock
-read and a comparison.
+The ETA is for the whole run, at this pass's rate. It is drawn in place only when stderr is a
+terminal, so captured stderr holds errors and nothing else; `cleanup.clean` calls it after every
+chunk it reads, so a call that does not draw costs only a clock read and a comparison.
 """
 
 from __future__ import annotations

@@ -3,19 +3,9 @@
     >>> report = restore("runtime/async_jobs/store.v1.json", "archive-20261128.jsonl.gz")
     >>> report.restored_count, report.present_count
 
-Restore is a merge of two streams in store order: the store, walked by the same readers as a
-cleanup (with the same fallback from `layout` to `general`), and the archive, whose lines come
-in the order the cleanup removed them (`archive.py`). Each archived record goes back into its
-section at its sorted key's place, a single event at its position in its job's array. The
-archived pieces are the exact bytes the cleanup left out, so restoring onto the store the
-cleanup produced gives back the original file byte for byte, in any layout.
-
-A record that is there already is left as it is and counted. The archive's header names the
-store it belongs to (the cleaned store's size and SHA-256): onto any other store, restore puts
-nothing back. If every record is present (a second restore), it changes nothing and the file
-is not touched; otherwise it refuses, with the store untouched. The new store is written and
-swapped in as a cleanup's is (`swap.AtomicReplace`: lock, free-space check, fsync, exchange,
-rollback), so every guarantee of a cleanup holds for a restore too.
+A merge of two streams in store order, the store (by the same readers as a cleanup) and the
+archive; the new store is swapped in as a cleanup's is, with the same guarantees. Onto the
+store the cleanup produced it gives back the original byte for byte. See docs/archive.md.
 """
 
 from __future__ import annotations
@@ -105,7 +95,8 @@ def restore(
     head = ArchiveReader(archive_file)
     header = head.header
     head.close()
-    with store_under_lock(store_file, dry_run, lock_file) as (store, source, snapshot):
+    with store_under_lock(store_file, dry_run, lock_file, reads=[("--archive-file", archive_file)]) as (
+            store, source, snapshot):
         report.bytes_before = report.bytes_after = snapshot.size
         after = header["after"]
         report.store_matches = snapshot.size == after["size"] and _digest(source.fileno()) == after["sha256"]
@@ -141,7 +132,7 @@ def _attempt(name, store, source, snapshot, archive_file, header, report, write,
     replace = None
     if write:
         _ensure_space(store, header["before"]["size"])
-        replace = AtomicReplace(store, snapshot)
+        replace = AtomicReplace(store, snapshot, made="restored")
     entries = ArchiveReader(archive_file)
     try:
         with _rolled_back_on_error(replace):

@@ -1,14 +1,10 @@
 """SIGINT and SIGTERM end a run cleanly, except inside the swap, where they wait.
 
-A signal raised as an exception between the swap and its verification could make the rollback
-delete the file we had just swapped out — possibly someone else's newer store. So the swap runs
-as a critical section: a signal arriving there is remembered and the run completes; it was
-already past the point where stopping would have saved anything. Creating the temporary file
-and removing it again are critical sections too (a signal between creating the file and noting
-that it exists would leave it behind); there the remembered signal is delivered on the way out.
-
-A signal after the swap still ends the run, with status 74 (errors.EXIT_CLEANED) and a message
-saying that the new store is in place: "the store was left unchanged" would no longer be true.
+Stopping between the swap and its check could make the rollback delete the file just swapped
+out, possibly someone else's newer store; so the swap, and creating and removing the temporary
+file, are critical sections in which a signal is remembered. A signal after the swap ends the
+run with status 74 (`errors.EXIT_CLEANED`); so does one while the run gives its account
+(`outcome.Run.conclude`), after which they are ignored. See docs/design.md.
 """
 
 from __future__ import annotations
@@ -21,6 +17,7 @@ from .errors import InterruptedRunError
 _critical = False
 _deferred: int | None = None
 _swapped = False  # the new store of the current run is in place
+_made = "cleaned"  # what that store is: "cleaned", "restored"
 
 
 def _handle(signum: int, frame) -> None:
@@ -28,7 +25,7 @@ def _handle(signum: int, frame) -> None:
     if _critical:
         _deferred = signum
         return
-    raise InterruptedRunError(signal.Signals(signum).name, after_swap=_swapped)
+    raise InterruptedRunError(signal.Signals(signum).name, after_swap=_swapped, made=_made)
 
 
 def install() -> None:
@@ -44,15 +41,32 @@ def run_started() -> None:
     _deferred = None
 
 
-def swapped() -> None:
-    """The new store is in place: from here on an interruption must not claim otherwise."""
-    global _swapped
-    _swapped = True
+def swapped(made: str = "cleaned") -> None:
+    """The new store (`made`: "cleaned", "restored") is in place: from here on an
+    interruption must not claim otherwise."""
+    global _swapped, _made
+    _swapped, _made = True, made
 
 
 def store_swapped() -> bool:
     """Whether the current run's new store is in place (so a failure now cannot claim otherwise)."""
     return _swapped
+
+
+def deferred() -> str | None:
+    """The name of a signal that arrived inside the current critical section, which it then
+    no longer holds back: for a block that accounts for it itself (the end of a run)."""
+    global _deferred
+    signum, _deferred = _deferred, None
+    return None if signum is None else signal.Signals(signum).name
+
+
+def ignore() -> None:
+    """SIGINT and SIGTERM change nothing any more: the run has said how it ended. (Python's
+    own handlers, which it puts back as the interpreter exits, would end the process with a
+    status that says nothing about the run, and without a line.)"""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @contextmanager
@@ -70,4 +84,4 @@ def critical_section(deliver: bool = False):
     if not previous:
         signum, _deferred = _deferred, None
         if deliver and signum is not None:
-            raise InterruptedRunError(signal.Signals(signum).name, after_swap=_swapped)
+            raise InterruptedRunError(signal.Signals(signum).name, after_swap=_swapped, made=_made)

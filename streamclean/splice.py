@@ -1,15 +1,9 @@
-"""The splice: the new store as the old one minus byte ranges, and the rule that keeps the
-separators right when members are dropped.
+"""The splice: the new store as the old one minus byte ranges, with the separators kept right.
 
-Both readers hand pass 2 the byte offsets of every member, so a deletion is a range of the old
-store to leave out; everything kept is copied undecoded, byte for byte. Nothing is written
-before the first range is left out: a run that deletes nothing writes nothing.
-
-- `Splice` turns "drop this member, keep that one" into ranges, one container at a time.
-- `RangeWriter` turns ranges into the new file: kept bytes straight from the `layout` reader's
-  window (before it drops them), or copied in the kernel from the old store where no window
-  holds them (the `general` reader, and sections pass 1 already read). Chunks go to disk on a
-  thread of their own (`_DiskWriter`) while the next records are judged.
+A deletion is a range of the old store to leave out, and everything kept is copied undecoded:
+`Splice` turns "drop this member, keep that one" into ranges, one container at a time, and
+`RangeWriter` turns ranges into the new file, on a thread of its own. Nothing is written before
+the first range is left out, so a run that deletes nothing writes nothing.
 """
 
 from __future__ import annotations

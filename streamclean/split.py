@@ -1,26 +1,10 @@
 """The split over two cores: half of each pass done by a forked worker while this process does
 the rest, over any reader that offers split points (today the `layout` reader).
 
-Both passes cost Python time per record, so each is split in two at a record boundary the
-layout makes easy to find:
-
-- pass 1: the `jobs` section, at a job near its middle. The worker indexes the second half
-  and sends its part of the index back as raw array bytes, which this process appends to its
-  own part as they arrive (`JobIndex.send`, `JobIndex.update_from`).
-- pass 2: between two jobs' events, chosen so that both halves weigh the same
-  (`layout.tail_split`). The worker, which inherits the finished index without copying it, filters
-  from there to the end of the store into an unnamed file (`O_TMPFILE`) in the store's
-  folder, which this process appends to the new store in the kernel.
-
-This process confirms that its own walk ends exactly where the worker began; anything else
-sends the run to the general path. Nothing about a worker can outlive the run: its file has no
-name, it dies with its parent (`PR_SET_PDEATHSIG`), and it ignores the signals that end a run,
-which this process handles by killing it. Its answer or its exception comes back over a pipe,
-pickled (an index part follows its pickled head raw).
-
-Where any of this is unavailable (one CPU, no `O_TMPFILE`, too little free space for the extra
-file, a small store, other threads in this process), one process does all of the work, with
-the same result.
+Both passes cost Python time per record, so each is split at a record boundary: pass 1 in
+`jobs`, pass 2 between two jobs' events. The parts are judged as one store, and a worker cannot
+outlive its run. Where a worker is not possible, one process does all of it, with the same
+result. See docs/design.md.
 """
 
 from __future__ import annotations
@@ -32,16 +16,15 @@ import pickle
 import select
 import signal
 import struct
-from pathlib import Path
 from typing import BinaryIO, Callable
 
 from . import fs, pass1, pass2, signals
+from .archive import ArchiveWriter
 from .errors import StreamcleanError
 from .index import JobIndex
 from .judge import Judge
 from .readers import LayoutReader
 from .splice import RangeWriter
-from .swap import leftover_name
 
 MIN_STORE_BYTES = 8 << 20  # below this, forking and splicing cost more than the core saves
 _PR_SET_PDEATHSIG = 1
@@ -58,26 +41,6 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-def unnamed_file(store: Path) -> int | None:
-    """A file beside `store` that has no name, so no crash can leave it behind; None if none
-    can be made. Where the file system has no `O_TMPFILE`, a file is created under a leftover
-    name and unlinked at once: a crash in between leaves a file the next run removes."""
-    flag = getattr(os, "O_TMPFILE", None)
-    if flag is not None:
-        try:
-            return os.open(store.parent, flag | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        except OSError:
-            pass
-    name = leftover_name(store)
-    try:
-        with signals.critical_section(deliver=True):
-            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            os.unlink(name)
-    except OSError:
-        return None
-    return fd
 
 
 def read_at(fd: int):
@@ -306,8 +269,6 @@ class TailWorker(Forked):
         judge = Judge(self._judge.policy)  # this part's counts, added to the parent's
         archive = None
         if self.archive_fd is not None:
-            from .archive import ArchiveWriter
-
             archive = ArchiveWriter.part(self._archive_path, source, self.archive_fd)
         try:
             return pass2.filter_tail(reader, start, self.in_events, out, self._index, self._jobs_span,

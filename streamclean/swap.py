@@ -1,26 +1,17 @@
 """Swapping the new store in, so the path always holds the whole old or the whole new store.
 
-The new store is written to a temporary file in the store's own folder (a rename is atomic
-only within one file system), synced, given the old store's mode and owner, and swapped in.
-Where Linux offers it, the swap is `renameat2(RENAME_EXCHANGE)`: the old store is not
-destroyed but moved to the temporary name, so we can look at what we really swapped out. If it
-is not the file we read, someone replaced the store after our last check: we swap back, and
-their write stands. Elsewhere a plain rename follows a final check, with a window of a few
-system calls in which a concurrent replace would be lost (the README says so).
-
-Until the run is complete — swapped, verified, the folder synced, the backup named — any
-failure undoes the swap, so a failed run leaves the store as it was. Only if undoing fails as
-well (a disk that fails every operation) does the run end with the new store in place, and its
-message then says so and names the file holding the one it replaced.
-
-Our temporary files are named `<store>.streamclean-<pid>-<hex>.partial`, a pattern nothing
-else uses, so a later run can remove those a killed run left behind without touching the
-service's own `*.tmp` files.
+The new store is written beside the old one, synced and swapped in (`renameat2` exchange where
+Linux offers it, so what was swapped out can be checked, and swapped back if someone replaced
+the store meanwhile); until the run is complete any failure undoes the swap. Its temporary
+files, `<store>.streamclean-<pid>-<hex>.partial`, are the only ones a later run removes, once
+their writer is gone. The
+guarantees and their limits: docs/design.md.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import secrets
@@ -65,7 +56,8 @@ class Snapshot:
 
 
 def leftover_pattern(store: Path) -> re.Pattern[str]:
-    return re.compile(re.escape(store.name) + r"\.streamclean-\d+-[0-9a-f]{8}" + re.escape(_SUFFIX))
+    """The names `leftover_name` gives, the writer's pid as group 1."""
+    return re.compile(re.escape(store.name) + r"\.streamclean-(\d+)-[0-9a-f]{8}" + re.escape(_SUFFIX))
 
 
 def leftover_name(store: Path) -> Path:
@@ -73,22 +65,77 @@ def leftover_name(store: Path) -> Path:
     return store.with_name(f"{store.name}.streamclean-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}")
 
 
+def unnamed_file(beside: Path, store_mode: int) -> int | None:
+    """A file in `beside`'s folder that has no name, so no crash can leave it behind, no more
+    open than the store (mode `store_mode`) and at most its owner's; None if none can be made.
+    Where the file system has no `O_TMPFILE`, a file is created under a leftover name and
+    unlinked at once: a crash in between leaves a file the next run removes."""
+    mode = fs.private_mode(store_mode) & 0o600
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is not None:
+        try:
+            return os.open(beside.parent, flag | os.O_RDWR | os.O_CLOEXEC, mode)
+        except OSError:
+            pass
+    name = leftover_name(beside)
+    try:
+        with signals.critical_section(deliver=True):
+            fd = fs.create_file(name, store_mode, mode, read=True)
+            os.unlink(name)
+    except OSError:
+        return None
+    return fd
+
+
 def remove_leftovers(store: Path) -> list[Path]:
     """Remove temporary files killed runs left beside `store`; call only while holding the lock.
 
-    One that cannot be removed (a read-only folder) stays; the run then fails clearly where
-    it first needs to write.
+    Only those that are provably stale: the process named in the name is gone, and nobody
+    holds the flock a writer keeps on its temporary file (a run of another lock file, or in
+    another pid namespace, may be writing one beside the same store). One that cannot be
+    removed (a read-only folder) stays; the run then fails clearly where it first needs to write.
     """
     pattern = leftover_pattern(store)
     removed = []
     for entry in os.scandir(store.parent):
-        if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                continue
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_file(follow_symlinks=False) and _remove_if_stale(Path(entry.path), int(match[1])):
             removed.append(Path(entry.path))
     return removed
+
+
+def _remove_if_stale(path: Path, pid: int) -> bool:
+    if _alive(pid):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # its writer's, while it writes
+        if not _same_file(os.stat(path), os.fstat(fd)):
+            return False
+        os.unlink(path)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process `pid` runs (in this pid namespace): kill(pid, 0) finds it."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    except (OverflowError, OSError):
+        return False
+    return True
 
 
 class AtomicReplace:
@@ -98,8 +145,9 @@ class AtomicReplace:
     the file described by `snapshot`; `rollback()` removes it and never raises.
     """
 
-    def __init__(self, store: Path, snapshot: Snapshot, backup: Path | None = None) -> None:
+    def __init__(self, store: Path, snapshot: Snapshot, backup: Path | None = None, made: str = "cleaned") -> None:
         self.store = store
+        self.made = made  # what the new store is, for messages: "cleaned", "restored"
         self.snapshot = snapshot
         self.backup = backup
         self.temp = leftover_name(store)
@@ -111,7 +159,7 @@ class AtomicReplace:
         # A signal between creating the file and noting that it exists would leave it behind.
         with signals.critical_section(deliver=True):
             try:
-                fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                fd = fs.create_file(self.temp, self.snapshot.mode, 0o600)  # its mode and owner at commit
             except OSError as exc:
                 raise StoreFileError(
                     f"cannot create the new store beside the old one: {exc.strerror}: {self.temp}",
@@ -119,6 +167,10 @@ class AtomicReplace:
                 ) from None
             self.fd = fd
             self._temp_exists = True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no leftover while we write it (`remove_leftovers`)
+        except OSError:
+            pass  # no flock on this file system: the pid in its name still protects it
         return fd
 
     def commit(self) -> None:
@@ -199,7 +251,7 @@ class AtomicReplace:
         else:
             # The store we read, replaced: if it cannot go now, the next run removes it.
             _unlink_quietly(self.temp)
-        signals.swapped()
+        signals.swapped(self.made)
 
     def _undo(self, error: StreamcleanError) -> NoReturn:
         """Swap back what we swapped out, then raise `error`; if that fails, say where things are."""
@@ -216,7 +268,7 @@ class AtomicReplace:
             kept = self._move_aside(self.temp)
             raise SwapNotUndoneError(
                 f"{error.message}, and undoing the swap failed: {exc.strerror}: {self.store} now "
-                f"holds the cleaned store and {kept} the file it replaced",
+                f"holds the {self.made} store and {kept} the file it replaced",
                 f"check the disk; to restore the old store: mv {kept} {self.store}",
             ) from None
         raise error
@@ -294,13 +346,13 @@ class AtomicReplace:
                 self._restore(keep, f"cannot keep the old store as {self.backup}: {exc.strerror}")
         elif keep is not None:
             _unlink_quietly(keep)  # the old store's last name; if it stays, the next run removes it
-        signals.swapped()
+        signals.swapped(self.made)
 
     def _restore(self, keep: Path | None, problem: str) -> NoReturn:
         """Put the old store back after a failure that followed the rename; raise."""
         if keep is None:
             raise SwapNotUndoneError(
-                f"{problem}; the cleaned store is in place, but after a crash the old one may return",
+                f"{problem}; the {self.made} store is in place, but after a crash the old one may return",
                 "check the disk",
             )
         try:
@@ -311,7 +363,7 @@ class AtomicReplace:
         except OSError as exc:
             raise SwapNotUndoneError(
                 f"{problem}, and restoring the old store failed: {exc.strerror}: {self.store} now "
-                f"holds the cleaned store and {keep} the old one",
+                f"holds the {self.made} store and {keep} the old one",
                 f"check the disk; to restore the old store: mv {keep} {self.store}",
             ) from None
         raise WriteError(problem, f"{_UNCHANGED}; check the disk")

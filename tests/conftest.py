@@ -78,9 +78,11 @@ def listing(folder: Path) -> list[str]:
     return sorted(os.listdir(folder))
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def handlers_restored():
-    """In-process runs install streamclean's handlers; give pytest its own back afterwards."""
+    """In-process runs install streamclean's handlers, and ignore SIGINT and SIGTERM once they
+    have ended (which the processes a later test starts would inherit): give pytest its own
+    back after every test."""
     saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     yield
     for signum, handler in saved.items():

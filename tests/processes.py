@@ -149,3 +149,10 @@ class Watch:
 def finish(proc: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str, str]:
     stdout, stderr = proc.communicate(timeout=timeout)
     return proc.returncode, stdout.decode(), stderr.decode()
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped): what a killed run's name holds."""
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid

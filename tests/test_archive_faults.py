@@ -159,7 +159,7 @@ def test_failing_any_operation_of_a_restore(tmp_path, stores, monkeypatch):
         assert len(lines) == 1 and os.strerror(code) in lines[0], (case, result.stderr)
         assert result.stdout == "", case
         if for_good and n > swap:  # the swap could not be undone: said, and both files whole
-            match = re.search(r"(\S+) now holds the cleaned store and (\S+) the file it replaced", lines[0])
+            match = re.search(r"(\S+) now holds the restored store and (\S+) the file it replaced", lines[0])
             assert match and store.read_bytes() == old and Path(match.group(2)).read_bytes() == new, case
             continue
         assert store.read_bytes() == new, case

@@ -117,7 +117,7 @@ def test_check_writable_tries_for_real_where_access_would_say_yes(tmp_path, monk
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(atomicfile.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(atomicfile.fs, "create_file", read_only)
     assert os.access(tmp_path, os.W_OK)
     with pytest.raises(OSError) as caught:
         check_writable(tmp_path / "report.json")

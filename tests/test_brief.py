@@ -3,8 +3,8 @@
 The brief named ijson for reading and orjson for writing. streamclean uses neither for a
 user's data, for the reasons below; each test asserts one shortcoming of the real library on a
 value the service writes, so it fails on the day the library handles that value faithfully,
-and the choice (and the README's section "Where streamclean departs from its brief") should
-then be revisited.
+and the choice (and the section "Where streamclean departs from its brief" of docs/design.md)
+should then be revisited.
 """
 
 import io

@@ -6,6 +6,7 @@ import stat
 
 import pytest
 
+import processes
 from conftest import NOW, listing, service_bytes, small_state
 from streamclean import cleanup, fs
 from streamclean.errors import LockedError, StoreChangedError, StoreFileError
@@ -85,7 +86,7 @@ def test_missing_store_and_directory_are_refused(tmp_path):
 
 
 def test_leftovers_of_killed_runs_go_but_the_services_temp_files_stay(store):
-    ours = store.with_name(store.name + ".streamclean-4242-0123abcd.partial")
+    ours = store.with_name(store.name + f".streamclean-{processes.dead_pid()}-0123abcd.partial")
     theirs = store.with_name(store.name + ".0123456789abcdef0123456789abcdef.tmp")
     other = store.with_name("other.json.streamclean-4242-0123abcd.partial")
     for path in (ours, theirs, other):

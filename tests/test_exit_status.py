@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import NOW_ISO, listing
-from streamclean import cli, metrics
+from streamclean import cli, metrics, outcome
 
 FIX_REPORT = "give --output-json a file in a writable folder (missing folders are created)"
 
@@ -136,7 +136,7 @@ def _no_space(*args, **kwargs):
 
 
 def test_a_report_that_fails_after_the_swap_exits_74_with_the_report_on_stdout(store, invoke, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "write_atomically", _no_space)
+    monkeypatch.setattr(outcome, "write_atomically", _no_space)
     old = store.read_bytes()
     target = tmp_path / "report.json"
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--output-json", target)
@@ -162,7 +162,7 @@ def test_a_metrics_file_that_fails_after_the_swap_exits_74(store, invoke, tmp_pa
 
 @pytest.mark.parametrize("extra", [["--dry-run"], ["--disable-results-retention", "--disable-events-retention"]])
 def test_a_report_that_fails_in_a_run_that_changed_nothing_exits_1(store, invoke, tmp_path, monkeypatch, extra):
-    monkeypatch.setattr(cli, "write_atomically", _no_space)
+    monkeypatch.setattr(outcome, "write_atomically", _no_space)
     old = store.read_bytes()
     target = tmp_path / "report.json"
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--output-json", target, *extra)
@@ -213,7 +213,7 @@ def test_a_signal_while_the_report_is_written_exits_74_with_the_report(
     def signalled(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(cli, "write_atomically", signalled)
+    monkeypatch.setattr(outcome, "write_atomically", signalled)
     result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--output-json", tmp_path / "r.json")
     assert result.exit_code == 74 and json.loads(result.stdout)["rewritten"] is True
     assert result.stderr == (

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import NOW_ISO, listing
-from streamclean import atomicfile, cli, metrics
+from streamclean import atomicfile, cli, metrics, outcome
 from streamclean.metrics import RunOutcome, previous_last_success, write_textfile
 
 FINISHED_AT = 1764322345.5
@@ -219,7 +219,7 @@ def test_a_cleaned_store_whose_report_failed_records_74_and_its_counts(store, in
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli, "write_atomically", full_disk)
+    monkeypatch.setattr(outcome, "write_atomically", full_disk)
     report = store.parent / "report.json"
     result = invoke(
         "clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", textfile, "--output-json", report

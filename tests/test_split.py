@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 import processes
 from processes import NOW
-from streamclean import fs, splice
+from streamclean import cleanup, fs, splice
 from streamclean import split as worker
 from streamclean.cli import main
 
@@ -202,7 +202,7 @@ def test_no_worker_without_a_file_for_it_or_room_for_it(tmp_path, stores, monkey
     old, new, counts = stores
     spy = Spy(monkeypatch)
     with monkeypatch.context() as patch:
-        patch.setattr(worker, "unnamed_file", lambda store: None)
+        patch.setattr(cleanup, "unnamed_file", lambda beside, store_mode: None)
         store = _fresh(tmp_path, old)
         result = _invoke(store)
     assert result.exit_code == 0 and store.read_bytes() == new and spy.started == 0

@@ -1,12 +1,8 @@
 """The readers, chosen by name: one contract (`base.py`), two ways to read a store.
 
-- `layout`: the service's own layout (`json.dumps(indent=2)`), found by bytes at memory speed;
-  it can split both passes over two cores.
-- `general`: any valid JSON, through the stdlib's own parser, with exact byte offsets.
-
-A run asks for one of `READERS`: `auto` (the default) takes `layout` and starts over on
-`general` at any mismatch, anywhere; `layout` refuses a store that is not in the layout;
-`general` always reads generally. The report says which reader did the work.
+`layout` reads the service's own layout by bytes and can split both passes over two cores;
+`general` reads any valid JSON through the stdlib's parser. `auto`, the default, takes `layout`
+and starts over on `general` at any mismatch. See docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,30 +1,10 @@
 """Decoding only the fields the judge reads, with msgspec, where the standard library agrees.
 
-The judge decides a record by one or two of its fields (a job by `status`, a result by `job_id`
-and `created_at`, an event by `occurred_at`; see `Judge.fields`). Decoding just those into a
-small struct, while msgspec still validates the whole record, is about 2.5 times as fast as
-decoding the whole record with orjson (measured on the sections of a generated 500 MB store:
-results 6.3 -> 2.5 us a record, jobs 6.8 -> 2.8 us, a job's events array 7.1 -> 3.2 us).
-
-msgspec is not the service's parser, so a record is taken from it only where the two cannot
-disagree; everywhere else the record is decoded whole, by orjson and then the standard library
-(`layout.load`), which decides:
-
-- msgspec refuses the record (NaN and Infinity, a lone surrogate escape, nesting too deep for
-  it, anything invalid): the standard library may still accept it, so it decides.
-- A deciding field that is neither a string nor null (an integer beyond 64 bits among them,
-  which msgspec would read as a float): decoded whole, so the judge sees the service's value.
-- Invalid UTF-8: msgspec checks the strings it decodes, not the ones it skips. A record with
-  any byte beyond ASCII is therefore decoded as UTF-8 by Python too; if that fails, the
-  whole-record decoder refuses the record as the service's parser would.
-- A key written twice: msgspec keeps the last value, as the standard library does; a key
-  written with escapes (`"job\\u005fid"`) is matched like the plain one.
-
-A missing field and a null one both come back as None: the judge reads them alike (a record
-without a parseable timestamp is kept and counted as skipped, a job without a string status is
-not terminal). The records handed on are plain dicts of just the deciding fields.
-`tests/test_fields.py` holds all of this to the standard library, case by case and on
-hypothesis-generated records.
+Decoding a record's one or two deciding fields (`Judge.fields`) into a small struct, while
+msgspec still validates the whole record, is much faster than decoding all of it. msgspec is
+not the service's parser, so a record is taken from it only where the two cannot disagree;
+everywhere else it is decoded whole (`layout.load`). The cases: docs/design.md; the figures:
+docs/performance.md; `tests/test_fields.py` holds it to the standard library.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """The `general` reader: any valid JSON, by exact byte offsets.
 
-The store is one JSON object whose sections (`events`, `jobs`, `results`, ...) are objects of
-records. `Scanner` walks those top levels itself and hands every record to the standard
-library's C scanner (`json.JSONDecoder.raw_decode`), the very parser the service reads its
-store with. So a record is read exactly as the service reads it — `NaN`, `Infinity`, integers of
-any size, lone surrogate escapes — whatever the layout: compact, one line, any indentation.
-`GeneralReader` hands the pipeline every member's byte offsets, as the `layout` reader does,
-so kept bytes are copied undecoded here too. Memory holds the read buffer and the record being
-looked at, never the store.
-
-Byte offsets are exact: the buffer knows how many bytes its consumed text took.
+`Scanner` walks the top two levels itself and hands every record to the standard library's
+parser (`json.JSONDecoder.raw_decode`), the one the service reads its store with, so a record
+is read exactly as the service reads it, in any layout. Memory holds the read buffer and the
+record being looked at, never the store.
 """
 
 from __future__ import annotations

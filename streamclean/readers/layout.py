@@ -1,17 +1,9 @@
 """The `layout` reader: stores in the service's own layout, read as bytes.
 
-`json.dumps(indent=2)` puts every member of an object and every element of an array on a line
-of its own, indented by two spaces a level, and a string never holds a raw newline. So in a
-store the service wrote, a record at depth d ends at the first line that is the closing
-bracket indented by 2·d spaces, and `bytes.find` locates it at memory speed. Each record found
-that way is then decoded (orjson, or the stdlib where orjson refuses a value the service can
-write), and only a record that decodes whole is accepted: if the layout guess was wrong, the
-decode fails. Whatever does not match the layout raises `LayoutMismatch`; under `auto` the
-run then starts over on the `general` reader, which reads any valid JSON and words the errors.
-
-Besides the reader contract (see `readers/__init__.py`) this reader offers what the second
-core needs: a job near the middle of `jobs` (pass 1) and a place between two jobs' events
-where pass 2 can be split (`tail_split`), and it can start reading behind such a place.
+`json.dumps(indent=2)` ends a record at depth d at the first line that is its closing bracket
+indented by 2·d spaces, which `bytes.find` locates at memory speed; each record found so must
+then decode whole, so a wrong guess cannot pass. Anything else raises `LayoutMismatch`. It also
+offers the split points the second core needs. See docs/design.md.
 """
 
 from __future__ import annotations
