@@ -3,13 +3,13 @@
 Pass 1 fills it; it answers pass 2's questions: is this job id terminal? And, with job
 retention on, is the job removed (`flags_of`)? Each job has one flag byte: TERMINAL, REMOVED
 (terminal, and finished at or before the jobs cutoff) and NO_FINISHED_AT (terminal, but its
-`finished_at` does not parse: kept, and counted as skipped).
+`finished_at` does not parse: kept, and counted as skipped). A block of jobs is added, and a block
+of ids looked up, in bulk (`add_many`, `flags_many`).
 """
 
 from __future__ import annotations
 
 import pickle
-import re
 from array import array
 from bisect import bisect_left
 from typing import BinaryIO, Sequence

@@ -3,8 +3,9 @@
 Every decision about retention is a `Judge`'s: which job is terminal (pass 1), which result,
 event, job or notification goes (pass 2), and what each verdict adds to the report; `policy.py`
 holds the rule's inputs, and the readers only find and decode records. The rule is
-docs/CONTRACT.md's (sections 2 and 7). `event` has a batch form for a job's whole events array,
-which the tests hold to the plain form.
+docs/CONTRACT.md's (sections 2 and 7). The verdicts have batch forms for a job's whole events
+array and for a block of records (`*_block`, `event_arrays`), which the tests hold to the plain
+forms.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 from .index import NO_FINISHED_AT, REMOVED, TERMINAL
-from .policy import TERMINAL_STATUSES, KindRule, RetentionPolicy, is_terminal, parse_timestamp
+from .policy import (
+    TERMINAL_STATUSES,
+    KindRule,
+    RetentionPolicy,
+    is_terminal,
+    parse_timestamp,
+)
 from .report import KindTally, WithJobs
 
 _UTC = timezone.utc

@@ -4,7 +4,8 @@ The reader hands out every record with its byte offsets, the judge decides, and 
 container turns the verdicts into ranges the `RangeWriter` leaves out, copying everything kept
 undecoded. A worker may filter the store's tail meanwhile (`tail`, `filter_tail`); job retention
 walks `jobs`, `notifications` and the `events` object too; an archive receives every record
-left out. How and why: docs/design.md.
+left out. Where the reader has the block path, a section's members come a block at a time and
+are judged in bulk. How and why: docs/design.md.
 """
 
 from __future__ import annotations

@@ -10,13 +10,13 @@ import io
 import json
 from datetime import timedelta
 
+import oracle
 import pytest
+from conftest import NOW, ROOT, service_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import oracle
-from conftest import NOW, ROOT, service_bytes
 from passes import POLICY, general
+
 from streamclean import judge as judge_module
 from streamclean import pass1, pass2
 from streamclean.errors import InvalidStoreError
@@ -146,7 +146,7 @@ def test_the_nested_member_line_of_the_issue_sends_the_run_to_the_general_reader
 
 def test_a_repeated_key_takes_the_record_by_record_path(blocks_of):
     data = service_bytes(many_jobs()).replace(b'\n    "r012": {', b'\n    "r011": {', 1)
-    new, careful = same_as_general(data)
+    _, careful = same_as_general(data)
     assert careful >= 1
 
 

@@ -35,7 +35,16 @@ the same value). Invalid input raises `InvalidStoreError` with its byte offset (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, ClassVar, Iterable, Iterator, Protocol
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    BinaryIO,
+    Callable,
+    ClassVar,
+    Iterable,
+    Iterator,
+    Protocol,
+)
 
 if TYPE_CHECKING:
     from ..splice import RangeWriter

@@ -3,7 +3,9 @@
 `json.dumps(indent=2)` ends a record at depth d at the first line that is its closing bracket
 indented by 2·d spaces, which `bytes.find` locates at memory speed; each record found so must
 then decode whole, so a wrong guess cannot pass. Anything else raises `LayoutMismatch`. It also
-offers the split points the second core needs. See docs/design.md.
+offers the split points the second core needs, and a section's members a block at a time
+(`blocks`: one scan finds them, one msgspec call each proves them, and the record-by-record walk
+takes over wherever that proof fails). See docs/design.md.
 """
 
 from __future__ import annotations
