@@ -34,6 +34,9 @@ How it works, and why:
 * Timestamps spread over the 30 days before ``now`` with a bias towards
   recent ones (traffic grows), so that a cleanup with the default TTLs
   (results 7 d, events 3 d) deletes roughly 43 % of results and 59 % of events.
+  ``--uniform-days N`` spreads them evenly over N days instead (a known arrival
+  rate, for projections of growth), every job terminal except the share that
+  ``--running-share`` keeps running for ever.
 * A 1 GB store is ~200,000 jobs (~5.2 KB each: ~6 events, ~0.9 results).
   Chunks of 1000 jobs per section are rendered by forked worker processes
   (one per CPU) and written in order; the bytes do not depend on the number
@@ -250,7 +253,22 @@ class _Skeleton:
     )
 
 
-def _skeleton(seed: int, index: int, now_us: int) -> _Skeleton:
+@dataclass(frozen=True)
+class Arrivals:
+    """Uniform arrivals instead of the default growing traffic: jobs queued evenly over the
+    ``days`` before ``now``; ``running_share`` of them still running whatever their age (jobs
+    that never end), the rest terminal (completed, failed, canceled as in the default mix).
+
+    Evenly, not at random: job ``i`` is queued at the fraction ``i * golden ratio`` (mod 1) of
+    the span, and runs for ever when ``i * (sqrt 2 - 1)`` (mod 1) is below the share. Any
+    span of days then holds its share of the jobs, and of the running ones, to within a few
+    jobs, so that a store of a few MB already has a known arrival rate."""
+
+    days: float
+    running_share: float = 0.0
+
+
+def _skeleton(seed: int, index: int, now_us: int, arrivals: Optional[Arrivals] = None) -> _Skeleton:
     rng = random.Random(seed * 1_000_003 + index)
     rnd = rng.random
     pick = _chooser(rnd)
@@ -258,9 +276,12 @@ def _skeleton(seed: int, index: int, now_us: int) -> _Skeleton:
     sk.index = index
     sk.job_id = _ordered_id(index, rng.getrandbits(16), rng.getrandbits(128))
     u = rnd()
-    for status, p in _STATUS_CDF:
-        if u < p:
-            break
+    if arrivals is not None:
+        status = _uniform_status(index, u, arrivals)
+    else:
+        for status, p in _STATUS_CDF:
+            if u < p:
+                break
     sk.status = status
     sk.job_type = pick(_JOB_TYPES)
     sk.priority = int(rnd() * 10)
@@ -271,9 +292,12 @@ def _skeleton(seed: int, index: int, now_us: int) -> _Skeleton:
 
     # Squaring a uniform draw piles jobs up towards `now`, like a store whose
     # traffic has grown; it puts ~52 % of jobs beyond 7 days and ~68 % beyond 3.
-    age = int(HISTORY_DAYS * _DAY * rnd() ** 2)
-    if sk.status in ("queued", "running"):
-        age //= 20  # a job does not stay queued or running for weeks
+    if arrivals is not None:
+        age = int(arrivals.days * _DAY * ((index * _GOLDEN + seed * _SQRT2) % 1.0))
+    else:
+        age = int(HISTORY_DAYS * _DAY * rnd() ** 2)
+        if sk.status in ("queued", "running"):
+            age //= 20  # a job does not stay queued or running for weeks
     queued = now_us - age - _SECOND
     if rnd() < 0.05:
         queued -= queued % _SECOND  # isoformat then prints no microseconds
@@ -286,6 +310,21 @@ def _skeleton(seed: int, index: int, now_us: int) -> _Skeleton:
         sk.attempt = 2
     _plan_timeline(sk, rng, now_us)
     return sk
+
+
+_GOLDEN = (5 ** 0.5 - 1) / 2
+_SQRT2 = 2 ** 0.5 - 1
+
+
+def _uniform_status(index: int, u: float, arrivals: Arrivals) -> str:
+    """Job ``index``'s status under uniform arrivals (``u`` a draw): running, or a terminal one."""
+    if (index * _SQRT2) % 1.0 < arrivals.running_share:
+        return "running"
+    terminal = u * _STATUS_CDF[2][1]
+    for status, p in _STATUS_CDF[:3]:
+        if terminal < p:
+            return status
+    return _STATUS_CDF[2][0]
 
 
 def _plan_timeline(sk: _Skeleton, rng: random.Random, now_us: int) -> None:
@@ -552,7 +591,7 @@ def _result_payload(rng: random.Random, kind: str) -> tuple:
     return payload, summary
 
 
-def _notification_records(seed: int, jobs: int, now_us: int) -> list:
+def _notification_records(seed: int, jobs: int, now_us: int, arrivals: Optional[Arrivals] = None) -> list:
     """A handful of notifications, as [(id, record)] sorted by id.
 
     Exactly one draw picks each job, so their size does not depend on the job
@@ -563,7 +602,7 @@ def _notification_records(seed: int, jobs: int, now_us: int) -> list:
     pick = _chooser(rnd)
     out = []
     for n in range(4):
-        job = _skeleton(seed, int(rnd() * jobs), now_us) if jobs else None
+        job = _skeleton(seed, int(rnd() * jobs), now_us, arrivals) if jobs else None
         notification_id = f"ntf-{n:04d}-{rng.getrandbits(48):012x}"
         created = (job.events[-1][2] if job else now_us) + 1000
         out.append((notification_id, {
@@ -597,7 +636,8 @@ def _result_entries(sk: _Skeleton) -> list:
     return [_entry(rid, record, _PAD4) for rid, record in _result_records(sk)]
 
 
-def _render_chunk(section: str, seed: int, start: int, stop: int, now_us: int) -> tuple:
+def _render_chunk(section: str, seed: int, start: int, stop: int, now_us: int,
+                  arrivals: Optional[Arrivals] = None) -> tuple:
     """The ``section`` entries of jobs [start, stop), joined by ",\n".
 
     Returns (number of entries, number of events, bytes); a chunk is the unit
@@ -606,7 +646,7 @@ def _render_chunk(section: str, seed: int, start: int, stop: int, now_us: int) -
     entries = []
     events = 0
     for index in range(start, stop):
-        sk = _skeleton(seed, index, now_us)
+        sk = _skeleton(seed, index, now_us, arrivals)
         if section == "events":
             events += len(sk.events)
             entries.append(_events_entry(sk))
@@ -617,12 +657,12 @@ def _render_chunk(section: str, seed: int, start: int, stop: int, now_us: int) -
     return len(entries), events, b",\n".join(entries)
 
 
-def _chunks_serial(tasks: list, seed: int, now_us: int):
+def _chunks_serial(tasks: list, seed: int, now_us: int, arrivals: Optional[Arrivals] = None):
     for section, start, stop in tasks:
-        yield _render_chunk(section, seed, start, stop, now_us)
+        yield _render_chunk(section, seed, start, stop, now_us, arrivals)
 
 
-def _chunks_parallel(tasks: list, workers: int, seed: int, now_us: int):
+def _chunks_parallel(tasks: list, workers: int, seed: int, now_us: int, arrivals: Optional[Arrivals] = None):
     """Render ``tasks`` in forked worker processes, yielding chunks in task order.
 
     Worker k renders tasks k, k + workers, ...; the parent reads them back
@@ -636,7 +676,8 @@ def _chunks_parallel(tasks: list, workers: int, seed: int, now_us: int):
     try:
         for k in range(workers):
             receiver, sender = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker, args=(sender, tasks[k::workers], seed, now_us), daemon=True)
+            proc = ctx.Process(target=_worker, args=(sender, tasks[k::workers], seed, now_us, arrivals),
+                               daemon=True)
             proc.start()
             sender.close()  # so that a dead worker shows up as EOFError, not a hang
             procs.append(proc)
@@ -658,10 +699,10 @@ def _chunks_parallel(tasks: list, workers: int, seed: int, now_us: int):
             conn.close()
 
 
-def _worker(conn, tasks: list, seed: int, now_us: int) -> None:
+def _worker(conn, tasks: list, seed: int, now_us: int, arrivals: Optional[Arrivals] = None) -> None:
     try:
         for section, start, stop in tasks:
-            conn.send(_render_chunk(section, seed, start, stop, now_us))
+            conn.send(_render_chunk(section, seed, start, stop, now_us, arrivals))
     except BaseException as exc:  # tell the parent why, instead of a bare EOF
         try:
             conn.send(f"{type(exc).__name__}: {exc}")
@@ -689,17 +730,17 @@ def _write_section(fh, name: str, chunks, last: bool = False) -> tuple:
     return entries, events
 
 
-def _choose_job_count(size_bytes: int, seed: int, now_us: int) -> int:
+def _choose_job_count(size_bytes: int, seed: int, now_us: int, arrivals: Optional[Arrivals] = None) -> int:
     """The number of jobs that makes the file about ``size_bytes`` long.
 
     The first jobs are measured exactly (each adds its events entry, job entry
     and result entries plus separators); beyond that the count is
     extrapolated from their average, which is well within 1 % for big stores.
     """
-    fixed = len(_render_small(seed, 1, now_us))  # header, notifications, footer
+    fixed = len(_render_small(seed, 1, now_us, arrivals))  # header, notifications, footer
     used, index = fixed, 0
     while index < _CALIBRATION_JOBS:
-        sk = _skeleton(seed, index, now_us)
+        sk = _skeleton(seed, index, now_us, arrivals)
         size = len(_events_entry(sk)) + len(_job_entry(sk)) + 4
         size += sum(len(e) + 2 for e in _result_entries(sk))
         if used + size > size_bytes:
@@ -710,9 +751,9 @@ def _choose_job_count(size_bytes: int, seed: int, now_us: int) -> int:
     return index + round((size_bytes - used) / ((used - fixed) / index))
 
 
-def _render_small(seed: int, jobs: int, now_us: int) -> bytes:
+def _render_small(seed: int, jobs: int, now_us: int, arrivals: Optional[Arrivals] = None) -> bytes:
     """The parts of the file that do not grow with the job count, for sizing."""
-    notifications = {nid: record for nid, record in _notification_records(seed, jobs, now_us)}
+    notifications = {nid: record for nid, record in _notification_records(seed, jobs, now_us, arrivals)}
     return orjson.dumps({"events": {}, "jobs": {}, "notifications": notifications,
                          "results": {}, "schema_version": SCHEMA_VERSION}, option=_ORJSON_OPTS)
 
@@ -731,8 +772,11 @@ def _available_cpus() -> int:
 
 
 def generate_store(path, size_bytes: int, seed: int = 0, now: datetime = DEFAULT_NOW,
-                   workers: Optional[int] = None) -> Stats:
+                   workers: Optional[int] = None, arrivals: Optional[Arrivals] = None) -> Stats:
     """Write a store of about ``size_bytes`` bytes to ``path`` and return its Stats.
+
+    ``arrivals``: uniform arrivals over a number of days, with a share of jobs that never end
+    (see `Arrivals`); the default (None) is the growing traffic of the last 30 days.
 
     ``workers``: processes rendering in parallel (forked; POSIX only).  The
     default uses every available CPU for stores big enough to profit and
@@ -740,15 +784,15 @@ def generate_store(path, size_bytes: int, seed: int = 0, now: datetime = DEFAULT
     """
     started = time.perf_counter()
     now_us = _to_utc_us(now)
-    jobs = _choose_job_count(size_bytes, seed, now_us)
+    jobs = _choose_job_count(size_bytes, seed, now_us, arrivals)
     ranges = [(start, min(start + _CHUNK_JOBS, jobs)) for start in range(0, jobs, _CHUNK_JOBS)]
     tasks = [(section, start, stop) for section in ("events", "jobs", "results") for start, stop in ranges]
     if workers is None:
         workers = _available_cpus() if len(ranges) >= 4 else 1
     if workers > 1 and hasattr(os, "fork"):
-        chunks = _chunks_parallel(tasks, workers, seed, now_us)
+        chunks = _chunks_parallel(tasks, workers, seed, now_us, arrivals)
     else:
-        chunks = _chunks_serial(tasks, seed, now_us)
+        chunks = _chunks_serial(tasks, seed, now_us, arrivals)
 
     per_section = len(ranges)
     Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. runtime/async_jobs/ in a fresh clone
@@ -757,7 +801,7 @@ def generate_store(path, size_bytes: int, seed: int = 0, now: datetime = DEFAULT
             fh.write(b"{\n")
             _, events = _write_section(fh, "events", islice(chunks, per_section))
             _write_section(fh, "jobs", islice(chunks, per_section))
-            notifications = _notification_records(seed, jobs, now_us)
+            notifications = _notification_records(seed, jobs, now_us, arrivals)
             _write_section(fh, "notifications", [(len(notifications), 0, b",\n".join(
                 _entry(nid, record, _PAD4) for nid, record in notifications))])
             results, _ = _write_section(fh, "results", chunks)
@@ -808,8 +852,18 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--now", type=_parse_now, default=DEFAULT_NOW,
                         help="history ends here (default %(default)s); naive times are UTC")
+    parser.add_argument("--uniform-days", type=float, metavar="DAYS",
+                        help="uniform arrivals over DAYS days before --now, every job terminal unless "
+                             "--running-share says otherwise (default: growing traffic over 30 days)")
+    parser.add_argument("--running-share", type=float, default=0.0, metavar="FRACTION",
+                        help="with --uniform-days: the share of jobs still running, whatever their age")
     args = parser.parse_args(argv)
-    stats = generate_store(args.out, args.size, seed=args.seed, now=args.now)
+    if args.running_share and args.uniform_days is None:
+        parser.error("--running-share needs --uniform-days")
+    if not 0 <= args.running_share < 1:
+        parser.error("--running-share must be at least 0 and below 1")
+    arrivals = Arrivals(args.uniform_days, args.running_share) if args.uniform_days is not None else None
+    stats = generate_store(args.out, args.size, seed=args.seed, now=args.now, arrivals=arrivals)
     print(f"{stats.path}: {stats.bytes} bytes, {stats.jobs} jobs, {stats.events} events, "
           f"{stats.results} results, {stats.seconds:.1f} s", file=sys.stderr)
     return 0

@@ -7,10 +7,12 @@ core), `swap` (the atomic replace), `report` (the counts), `cleanup` (the run).
 Around it: `inspect` (a dry run that also surveys the store), `progress`, `metrics`, `cli`.
 """
 
-__version__ = "1.0.0"
+import tomllib
+from importlib import metadata
+from pathlib import Path
 
-from .cleanup import clean  # noqa: E402
-from .errors import (  # noqa: E402
+from .cleanup import clean
+from .errors import (
     InvalidStoreError,
     LockedError,
     StoreChangedError,
@@ -19,23 +21,41 @@ from .errors import (  # noqa: E402
     UsageError,
     WriteError,
 )
-from .inspect import Inspection, inspect_store  # noqa: E402
-from .policy import RetentionPolicy, parse_duration, parse_timestamp  # noqa: E402
-from .report import CleanupReport  # noqa: E402
+from .inspect import Inspection, inspect_store
+from .policy import RetentionPolicy, parse_duration, parse_timestamp
+from .report import CleanupReport
+
+
+def _version() -> str:
+    """The version in one place, pyproject.toml's: as installed (the package metadata), or, in a
+    checkout run without installing, read from the file itself."""
+    try:
+        return metadata.version(__name__)
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        with open(Path(__file__).resolve().parent.parent / "pyproject.toml", "rb") as file:
+            project = tomllib.load(file)["project"]
+    except (OSError, tomllib.TOMLDecodeError, KeyError):
+        return "0+unknown"
+    return str(project["version"]) if project.get("name") == __name__ else "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
-    "clean",
     "CleanupReport",
-    "inspect_store",
     "Inspection",
+    "InvalidStoreError",
+    "LockedError",
     "RetentionPolicy",
-    "parse_duration",
-    "parse_timestamp",
+    "StoreChangedError",
+    "StoreFileError",
     "StreamcleanError",
     "UsageError",
-    "StoreFileError",
-    "InvalidStoreError",
     "WriteError",
-    "StoreChangedError",
-    "LockedError",
+    "clean",
+    "inspect_store",
+    "parse_duration",
+    "parse_timestamp",
 ]

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -155,8 +156,10 @@ class ArchiveWriter:
     each record left out, in store order; nothing is created before the first. `seal` puts the
     archive together before the swap, `publish` names it after, `rollback` removes it."""
 
-    def __init__(self, path: str | os.PathLike, source_fd: int, store: Path) -> None:
+    def __init__(self, path: str | os.PathLike, source_fd: int, store: Path,
+                 other_names: Iterator[Path] | None = None) -> None:
         self.path = Path(path)
+        self._other_names = other_names  # where `publish` goes on when `path` was taken meanwhile
         self.store = store
         self._source_fd = source_fd
         self._body: _Body | None = None
@@ -262,15 +265,21 @@ class ArchiveWriter:
             os.close(fd)
 
     def publish(self) -> None:
-        """After the swap: the archive under its name, never over another file."""
-        try:
-            fs.link(str(self.temp), str(self.path))
-        except OSError as exc:
-            hint = "it exists now" if exc.errno == errno.EEXIST else exc.strerror
-            raise ArchiveNotNamedError(
-                f"the archive could not be named {self.path} ({hint}); keep it: it is {self.temp}",
-                f"mv {self.temp} <a new name>",
-            ) from None
+        """After the swap: the archive under its name, never over another file (with
+        `other_names`, under the next of them that is free)."""
+        while True:
+            try:
+                fs.link(str(self.temp), str(self.path))
+                break
+            except OSError as exc:
+                if exc.errno == errno.EEXIST and self._other_names is not None:
+                    self.path = next(self._other_names)
+                    continue
+                hint = "it exists now" if exc.errno == errno.EEXIST else exc.strerror
+                raise ArchiveNotNamedError(
+                    f"the archive could not be named {self.path} ({hint}); keep it: it is {self.temp}",
+                    f"mv {self.temp} <a new name>",
+                ) from None
         self._temp_exists = False
         try:
             os.unlink(self.temp)

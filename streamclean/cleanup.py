@@ -16,15 +16,16 @@ import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from . import archive as archives
 from . import fs, pass1, pass2, signals, split
+from .archive_folder import ArchiveFolder, check_options
 from .errors import InvalidStoreError, StoreFileError, UsageError, WriteError
 from .index import NO_FINISHED_AT, REMOVED
 from .judge import Judge
 from .lock import StoreLock
-from .outputs import LOCK
+from .outputs import ARCHIVE_DIR, LOCK
 from .outputs import check as check_outputs
 from .policy import RetentionPolicy
 from .readers import LayoutMismatch, candidates, check_reader, reader_class
@@ -55,6 +56,8 @@ def clean(
     workers: str | int = "auto",
     survey: Callable[[], object] | None = None,
     archive_file: str | os.PathLike | None = None,
+    archive_dir: str | os.PathLike | None = None,
+    archive_keep: float | None = None,
 ) -> CleanupReport:
     """Apply the retention policy to the store at `store_file`.
 
@@ -64,27 +67,44 @@ def clean(
     With `archive_file`, every record removed is kept there for `restore` (see `archive.py`);
     an existing file is refused before the store is opened, and a dry run or a run that
     deletes nothing writes none.
+
+    With `archive_dir` instead, the run names the archive itself in that folder, and with
+    `archive_keep` (seconds) removes, once it has succeeded, this store's archives there that
+    are older than that (see `archive_folder.py`); the report lists them (`archives_pruned`).
     """
     choice, workers = check_reader(reader), check_workers(workers)
+    check_options(archive_dir, archive_keep, archive_file)
     if archive_file is not None:
         archives.refuse_existing(archive_file)
+    folder = None
+    if archive_dir is not None:
+        folder = ArchiveFolder(archive_dir, Path(os.path.realpath(store_file)), archive_keep)
     signals.run_started()
     report = CleanupReport(store_file=str(store_file), policy=policy, dry_run=dry_run)
-    with store_under_lock(store_file, dry_run, lock_file, [("--archive-file", archive_file)]) as (store, source, snapshot):
+    outputs = [("--archive-file", archive_file), (ARCHIVE_DIR, archive_dir)]
+    with store_under_lock(store_file, dry_run, lock_file, outputs) as (store, source, snapshot):
         report.bytes_before = report.bytes_after = snapshot.size
+        names = None
+        if folder is not None:
+            folder.prepare(snapshot.mode, dry_run)
+            names = folder.names(policy.now)
+            archive_file = next(names)
         run = Run(store, source, snapshot, policy, report, dry_run, backup, progress, workers, survey,
-                  None if archive_file is None else Path(archive_file))
+                  None if archive_file is None else Path(archive_file), names)
         if snapshot.size == 0:
             report.survey = survey() if survey else None
-            return report  # an empty store: nothing to read, nothing to delete
-        for name in candidates(choice):
-            try:
-                run.attempt(name)
-                break
-            except LayoutMismatch:
-                source.seek(0)  # not the service's layout somewhere: start over, reading any JSON
-                if choice == "layout":
-                    run.refuse_layout()
+        else:
+            for name in candidates(choice):
+                try:
+                    run.attempt(name)
+                    break
+                except LayoutMismatch:
+                    source.seek(0)  # not the service's layout somewhere: start over, reading any JSON
+                    if choice == "layout":
+                        run.refuse_layout()
+        if folder is not None and archive_keep is not None:
+            written = Path(report.archive["file"]) if report.archive else None
+            report.archives_pruned = [found.as_dict() for found in folder.prune(policy.now, written, dry_run)]
     return report
 
 
@@ -121,6 +141,7 @@ class Run:
     workers: str
     survey: Callable[[], object] | None
     archive_file: Path | None = None
+    archive_names: Iterator[Path] | None = None  # with --archive-dir: the names after archive_file
 
     def attempt(self, name: str) -> None:
         """Both passes and the swap on the reader `name`; LayoutMismatch if it does not fit."""
@@ -133,7 +154,8 @@ class Run:
             replace = AtomicReplace(self.store, self.snapshot, backup)
             self.ensure_space(name, index, jobs_span)
             if self.archive_file is not None:
-                archive = archives.ArchiveWriter(self.archive_file, self.source.fileno(), self.store)
+                archive = archives.ArchiveWriter(self.archive_file, self.source.fileno(), self.store,
+                                                 self.archive_names)
         with _rolled_back_on_error(replace, archive):
             tail = self.start_tail(name, index, jobs_span, events_span, judge, replace, survey, archive)
             try:

@@ -18,10 +18,11 @@ import click
 
 from . import __version__, signals
 from .cleanup import clean
-from .errors import StreamcleanError
-from .inspect import inspect_store, render_text
-from .outcome import Run, as_streamclean_errors
-from .outputs import LOCK
+from .errors import StreamcleanError, UsageError
+from .inspect import DEFAULT_GROWTH_WINDOW_SECONDS, inspect_store, render_text
+from .metrics import write_store_textfile
+from .outcome import Run, as_streamclean_errors, check_metrics_output, store_file_mode
+from .outputs import ARCHIVE_DIR, LOCK
 from .policy import (
     DEFAULT_EVENTS_TTL_SECONDS,
     DEFAULT_RESULTS_TTL_SECONDS,
@@ -138,6 +139,19 @@ def clean_options(command):
             "`streamclean restore`. PATH must not exist.",
         ),
         click.option(
+            "--archive-dir",
+            metavar="DIR",
+            help="Keep every removed record in an archive the run names in DIR: "
+            "<store name>.<UTC time of --now, YYYYMMDDTHHMMSSZ>.jsonl.gz (-2, -3, ... before .jsonl.gz "
+            "if taken; no file is ever replaced). DIR is created if missing.",
+        ),
+        click.option(
+            "--archive-keep",
+            metavar="DUR",
+            help="With --archive-dir: after a successful run, remove this store's archives there "
+            "whose run was longer ago than DUR (30d, 12h, seconds); nothing else is touched.",
+        ),
+        click.option(
             "--metrics-textfile",
             metavar="PATH",
             type=PATH,
@@ -163,10 +177,14 @@ def run_clean(runner: str, *, summary: bool = True, **options) -> None:
     gc.freeze()
     with run.going():
         store_file = _store_file(options)
-        run_files = [(LOCK, options["lock_file"]), ("--archive-file", options.get("archive_file") or None)]
+        archive_file, archive_dir = options.get("archive_file") or None, options.pop("archive_dir") or None
+        run_files = [(LOCK, options["lock_file"]), ("--archive-file", archive_file), (ARCHIVE_DIR, archive_dir)]
         run.check_metrics(store_file, metrics_file, run_files)
         policy, store_file = _settings(**options)
         choice = pipeline_choice()
+        archive_keep = options.pop("archive_keep")
+        if archive_keep is not None:
+            archive_keep = parse_duration(archive_keep, "--archive-keep")
         run.check_report(store_file, options["output_json"], run_files)
         with progress_on_stderr(quiet, CLEAN_PASSES) as progress:
             report = clean(
@@ -176,7 +194,9 @@ def run_clean(runner: str, *, summary: bool = True, **options) -> None:
                 lock_file=options["lock_file"],
                 backup=options["backup"],
                 progress=progress,
-                archive_file=options.get("archive_file") or None,
+                archive_file=archive_file,
+                archive_dir=archive_dir,
+                archive_keep=archive_keep,
                 **choice,
             )
         run.finished(report, report.as_dict(runner))
@@ -220,9 +240,12 @@ def summary_line(runner: str, report: CleanupReport, seconds: float) -> str:
                    f"{_count(report.with_jobs.notifications, 'notification')}")
     kept = f"{_count(report.results.kept_count, 'result')} and {_count(report.events.kept_count, 'event')}"
     freed = megabytes(report.bytes_before - report.bytes_after)
+    pruned = "" if not report.archives_pruned else _count(len(report.archives_pruned), "old archive")
     if report.dry_run:
-        return f"{runner}: dry run: would delete {deleted}, keep {kept}; would free {freed}; {seconds:.1f} s"
-    return f"{runner}: deleted {deleted}, kept {kept}; {freed} freed in {seconds:.1f} s"
+        pruned = f"; would remove {pruned}" if pruned else ""
+        return f"{runner}: dry run: would delete {deleted}, keep {kept}; would free {freed}{pruned}; {seconds:.1f} s"
+    pruned = f"; removed {pruned}" if pruned else ""
+    return f"{runner}: deleted {deleted}, kept {kept}; {freed} freed in {seconds:.1f} s{pruned}"
 
 
 def _count(number: int, noun: str) -> str:
@@ -330,9 +353,9 @@ def clean_command(**options) -> None:
       0   done
       1   failed; the store is byte for byte as it was
       2   usage error
-      74  the store was cleaned, but something after that failed (the report or the metrics
-          file, a signal, a swap that could not be undone): see the message; the report is
-          on stdout when there is one
+      74  the store was cleaned, but something after that failed (the report, the metrics
+          file or stdout, the archive's name, a signal, a swap that could not be undone): see
+          the message; the report is on stdout when there is one
       75  try again later: another cleanup holds the lock, or the store changed during the run
 
     \b
@@ -350,29 +373,60 @@ def clean_command(**options) -> None:
 )
 @store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the inspection as JSON instead of a table.")
+@click.option(
+    "--growth-window",
+    metavar="DUR",
+    help="The growth is that of the records dated this long before now. [default: 14d]",
+)
+@click.option(
+    "--metrics-textfile",
+    metavar="PATH",
+    type=PATH,
+    help="Also write the store's sizes, growth and level as Prometheus metrics to PATH (a *.prom "
+    "file of its own in node_exporter's textfile folder; it must exist), atomically.",
+)
 @quiet_option("No progress display")
-def inspect_command(as_json: bool, quiet: bool, **options) -> None:
-    """Show what is in the store and what `clean` with the same TTLs would delete.
+def inspect_command(as_json: bool, quiet: bool, growth_window: str | None, metrics_textfile: str | None,
+                    **options) -> None:
+    """Show what is in the store, how fast it grows, and what `clean` with the same TTLs would delete.
 
-    Read-only and streamed like `clean`: section sizes and entries, jobs by status, results
-    and events by age in days, and the records and bytes a cleanup would free (the counts of
-    `clean --dry-run`). Takes no lock and writes nothing. Exit status as for `clean`.
+    Read-only and streamed like `clean`: section sizes and entries; how many bytes a day the
+    store grew over the growth window (from the records' own timestamps), how many of those
+    the TTLs never remove, and where the store levels off (or which option would make it);
+    jobs by status; results and events by age in days; and the records and bytes a cleanup
+    would free (the counts of `clean --dry-run`). Takes no lock and writes nothing but the
+    metrics file, if asked for (checked before the store is read). Exit status as for `clean`.
 
     \b
     Examples:
       streamclean inspect --store-file runtime/async_jobs/store.v1.json
-      streamclean inspect --results-ttl-seconds 3d --events-ttl-seconds 1d
-      streamclean inspect --json | jq .reclaimable
+      streamclean inspect --results-ttl-seconds 3d --events-ttl-seconds 1d --jobs-ttl-seconds 30d
+      streamclean inspect --json | jq .growth
+      streamclean inspect --quiet --metrics-textfile /var/lib/prometheus/node-exporter/streamclean-store.prom
     """
     with _errors_as_one_line("streamclean"):
+        window = _growth_window(growth_window)
+        if metrics_textfile:
+            check_metrics_output(_store_file(options), metrics_textfile)
         policy, store_file = _settings(**options)
         choice = pipeline_choice()
         with progress_on_stderr(quiet, CLEAN_PASSES) as progress:
-            inspection = inspect_store(store_file, policy, progress=progress, **choice)
+            inspection = inspect_store(store_file, policy, progress=progress, growth_window=window, **choice)
+        if metrics_textfile:
+            write_store_textfile(metrics_textfile, inspection, store_file_mode(store_file))
     if as_json:
         click.echo(json.dumps(inspection.as_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(render_text(inspection), nl=False)
+
+
+def _growth_window(option: str | None) -> float:
+    if option is None:
+        return DEFAULT_GROWTH_WINDOW_SECONDS
+    seconds = parse_duration(option, "--growth-window")
+    if seconds <= 0:
+        raise UsageError(f"--growth-window: {option!r} is no time at all", "give a duration such as 14d")
+    return seconds
 
 
 def drop_in_command(runner: str) -> click.Command:

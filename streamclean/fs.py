@@ -57,6 +57,11 @@ def link(src: str, dst: str) -> None:
     call("link", os.link, src, dst)
 
 
+def unlink_at(name: str, dir_fd: int) -> None:
+    """Remove the entry `name` of the folder open as `dir_fd` (a symlink itself, never its target)."""
+    call("unlink", lambda entry: os.unlink(entry, dir_fd=dir_fd), name)
+
+
 def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

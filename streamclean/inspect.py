@@ -15,12 +15,30 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, NamedTuple
+from functools import cached_property
+from typing import Callable
 
 from .cleanup import clean
 from .errors import StoreChangedError
-from .policy import KindRule, RetentionPolicy, parse_timestamp
+from .growth import (
+    BY_EVENTS,
+    BY_JOBS,
+    BY_RESULTS,
+    NEVER_ENDING_JOBS,
+    NO_JOB_RETENTION,
+    NO_TIMESTAMP,
+    RETENTION_DISABLED,
+    Fate,
+    Growth,
+    GrowthTally,
+    TTLs,
+    project,
+)
+from .index import NO_FINISHED_AT, TERMINAL, JobIndex
+from .policy import KindRule, RetentionPolicy, is_terminal, parse_timestamp
+from .readers.base import Member
 from .report import CleanupReport
+from .swap import Snapshot
 from .units import percent, size
 
 Progress = Callable[[str, int, int], None]  # as cleanup.clean takes it
@@ -34,6 +52,9 @@ NO_STATUS = "(no status)"
 STATUS_NOT_A_STRING = "(status not a string)"
 OTHER_STATUSES = "(other)"
 _MAX_STATUSES = 64  # distinct status strings kept apart; a store of random statuses must not grow memory
+DEFAULT_GROWTH_WINDOW_SECONDS = 14 * 86400.0
+_SURVEY_FIELDS = {"results": ("job_id", "created_at"), "events": ("occurred_at",),
+                  "notifications": ("job_id", "created_at")}
 
 
 # -- what the survey pass counts ---------------------------------------------------------------
@@ -75,11 +96,11 @@ class AgeHistogram:
         if age < timedelta(0):
             self.future += 1
         else:
-            self.per_day[age // ONE_DAY] += 1
+            self.per_day[age.days] += 1  # a timedelta of 0 or more: its whole days
 
     def add_ages(self, ages: list[timedelta]) -> None:
         """`add` for many records at once, by their ages (now minus their timestamps)."""
-        days = [age // ONE_DAY for age in ages if age >= _ZERO]
+        days = [age.days for age in ages if age >= _ZERO]
         self.future += len(ages) - len(days)
         self.per_day.update(days)
 
@@ -100,15 +121,22 @@ class StoreSurvey:
     """What the passes saw, section by section: the observer `clean(survey=...)` fills.
 
     A section's bytes run from its key to the end of its value. Pass 1 tells it of every job,
-    pass 2 of every result and event it reads; a worker's survey of its part is added in.
+    pass 2 of every result, event and notification it reads; a worker's survey of its part is
+    added in. Given the records themselves (their `Member`s, with byte offsets) and the job
+    index, it also tells `growth` each record's section, timestamp, bytes and fate.
     """
 
     now: datetime
+    growth_window: float = DEFAULT_GROWTH_WINDOW_SECONDS  # seconds
     sections: dict[str, SectionSize] = field(default_factory=dict)
     jobs_by_status: Counter = field(default_factory=Counter)
     result_ages: AgeHistogram = field(default_factory=AgeHistogram)
     event_ages: AgeHistogram = field(default_factory=AgeHistogram)
     schema_version: object = None
+    growth: GrowthTally = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.growth = GrowthTally(self.now, self.growth_window)
 
     def section(self, key: str, nbytes: int, count: int, at: int | None = None) -> None:
         sizes = self.sections.setdefault(key, SectionSize())
@@ -117,43 +145,120 @@ class StoreSurvey:
         if at is not None:
             sizes.at = at if sizes.at is None else min(sizes.at, at)
 
+    def fields(self, section: str, judged: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The only fields of a `section`'s records the passes need decode, the judge reading
+        `judged`; None: whole records (a job's: a missing status is told from a null one)."""
+        if section == "jobs":
+            return None
+        return tuple(dict.fromkeys(judged + _SURVEY_FIELDS[section]))
+
     def other(self, section) -> None:
         if section.key == "schema_version":
             self.schema_version = section.value
 
-    def job(self, job: object) -> None:
+    def job(self, job: object, member: Member | None = None) -> None:
         status = job_status(job)
         if status not in self.jobs_by_status and len(self.jobs_by_status) >= _MAX_STATUSES:
             status = OTHER_STATUSES
         self.jobs_by_status[status] += 1
+        if member is not None:
+            self._grow_job(job, member)
 
-    def result(self, result: object) -> None:
+    def result(self, result: object, member: Member | None = None,
+               index: JobIndex | RememberingIndex | None = None) -> None:
         if isinstance(result, dict):  # as `clean`: only objects are results
-            self.result_ages.add(parse_timestamp(result.get("created_at")), self.now)
+            moment = parse_timestamp(result.get("created_at"))
+            self.result_ages.add(moment, self.now)
+            if member is not None and index is not None:
+                fate = _fate(index.flags_of(str(result.get("job_id") or "")), BY_RESULTS if moment else 0)
+                self.growth.add("results", moment, _record_bytes(member), fate)
 
-    def events(self, events: list) -> None:
-        """A job's whole events array; the usual one (zoned isoformat() strings) in bulk."""
+    def notification(self, notification: object, member: Member, index: JobIndex | RememberingIndex) -> None:
+        """A member of `notifications`: it goes, if at all, with its job."""
+        job_id = moment = None
+        if isinstance(notification, dict):
+            job_id, moment = notification.get("job_id"), parse_timestamp(notification.get("created_at"))
+        self.growth.add("notifications", moment, _record_bytes(member), _fate(index.flags_of(str(job_id or "")), 0))
+
+    def events(self, events: list, member: Member | None = None, flags: int = 0) -> None:
+        """A job's whole events array; the usual one (zoned isoformat() strings) in bulk.
+        With its `member`, the array's bytes go to the growth: its events share what is not
+        the bare `"<job id>": []` evenly (the reader decoded them in one piece)."""
         try:
             moments = list(map(_from_iso, [event["occurred_at"] for event in events]))
             ages = [self.now - moment for moment in moments]  # TypeError for a naive moment
         except (KeyError, TypeError, ValueError):
             for event in events:
                 self.event(event)
+            if member is not None:
+                self._grow_odd_events(member, flags, [_event_moment(event) for event in events])
             return
         self.event_ages.add_ages(ages)
+        if member is not None:
+            self._grow_events(member, flags, moments)
 
     def event(self, event: object) -> None:
-        moment = parse_timestamp(event.get("occurred_at")) if isinstance(event, dict) else None
+        moment = _event_moment(event)
         self.event_ages.add(moment, self.now)
+
+    @staticmethod
+    def remembering(index: JobIndex) -> RememberingIndex:
+        """`index`, remembering its last answer (for the judge and the survey in turn)."""
+        return RememberingIndex(index)
+
+    def events_array(self, member: Member, flags: int) -> EventsWatch:
+        """A job's events array read element by element (a long one; its job's index `flags`):
+        the watch to tell each element to, and then that the array is closed."""
+        return EventsWatch(self, member, flags)
+
+    def _grow_job(self, job: object, member: Member) -> None:
+        moment = parse_timestamp(job.get("queued_at")) if isinstance(job, dict) else None
+        nbytes = _record_bytes(member)
+        if not isinstance(job, dict) or not is_terminal(job):
+            self.growth.add("jobs", moment, nbytes, _GOING)
+            return
+        finished = parse_timestamp(job.get("finished_at"))
+        if finished is None:  # job retention keeps it
+            self.growth.add("jobs", moment, nbytes, _KEPT)
+            return
+        ran = (finished - moment).total_seconds() if moment is not None else 0.0
+        self.growth.add("jobs", moment, nbytes, _ENDED, max(ran, 0.0))
+        if moment is not None:
+            self.growth.ran(ran)
+
+    def _grow_events(self, member: Member, flags: int, moments: list[datetime]) -> None:
+        """A job's events array whose every event has a timestamp: its events share its bytes."""
+        bare = _bare_array_bytes(member)
+        self._grow_bare_array(flags, moments[0] if moments else None, bare)
+        if moments:
+            self.growth.add_shared("events", moments, _record_bytes(member) - bare, _fate(flags, BY_EVENTS))
+
+    def _grow_odd_events(self, member: Member, flags: int, moments: list[datetime | None]) -> None:
+        """`_grow_events` for an array with events without a timestamp."""
+        bare = _bare_array_bytes(member)
+        self._grow_bare_array(flags, moments[0], bare)
+        share, rest = divmod(_record_bytes(member) - bare, len(moments))
+        fate, undated = _fate(flags, BY_EVENTS), _fate(flags, 0)
+        for moment in moments:
+            self.growth.add("events", moment, share, fate if moment else undated)
+        self.growth.add("events", moments[0], rest, fate if moments[0] else undated)
+
+    def _grow_bare_array(self, flags: int, first: datetime | None, nbytes: int) -> None:
+        """A job's `"<job id>": []`: it goes with its job. An ended job's is dated like the jobs
+        (its events may be gone); the first event dates that of a job still going."""
+        if flags & TERMINAL:
+            self.growth.add("events", None, nbytes, _fate(flags, 0))
+        else:
+            self.growth.add("events", first, nbytes, _fate(flags, 0))
 
     def in_file_order(self) -> list[tuple[str, SectionSize]]:
         return sorted(self.sections.items(), key=lambda item: -1 if item[1].at is None else item[1].at)
 
-    def fresh(self) -> "StoreSurvey":
+    def fresh(self) -> StoreSurvey:
         """An empty survey for a worker's part of the store, to `add` in afterwards."""
-        return StoreSurvey(self.now)
+        return StoreSurvey(self.now, self.growth_window)
 
-    def add(self, other: "StoreSurvey") -> None:
+    def add(self, other: StoreSurvey) -> None:
         """Count in a worker's survey of its part of the store."""
         for key, sizes in other.sections.items():
             self.section(key, sizes.bytes, sizes.count, sizes.at)
@@ -167,6 +272,94 @@ class StoreSurvey:
             mine.no_timestamp += theirs.no_timestamp
         if other.schema_version is not None:
             self.schema_version = other.schema_version
+        self.growth.merge(other.growth)
+
+
+_NOTHING = object()
+
+
+class RememberingIndex:
+    """A job index that remembers its last answer: the judge and the survey ask about the same
+    record's job one after the other, and a lookup costs more than the rest of a record."""
+
+    def __init__(self, index: JobIndex) -> None:
+        self._index = index
+        self._last: object = _NOTHING
+        self._flags = 0
+
+    def flags_of(self, job_id: object) -> int:
+        if job_id != self._last:
+            self._flags = self._index.flags_of(job_id)
+            self._last = job_id
+        return self._flags
+
+    def __contains__(self, job_id: object) -> bool:
+        return bool(self.flags_of(job_id) & TERMINAL)
+
+
+class EventsWatch:
+    """The survey of one events array read element by element: each element's timestamp, and
+    its bytes from the end of the one before (the first: from the `[`); at `close`, the bytes
+    up to the `]` go to the last one, as the bulk form shares them (see `StoreSurvey.events`)."""
+
+    def __init__(self, survey: StoreSurvey, member: Member, flags: int) -> None:
+        self._survey, self._member, self._flags = survey, member, flags
+        self._fate, self._undated = _fate(flags, BY_EVENTS), _fate(flags, 0)
+        self._previous_end = member.value_start + 1
+        self._last: datetime | None = None
+        self._count = 0
+
+    def element(self, item: Member) -> None:
+        survey = self._survey
+        moment = _event_moment(item.value)
+        survey.event_ages.add(moment, survey.now)
+        if not self._count:
+            survey._grow_bare_array(self._flags, moment, _bare_array_bytes(self._member))
+        self._count += 1
+        self._last = moment
+        survey.growth.add("events", moment, item.value_end - self._previous_end, self._fate if moment else self._undated)
+        self._previous_end = item.value_end
+
+    def close(self) -> None:
+        """The array is read (its `value_end` is set)."""
+        survey = self._survey
+        if not self._count:
+            survey._grow_bare_array(self._flags, None, _bare_array_bytes(self._member))
+            return
+        rest = self._member.value_end - 1 - self._previous_end  # whitespace before the "]"
+        survey.growth.add("events", self._last, rest, self._fate if self._last else self._undated)
+
+
+_GOING, _KEPT, _ENDED = Fate(BY_JOBS, True), Fate(0), Fate(BY_JOBS)  # a job's fates
+_FATES: dict[int, Fate] = {}
+
+
+def _fate(flags: int, own: int) -> Fate:
+    """The fate of a result, event or notification of a job with index `flags`; `own` is its
+    kind's TTL when its timestamp parses (BY_RESULTS, BY_EVENTS), else 0."""
+    fate = _FATES.get(flags << 3 | own)
+    if fate is None:
+        if flags & TERMINAL:
+            fate = Fate(own | (0 if flags & NO_FINISHED_AT else BY_JOBS))
+        else:
+            fate = Fate(own | BY_JOBS, True)
+        _FATES[flags << 3 | own] = fate
+    return fate
+
+
+def _record_bytes(member: Member) -> int:
+    """A record's exact bytes: from the comma before it (or its first byte) to its end."""
+    return member.value_end - (member.start if member.comma_at is None else member.comma_at)
+
+
+def _bare_array_bytes(member: Member) -> int:
+    """What stays of a job's events array when every event is gone: `"<job id>": []`, and
+    the comma before it."""
+    return member.value_start + 2 - (member.start if member.comma_at is None else member.comma_at)
+
+
+def _event_moment(event: object) -> datetime | None:
+    return parse_timestamp(event.get("occurred_at")) if isinstance(event, dict) else None
 
 
 def job_status(job: object) -> str:
@@ -191,6 +384,14 @@ class Inspection:
     @property
     def reclaimable_bytes(self) -> int:
         return self.dry_run.bytes_before - self.dry_run.bytes_after
+
+    @cached_property
+    def growth(self) -> Growth:
+        """How fast the store grows, and where it levels off under these TTLs (see growth.py)."""
+        policy = self.dry_run.policy
+        ttls = TTLs(policy.results.ttl_seconds, policy.events.ttl_seconds, policy.jobs.ttl_seconds)
+        sections = {name: sizes.bytes for name, sizes in self.survey.in_file_order()}
+        return project(self.survey.growth, ttls, sections, self.bytes_total)
 
     def as_dict(self) -> dict:
         report = self.dry_run
@@ -217,6 +418,7 @@ class Inspection:
                 "results": self.survey.result_ages.as_dict(),
                 "events": self.survey.event_ages.as_dict(),
             },
+            "growth": self.growth.as_dict(),
         }
         if "jobs" in dry:  # job retention on: what it would take, besides the counts above
             document["jobs"] = dry["jobs"]
@@ -232,16 +434,18 @@ def inspect_store(
     progress: Progress | None = None,
     reader: str = "auto",
     workers: str | int = "auto",
+    growth_window: float = DEFAULT_GROWTH_WINDOW_SECONDS,
 ) -> Inspection:
     """Inspect the store at `store_file` under `policy`; writes nothing, takes no lock.
+    `growth_window`: the seconds before `now` whose records give the growth.
 
     Raises what `clean` raises for a missing or invalid store, and StoreChangedError when the
     path named another file by the end (the service replaced the store meanwhile).
     """
-    before = _version_at(store_file)
+    before = _snapshot_at(store_file)
     report = clean(store_file, policy, dry_run=True, progress=progress, reader=reader, workers=workers,
-                   survey=lambda: StoreSurvey(policy.now))
-    if before is None or before != _version_at(store_file) or report.bytes_before != before.size:
+                   survey=lambda: StoreSurvey(policy.now, growth_window))
+    if before is None or not _unchanged(store_file, before) or report.bytes_before != before.size:
         raise StoreChangedError(
             f"the store {store_file} changed while it was inspected",
             "the figures describe a store that is no longer there; run again",
@@ -249,24 +453,18 @@ def inspect_store(
     return Inspection(report.bytes_before, report.survey, report)
 
 
-class FileVersion(NamedTuple):
-    """Which file, and which version of it: the service replaces the file, so a write shows here."""
-
-    device: int
-    inode: int
-    size: int
-    mtime_ns: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> "FileVersion":
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _version_at(path: str | os.PathLike) -> FileVersion | None:
+def _snapshot_at(path: str | os.PathLike) -> Snapshot | None:
     try:
-        return FileVersion.of(os.stat(path))
+        return Snapshot.of(os.stat(path))
     except OSError:
         return None  # `clean` will say what is wrong with the path
+
+
+def _unchanged(path: str | os.PathLike, before: Snapshot) -> bool:
+    try:
+        return before.matches(os.stat(path))
+    except OSError:
+        return False
 
 
 # -- the human table ---------------------------------------------------------------------------
@@ -282,6 +480,7 @@ def render_text(inspection: Inspection) -> str:
     blocks = [
         _store_block(inspection),
         _sections_block(dict(survey.in_file_order()), inspection.bytes_total),
+        _growth_block(inspection.growth, inspection.bytes_total),
         _jobs_block(survey.jobs_by_status, report),
         _ages_block("results", survey.result_ages, policy.results),
         _ages_block("events", survey.event_ages, policy.events),
@@ -310,6 +509,49 @@ def _sections_block(sections: dict[str, SectionSize], total: int) -> str:
     if not sections:
         lines.append("(an empty store)")
     return "\n".join(lines)
+
+
+_WHY_KEPT = {
+    NO_JOB_RETENTION: "jobs are never removed (no job retention)",
+    NEVER_ENDING_JOBS: "records of jobs that never end",
+    NO_TIMESTAMP: "records without a valid timestamp",
+    RETENTION_DISABLED: "records whose retention is disabled",
+}
+
+
+def _growth_block(growth: Growth, total: int) -> str:
+    """How fast the store grows, what of it stays, and where it levels off (or what would make it)."""
+    lines = [f"growth over the last {growth.window_days:g} d, from the records' own timestamps"]
+    if growth.levels_off_bytes is not None:
+        lines.append(f"  grows {size(round(growth.bytes_per_day))} a day, none of it for ever: under these TTLs "
+                     f"it levels off at about {size(round(growth.levels_off_bytes))} (now {size(total)})")
+    else:
+        why = "; ".join(_WHY_KEPT[reason] for reason in growth.kept_by_reason)
+        lines.append(f"  grows {size(round(growth.bytes_per_day))} a day; "
+                     f"{size(round(growth.kept_bytes_per_day))} a day of it stays for ever: {why}")
+        hint = growth.suggestion
+        if hint is not None and hint.levels_off_bytes is not None:
+            lines.append(f"  with {hint.option} {_days(hint.ttl_seconds)} it would level off at about "
+                         f"{size(round(hint.levels_off_bytes))}")
+        elif hint is not None:
+            lines.append(f"  even with {hint.option} {_days(hint.ttl_seconds)}, "
+                         f"{size(round(hint.kept_bytes_per_day))} a day would stay for ever")
+        else:
+            lines.append("  no TTL removes that: the store never stops growing")
+    parts = []
+    for name, section in growth.sections.items():
+        if section.bytes_per_day >= 0.5:
+            kept = section.kept_bytes_per_day
+            stays = "" if kept < 0.5 else " (all for ever)" if kept >= section.bytes_per_day - 0.5 else \
+                f" ({size(round(kept))} for ever)"
+            parts.append(f"{name} {size(round(section.bytes_per_day))}{stays}")
+    if parts:
+        lines.append("  a day by section: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:g}d" if seconds % 86400 == 0 else f"{seconds:g}"
 
 
 def _jobs_block(statuses: Counter, report: CleanupReport) -> str:

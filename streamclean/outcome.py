@@ -1,19 +1,10 @@
-"""How a run that may swap a new store in (`clean`, `restore`) ends: its exit status, its one
-error line, its report on stdout and in `--output-json`, and what its metrics file records.
+"""How a run that may swap a new store in (`clean`, `restore`) ends: its outputs checked before
+the store is read, its report file, its exit status, its one error line, and what its metrics
+file records.
 
-    >>> run = Run("streamclean", "cleaned", time.monotonic, time.time)
-    >>> with run.going():
-    ...     run.check_report(store_file, "report.json", [(LOCK, None)])
-    ...     run.finished(clean(store_file, policy), report.as_dict("streamclean"))
-    >>> status = run.conclude(show)
-
-The promise of the exit statuses: 1 (and 2, 75) mean the store is as it was. So the outputs are
-checked before the store is read (`check_report`, `check_metrics`: the rule of `outputs.check`
-and a file that can be written), and once the new store is in place no failure may exit 1:
-the report or the metrics file that cannot be written, stdout closed, a signal — each ends the
-run with EXIT_CLEANED (74) and one line that begins "the store was cleaned" ("restored"),
-says what failed and where the report is. The metrics file records the status the run exits
-with. The command line only parses, shows (`show`) and exits.
+Exit 1 promises the store as it was; so once the new store is in place, every failure after it
+(the report, the metrics file, stdout closed, a signal) ends the run with 74 and one line that
+says so. The command line only parses, shows and exits. See docs/design.md.
 """
 
 from __future__ import annotations
@@ -91,8 +82,7 @@ class Run:
         """The metrics file, checked first: once it is safe to write, it records whatever
         happens next, also a refusal of the other outputs."""
         if path:
-            check_outputs(store_file, [*run_files, ("--metrics-textfile", path)])
-            check_writable_output(path, "--metrics-textfile", _store_mode(store_file))
+            check_metrics_output(store_file, path, run_files)
             self.metrics_file = path
         self.store_file = store_file
 
@@ -102,7 +92,7 @@ class Run:
         if path:
             check_outputs(store_file, [*run_files, ("--output-json", path), ("--metrics-textfile", self.metrics_file)],
                           reads)
-            check_writable_output(path, "--output-json", _store_mode(store_file))
+            check_writable_output(path, "--output-json", store_file_mode(store_file))
             self.report_file = path
         self.store_file = store_file
 
@@ -117,7 +107,7 @@ class Run:
         except UnicodeEncodeError:  # a path with a byte that is not UTF-8: its JSON escape
             self.document = json.dumps(as_dict, indent=2, ensure_ascii=True) + "\n"
         if self.report_file:
-            write_report(Path(self.report_file), self.document, _store_mode(self.store_file))
+            write_report(Path(self.report_file), self.document, store_file_mode(self.store_file))
             self.reported_in = self.report_file
 
     def conclude(self, show: Show, summary: Callable[[Any, float], str] | None = None) -> int:
@@ -168,7 +158,7 @@ class Run:
             return status
         outcome = RunOutcome(self.wall_clock(), self.elapsed_clock() - self.started, self.report, status)
         try:
-            write_textfile(self.metrics_file, outcome, _store_mode(self.store_file))
+            write_textfile(self.metrics_file, outcome, store_file_mode(self.store_file))
         except OutputError as exc:
             problems.append(exc)
             return None
@@ -201,7 +191,7 @@ def _why(exc: OSError) -> str:
     return f"failed: {exc.strerror or exc}"
 
 
-def _store_mode(store_file: str | None) -> int | None:
+def store_file_mode(store_file: str | None) -> int | None:
     """The store's mode, which no file written about it may exceed; None without a store."""
     if store_file is None:
         return None
@@ -209,6 +199,13 @@ def _store_mode(store_file: str | None) -> int | None:
         return os.stat(store_file).st_mode
     except (OSError, ValueError):
         return None
+
+
+def check_metrics_output(store_file: str, path: str, run_files: Files = ()) -> None:
+    """A metrics file (`clean`'s, `inspect`'s), before the store is read: by the rule of
+    `outputs.check` among the run's other files, and one that can be written."""
+    check_outputs(store_file, [*run_files, ("--metrics-textfile", path)])
+    check_writable_output(path, "--metrics-textfile", store_file_mode(store_file))
 
 
 def check_writable_output(path: str, option: str, store_mode: int | None = None) -> None:

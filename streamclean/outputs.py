@@ -1,18 +1,11 @@
 """The files around the store: one rule for every file a run writes or locks.
 
-A run protects the store, its backup (`<store>.bak`), its temporary files (streamclean's
-`<store>.streamclean-<pid>-<hex>.partial` and `…-displaced-<hex>`, the service's
-`<store>.<32 hex digits>.tmp`) and whatever else it only reads (`restore`'s archive). Every
-file it writes or locks — the lock, the report, the metrics file, the archive — may be none of
-those, and none of one another:
-
-    >>> check("runtime/async_jobs/store.v1.json",
-    ...       [("--lock-file", None), ("--output-json", "report.json"), ("--metrics-textfile", "s.prom")])
-
-Paths are compared after resolving symbolic links, and files that exist also by device and
-inode, so neither a symlink nor a hard link gets past it. The check is made before the store
-is opened; a clash raises OutputError (exit 1) naming both files, with nothing read or written.
-A new kind of output registers by adding its (option, path) pair to the list.
+The lock, the report, the metrics file and the archive may be neither the store, its backup, its
+temporary files or a file the run only reads (restore's archive), nor one another: compared
+after resolving symbolic links, and by device and inode where the file exists. `check` runs
+before the store is opened; a new kind of output registers with its (option, path) pair. The
+archive folder (`--archive-dir`) registers so too: a folder the run writes archives into, in
+which no other output may take a name of an archive (it would replace one, or pass for one).
 """
 
 from __future__ import annotations
@@ -24,16 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from .archive_folder import ANY_ARCHIVE_NAME
 from .errors import OutputError
 from .swap import leftover_pattern
 
 LOCK = "--lock-file"
+ARCHIVE_DIR = "--archive-dir"  # a folder: the run names its archive there
 _UNCHANGED = "the store was left unchanged"
 _WHAT = {
     "--output-json": "the report",
     "--metrics-textfile": "the metrics",
     LOCK: "the lock",
     "--archive-file": "the archive",
+    ARCHIVE_DIR: "the archives",
 }
 
 
@@ -55,6 +51,7 @@ def check(
 
     `outputs` are (option, path) pairs of every file the run writes or locks; a path of None is
     not written, except for the lock (`--lock-file`), where None is the default `<store>.lock`.
+    An `--archive-dir` pair names a folder: no other output may have an archive's name there.
     `reads` are files the run only reads (restore's `--archive-file`), protected like the store.
     Raises OutputError naming the first clash.
     """
@@ -65,6 +62,8 @@ def check(
         *(_file(f"{option} {path}, which the run reads", path) for option, path in reads if path is not None),
     ]
     temporaries = _temporary_names(Path(store))
+    folders = [_file(f"{option} {path}", path, option) for option, path in outputs
+               if option == ARCHIVE_DIR and path is not None]
     seen: list[_File] = []
     for option, path in outputs:
         if path is None and option == LOCK:
@@ -78,6 +77,10 @@ def check(
                 _refuse(f"{output.shown} is {other.shown}", option)
         if os.path.dirname(output.real) == os.path.dirname(store) and temporaries.fullmatch(os.path.basename(output.real)):
             _refuse(f"{output.shown} is one of the store's temporary files", option)
+        for folder in folders:
+            if option != ARCHIVE_DIR and os.path.dirname(output.real) == folder.real \
+                    and ANY_ARCHIVE_NAME.fullmatch(os.path.basename(output.real)):
+                _refuse(f"{output.shown} names an archive in {folder.shown}", option)
         for other in seen:
             if not _same(output, other):
                 continue

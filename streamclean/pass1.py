@@ -58,9 +58,9 @@ def index_from(reader, boundary: int, judge: Judge, survey=None) -> tuple[JobInd
 def _jobs(reader, judge: Judge, survey, open_at: int | None, resume_after: int | None = None,
           stop_at: int | None = None):
     """The jobs, a block at a time where the reader can (and no survey reads every field)."""
-    if survey is not None:
-        return reader.records(open_at, resume_after=resume_after)
     fields = judge.fields("jobs")
+    if survey is not None:  # the survey reads what it asks for, record by record
+        return reader.records(open_at, resume_after=resume_after, fields=survey.fields("jobs", fields))
     blocks = reader.powers.blocks
     if blocks is None:
         return reader.records(open_at, resume_after=resume_after, fields=fields)
@@ -84,7 +84,7 @@ def _index(records, judge: Judge, index: JobIndex, survey=None, stop_at: int | N
         index.add(job.key, terminal(job.value))
         count += 1
         if survey is not None:
-            survey.job(job.value)
+            survey.job(job.value, job)
         if stop_at is not None and job.value_end >= stop_at:
             if job.value_end != stop_at:
                 raise LayoutMismatch("the jobs section was split inside a job")

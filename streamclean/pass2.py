@@ -151,7 +151,7 @@ def _filter_section(run: Pass, section: Member, previous: int) -> int:
         end = _filter_jobs(run, section)
     elif key == "jobs" and first == 0x7B:  # pass 1 read it (a span of None: pass 1 did not find it)
         end = reader.known_section(section, run.jobs_span, run.out)
-    elif key == "notifications" and first == 0x7B and jobs_on:
+    elif key == "notifications" and first == 0x7B and (jobs_on or survey is not None):
         end, count = _filter_results(run, section.value_start, "notifications")
     else:
         end, count = reader.check(section)
@@ -195,13 +195,17 @@ def _filter_results(run: Pass, open_at: int, section: str = "results") -> tuple[
     fields = judge.fields(section)
     blocks = run.blocks
     if blocks is None:
-        records = run.reader.records(open_at, exact="job_id", fields=fields if survey is None else None)
+        records = run.reader.records(open_at, exact="job_id", fields=_fields(judge, survey, section))
     else:
         records = blocks.blocks(open_at, fields, exact="job_id")
+    if survey is not None:  # the judge and the survey ask about each record's job in turn
+        index = survey.remembering(index)
+    jobs_on = judge.policy.jobs.enabled
     if section == "notifications":
-        judged = judge.notification
+        judged = judge.notification if jobs_on else _kept  # without job retention only a survey reads them
     else:
-        judged = judge.result_of_jobs if judge.policy.jobs.enabled else judge.result
+        judged = judge.result_of_jobs if jobs_on else judge.result
+    observe = None if survey is None else survey.result if section == "results" else survey.notification
     count = 0
     for record in records:
         if type(record) is Block:
@@ -215,14 +219,24 @@ def _filter_results(run: Pass, open_at: int, section: str = "results") -> tuple[
             splice.block(record, dropped)
             continue
         count += 1
-        if survey is not None:
-            survey.result(record.value)
+        if observe is not None:
+            observe(record.value, record, index)
         if judged(record.value, index):
             splice.drop(record)
         else:
             splice.keep(record)
     splice.close(records.close)
     return records.close + 1, count
+
+
+def _kept(record: object, index: JobIndex) -> bool:
+    return False
+
+
+def _fields(judge: Judge, survey, section: str) -> tuple[str, ...] | None:
+    """The fields of a `section`'s records that are read: the judge's, and the survey's."""
+    fields = judge.fields(section)
+    return fields if survey is None else survey.fields(section, fields)
 
 
 def _filter_events(run: Pass, open_at: int | None, resume_after: int | None = None,
@@ -242,7 +256,7 @@ def _filter_events(run: Pass, open_at: int | None, resume_after: int | None = No
         outer = run.splice(open_at, "events")
         blocks = None  # a removed job's array goes whole, the others' events one by one: in turn
     if blocks is None:
-        arrays = reader.job_arrays(open_at, resume_after, fields=fields if survey is None else None)
+        arrays = reader.job_arrays(open_at, resume_after, fields=_fields(judge, survey, "events"))
     else:
         arrays = blocks.blocks(open_at, fields, array=True, resume_after=resume_after, stop_at=stop_at)
     count = 0
@@ -263,30 +277,34 @@ def _filter_events(run: Pass, open_at: int | None, resume_after: int | None = No
                 return stop_at, count  # `blocks` ends a block at `stop_at` or hands the walk over
             continue
         count += 1
+        flags = index.flags_of(job.key)
         if outer is not None:
-            if index.flags_of(job.key) & REMOVED:
-                _removed_job_events(run, job)
+            if flags & REMOVED:
+                _removed_job_events(run, job, flags)
                 outer.drop(job)
                 continue
             outer.keep(job)
-        terminal = job.key in index
+        terminal = bool(flags & TERMINAL)
         values = job.values
         if values is not None:  # the whole array, decoded in one call
             if survey is not None:
-                survey.events(values)
+                survey.events(values, job, flags)
             verdicts = judge.event_batch(values, terminal)
             if verdicts is not None:
                 _drop_events(run, job, values, verdicts)
         elif job.value is STREAM:  # an array to stream, element by element
             splice = run.splice(job.value_start, "events", job.key)
+            watch = None if survey is None else survey.events_array(job, flags)
             for element in reader.elements(job):
-                if survey is not None:
-                    survey.event(element.value)
+                if watch is not None:
+                    watch.element(element)
                 if judge.event(element.value, terminal):
                     splice.drop(element)
                 else:
                     splice.keep(element)
             splice.close(job.value_end - 1)
+            if watch is not None:
+                watch.close()
         # else: not an array of events: kept as it is, and not counted
         if outer is not None:
             outer.kept_until(job.value_end)
@@ -301,19 +319,22 @@ def _filter_events(run: Pass, open_at: int | None, resume_after: int | None = No
     return arrays.close + 1, count
 
 
-def _removed_job_events(run: Pass, job: Member) -> None:
+def _removed_job_events(run: Pass, job: Member, flags: int) -> None:
     """A removed job's events array, which goes whole: counted, and read past if streamed."""
     survey = run.survey
     if job.values is not None:
         if survey is not None:
-            survey.events(job.values)
+            survey.events(job.values, job, flags)
         run.judge.events_of_removed_job(len(job.values))
     elif job.value is STREAM:
         count = 0
+        watch = None if survey is None else survey.events_array(job, flags)
         for element in run.reader.elements(job):
             count += 1
-            if survey is not None:
-                survey.event(element.value)
+            if watch is not None:
+                watch.element(element)
+        if watch is not None:
+            watch.close()
         run.judge.events_of_removed_job(count)
 
 

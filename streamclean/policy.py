@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .errors import UsageError
 
@@ -60,8 +60,8 @@ def parse_now(text: str) -> datetime:
 
 def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def parse_timestamp(value: object) -> datetime | None:
@@ -75,7 +75,7 @@ def parse_timestamp(value: object) -> datetime | None:
         except ValueError:
             pass
         else:
-            return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
     text = str(value or "").strip()
     if not text:
         return None
@@ -83,7 +83,7 @@ def parse_timestamp(value: object) -> datetime | None:
         moment = datetime.fromisoformat(_z_to_offset(text))
     except (ValueError, TypeError):
         return None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _z_to_offset(text: str) -> str:
@@ -119,9 +119,12 @@ class RetentionPolicy:
 
     @classmethod
     def build(
-        cls, now: datetime, results_ttl: float | None, events_ttl: float | None,
+        cls,
+        now: datetime,
+        results_ttl: float | None,
+        events_ttl: float | None,
         jobs_ttl: float | None = None,
-    ) -> "RetentionPolicy":
+    ) -> RetentionPolicy:
         now = as_utc(now)
         return cls(
             now=now,

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator, TextIO
+from typing import TextIO
 
 from .units import MB, clock, megabytes
 
@@ -21,7 +22,8 @@ DRAW_INTERVAL = 0.2  # seconds: at most ~5 redraws a second, calm to read, cheap
 DEFAULT_COLUMNS = 80
 _RATE_AFTER = 0.5  # seconds into a pass before a rate (and so an ETA) means anything
 
-Progress = Callable[[str, int, int], None]  # (pass name, bytes done, bytes total), as cleanup.clean calls it
+# (pass name, bytes done, bytes total), as cleanup.clean calls it
+Progress = Callable[[str, int, int], None]
 
 
 class ProgressLine:
@@ -90,7 +92,8 @@ def render(pass_name: str, done: int, total: int, elapsed: float, later: int = 0
     the rest of this pass and of the `later` bytes the passes still to come will read."""
     share = f"{min(100.0, 100 * done / total):5.1f} %" if total else "    - %"
     of_total = megabytes(total)
-    width = len(of_total) - len(" MB")  # done stands right-aligned under total: the line keeps still
+    # done stands right-aligned under total: the line keeps still
+    width = len(of_total) - len(" MB")
     line = f"{pass_name:<7} {done / MB:>{width},.1f} of {of_total}  {share}"
     if elapsed >= _RATE_AFTER and done:
         rate = done / elapsed
@@ -107,7 +110,9 @@ def is_terminal(stream: TextIO) -> bool:
 
 
 @contextmanager
-def progress_on_stderr(quiet: bool = False, passes: tuple[str, ...] = ()) -> Iterator[Progress | None]:
+def progress_on_stderr(
+    quiet: bool = False, passes: tuple[str, ...] = ()
+) -> Iterator[Progress | None]:
     """A progress callable drawing on stderr, or None when stderr is no terminal or `quiet`;
     `passes` as for ProgressLine.
 

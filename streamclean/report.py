@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from .policy import KindRule, RetentionPolicy
 
@@ -21,14 +22,14 @@ class KindTally:
     def kept_count(self) -> int:
         return self.total - self.delete_count
 
-    def add(self, other: "KindTally") -> None:
+    def add(self, other: KindTally) -> None:
         """Count in what another part of the same pass saw."""
         self.total += other.total
         self.eligible_terminal += other.eligible_terminal
         self.delete_count += other.delete_count
         self.skipped_missing_timestamp += other.skipped_missing_timestamp
 
-    def as_dict(self, rule: KindRule) -> dict:
+    def as_dict(self, rule: KindRule) -> dict[str, Any]:
         return {
             "total": self.total,
             "eligible_terminal": self.eligible_terminal,
@@ -49,7 +50,7 @@ class WithJobs:
     notifications: int = 0
     notifications_total: int = 0
 
-    def add(self, other: "WithJobs") -> None:
+    def add(self, other: WithJobs) -> None:
         self.results += other.results
         self.events += other.events
         self.notifications += other.notifications
@@ -66,7 +67,7 @@ class JobsTally:
     delete_count: int = 0
     skipped_missing_timestamp: int = 0
 
-    def as_dict(self, rule: KindRule, with_jobs: WithJobs) -> dict:
+    def as_dict(self, rule: KindRule, with_jobs: WithJobs) -> dict[str, Any]:
         return {
             "total": self.total,
             "eligible_terminal": self.eligible_terminal,
@@ -102,16 +103,19 @@ class CleanupReport:
     survey: object = field(default=None, repr=False)  # what `inspect` asked the passes to gather
     jobs: JobsTally = field(default_factory=JobsTally)
     with_jobs: WithJobs = field(default_factory=WithJobs)
-    archive: dict | None = None  # the archive written (`--archive-file`): file, records, bytes
+    # the archive written (--archive-file): its file, records and bytes
+    archive: dict[str, Any] | None = None
+    # with --archive-keep: the archives removed (file, now)
+    archives_pruned: list[dict[str, Any]] | None = None
 
     @property
     def delete_count(self) -> int:
         return self.results.delete_count + self.events.delete_count
 
-    def as_dict(self, runner: str = "streamclean") -> dict:
+    def as_dict(self, runner: str = "streamclean") -> dict[str, Any]:
         """The report in docs/CONTRACT.md §3's key order; keys after `events` are streamclean's own."""
         policy = self.policy
-        document = {
+        document: dict[str, Any] = {
             "runner": runner,
             "store_file": self.store_file,
             "now": _iso(policy.now),
@@ -129,14 +133,16 @@ class CleanupReport:
         }
         if policy.jobs.enabled:
             document["jobs"] = self.jobs.as_dict(policy.jobs, self.with_jobs)
-        document.update({
+        document |= {
             "store_bytes_before": self.bytes_before,
             "store_bytes_after": self.bytes_after,
             "rewritten": self.rewritten,
             "reader": self.reader,
-        })
+        }
         if self.archive is not None:
             document["archive"] = self.archive
+        if self.archives_pruned is not None:
+            document["archives_pruned"] = self.archives_pruned
         return document
 
 

@@ -4,8 +4,7 @@ The new store is written beside the old one, synced and swapped in (`renameat2` 
 Linux offers it, so what was swapped out can be checked, and swapped back if someone replaced
 the store meanwhile); until the run is complete any failure undoes the swap. Its temporary
 files, `<store>.streamclean-<pid>-<hex>.partial`, are the only ones a later run removes, once
-their writer is gone. The
-guarantees and their limits: docs/design.md.
+their writer is gone. The guarantees and their limits: docs/design.md.
 """
 
 from __future__ import annotations

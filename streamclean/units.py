@@ -25,7 +25,7 @@ def size(nbytes: int) -> str:
 
 def clock(seconds: float) -> str:
     """`0:07`, `12:30`, `1:02:03`: an ETA or an elapsed time."""
-    whole = max(0, int(round(seconds)))
+    whole = max(0, round(seconds))
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -43,10 +43,11 @@ def test_the_readme_points_at_the_contract_in_the_repository():
 
 def test_the_cron_lines_name_the_executable_by_its_absolute_path():
     lines = [line for block in _blocks("cron") for line in block.splitlines() if line.strip()]
-    assert len(lines) == 2
-    streamclean, drop_in = lines
+    assert len(lines) == 3
+    streamclean, drop_in, inspect = lines
     assert re.search(r"&& timeout 2h /\S+/bin/streamclean clean ", streamclean)
     assert re.search(r"&& STREAMCLEAN_PYTHON=/\S+/bin/python \./scripts/run_async_retention_cleanup\.py ", drop_in)
+    assert re.search(r"&& /\S+/bin/streamclean inspect .*--metrics-textfile /\S+/streamclean-store\.prom ", inspect)
 
 
 def test_the_textfile_folder_is_debians():
@@ -67,16 +68,18 @@ def test_the_systemd_unit_is_a_oneshot_with_a_start_timeout_and_a_working_direct
 def test_the_metrics_table_and_the_alerts_name_real_metrics():
     table = set(re.findall(r"^\| `(streamclean_\w+)", OPERATING, re.MULTILINE))
     table |= set(re.findall(r"`, `(streamclean_\w+)`", OPERATING))
-    assert table == set(metrics.FAMILIES)
-    (alerts,) = _blocks("yaml")
+    assert table == set(metrics.FAMILIES) | set(metrics.STORE_FAMILIES)
+    alerts = "\n".join(_blocks("yaml"))
     exprs = re.findall(r"expr: (.+?)(?:\s+#.*)?$", alerts, re.MULTILINE)
     assert exprs == [
         "time() - streamclean_last_success_timestamp_seconds > 26 * 3600",
         "streamclean_last_run_success == 0",
         "absent(streamclean_last_success_timestamp_seconds)",
+        "streamclean_store_kept_bytes_per_day > 0",
+        "predict_linear(streamclean_store_size_bytes[7d], 30 * 86400) > 10e9",
     ]
     for name in re.findall(r"streamclean_\w+", alerts):
-        assert name in metrics.FAMILIES
+        assert name in metrics.FAMILIES or name in metrics.STORE_FAMILIES
 
 
 def test_clean_help_lists_every_exit_status():

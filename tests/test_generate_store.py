@@ -162,6 +162,37 @@ def test_statuses_and_timestamps_are_realistic(tmp_path):
     assert 0.7 <= len(state["results"]) / len(jobs) <= 1.3
 
 
+@pytest.mark.parametrize("running_share", [0.0, 0.1])
+def test_uniform_arrivals_spread_jobs_evenly_and_keep_a_share_running(tmp_path, running_share):
+    """--uniform-days: every tenth of the span holds a tenth of the jobs, and of the running ones."""
+    data = _generate(tmp_path, "store.json", 1_000_000, seed=3, now=NOW, arrivals=gen.Arrivals(60, running_share))
+    state = json.loads(data)
+    assert data == _service_bytes(state)
+    jobs = list(state["jobs"].values())
+    tenths = [0] * 10
+    running = [0] * 10
+    for job in jobs:
+        tenth = min(9, int((NOW - datetime.fromisoformat(job["queued_at"])) / timedelta(days=6)))
+        tenths[tenth] += 1
+        running[tenth] += job["status"] == "running"
+        assert job["status"] in TERMINAL | {"running"}
+    assert all(abs(count - len(jobs) / 10) <= 3 for count in tenths), tenths
+    assert all(abs(count - running_share * len(jobs) / 10) <= 3 for count in running), running
+    assert sum(running) == pytest.approx(running_share * len(jobs), abs=2)
+
+
+def test_the_uniform_options_on_the_command_line(tmp_path):
+    out = tmp_path / "store.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), str(out), "--size", "100K", "--uniform-days", "10",
+                           "--running-share", "0.5"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    statuses = [job["status"] for job in json.loads(out.read_bytes())["jobs"].values()]
+    assert 0.3 <= statuses.count("running") / len(statuses) <= 0.7
+    refused = subprocess.run([sys.executable, str(SCRIPT), str(out), "--running-share", "0.1"],
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode == 2 and "--running-share needs --uniform-days" in refused.stderr
+
+
 def test_timestamps_match_isoformat():
     rng = random.Random(0)
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)

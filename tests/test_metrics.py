@@ -1,18 +1,22 @@
 """--metrics-textfile: node_exporter's textfile format, written atomically, after failures too."""
 
 import fcntl
+import gzip
 import itertools
 import os
 import re
 import shutil
 import stat
 import subprocess
+from datetime import timedelta
 
 import pytest
 
-from conftest import NOW_ISO, listing
-from streamclean import atomicfile, cli, metrics, outcome
+from conftest import NOW, NOW_ISO, listing, service_bytes, small_state
+from streamclean import atomicfile, cli, fs, metrics, outcome
 from streamclean.metrics import RunOutcome, previous_last_success, write_textfile
+from test_archive_dir import fake_archive
+from test_jobs_retention import edge_state
 
 FINISHED_AT = 1764322345.5
 
@@ -272,3 +276,74 @@ def test_every_file_passes_promtool(store, invoke, clocks, textfile, tmp_path):
     for text in _files_of_every_kind(store, invoke, textfile, tmp_path):
         checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def _parsed(text: str) -> dict[str, float]:
+    parser = pytest.importorskip("prometheus_client.parser", reason="pip install '.[test]'")
+    families = list(parser.text_string_to_metric_families(text))
+    assert families and all(family.type == "gauge" and family.documentation for family in families)
+    return {sample.name + "".join(f"[{v}]" for _, v in sorted(sample.labels.items())): sample.value
+            for family in families for sample in family.samples}
+
+
+def test_job_retention_and_the_archive_folder_have_their_gauges(invoke, clocks, textfile, tmp_path):
+    """Jobs and notifications removed and kept, the archive's records and bytes, the archives
+    pruned: counted here by hand from the store (test_jobs_retention's edge cases) and from the
+    files, and read back with prometheus_client."""
+    store = tmp_path / "store.v1.json"
+    store.write_bytes(service_bytes(edge_state()))
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    for days in (40, 50):
+        moment = NOW - timedelta(days=days)
+        fake_archive(folder / f"store.v1.json.{moment:%Y%m%dT%H%M%SZ}.jsonl.gz", store.resolve(), moment)
+    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--jobs-ttl-seconds", "1d",
+                    "--archive-dir", folder, "--archive-keep", "30d", "--metrics-textfile", textfile)
+    assert result.exit_code == 0, result.stderr
+    [archive] = os.listdir(folder)
+    with gzip.open(folder / archive) as stream:
+        records = len(stream.read().splitlines()) - 1
+    values = _parsed(textfile.read_text())
+    # jobs `gone` and `young` go (1 d), the 3 others stay; notifications n1, n3 go with them, n2, n4 stay
+    assert values["streamclean_records_deleted[jobs]"] == 2 and values["streamclean_records_kept[jobs]"] == 3
+    assert values["streamclean_records_deleted[notifications]"] == 2
+    assert values["streamclean_records_kept[notifications]"] == 2
+    # 2 jobs, 2 results, 2 notifications, the 2 jobs' events arrays whole and 2 single old events
+    assert values["streamclean_archive_records"] == records == 10
+    assert values["streamclean_archive_bytes"] == (folder / archive).stat().st_size
+    assert values["streamclean_archives_pruned"] == 2
+
+
+def test_without_job_retention_or_archive_the_file_is_as_before(store, invoke, clocks, textfile):
+    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--metrics-textfile", textfile)
+    assert result.exit_code == 0
+    assert "jobs" not in textfile.read_text() and "archive" not in textfile.read_text()
+
+
+def test_a_run_with_an_archive_folder_that_fails_still_writes_the_file(store, invoke, clocks, textfile, tmp_path,
+                                                                       monkeypatch):
+    folder = tmp_path / "archives"
+    store.write_bytes(b"{not json")
+    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--archive-dir", folder,
+                    "--archive-keep", "1d", "--metrics-textfile", textfile)
+    assert result.exit_code == 1
+    values = _parsed(textfile.read_text())
+    assert values["streamclean_last_run_exit_status"] == 1 and "streamclean_archives_pruned" not in values
+    # cleaned, then the pruning fails: 74, and the file says so
+    store.write_bytes(service_bytes(small_state()))
+    planted = folder / "store.v1.json.20260101T000000Z.jsonl.gz"
+    fake_archive(planted, store.resolve(), NOW.replace(month=1, day=1))
+    real_call = fs.call
+
+    def call(op, func, *args):
+        if op == "unlink":
+            raise OSError(5, "Input/output error")
+        return real_call(op, func, *args)
+
+    monkeypatch.setattr(fs, "call", call)
+    result = invoke("clean", "--store-file", store, "--now", NOW_ISO, "--archive-dir", folder,
+                    "--archive-keep", "1d", "--metrics-textfile", textfile)
+    assert result.exit_code == 74, result.stderr
+    values = _parsed(textfile.read_text())
+    assert values["streamclean_last_run_exit_status"] == 74 and values["streamclean_last_run_success"] == 0
+    assert planted.exists()

@@ -7,18 +7,22 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from conftest import NOW_ISO, service_bytes, small_state
-from deployments import DROP_IN, ROOT, cron_env, run, store_in, venv
+from deployments import DROP_IN, ROOT, run, store_in, venv
 
 pytestmark = pytest.mark.slow
 
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
 _NOT_SOURCE = shutil.ignore_patterns(
-    ".git", ".venv", "__pycache__", "build", "dist", "*.egg-info", "artifacts", "runtime", ".hypothesis"
+    ".git", ".venv", ".nox", "__pycache__", "build", "dist", "*.egg-info", "artifacts", "runtime", ".hypothesis"
 )
 
 
@@ -70,7 +74,7 @@ def test_the_sdists_tests_collect(built, tmp_path):
 def test_the_wheel_holds_the_package_and_the_drop_in(built):
     _, wheel = built
     names = zipfile.ZipFile(wheel).namelist()
-    assert f"streamclean-1.0.0.data/scripts/{DROP_IN}" in names
+    assert f"streamclean-{VERSION}.data/scripts/{DROP_IN}" in names
     assert {"streamclean/cli.py", "streamclean/atomicfile.py"} <= set(names)
     assert not [name for name in names if name.startswith(("tests/", "scripts/", "benchmarks/"))]
 
@@ -95,6 +99,32 @@ def test_the_installed_package_runs_without_a_checkout(installed, tmp_path):
     done = run([str(installed / DROP_IN), "--store-file", str(store), "--now", NOW_ISO, "--dry-run"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["runner"] == DROP_IN and done.stderr == ""
+
+
+def test_the_installed_version_is_the_package_metadatas(installed, tmp_path):
+    """One version, pyproject.toml's, bumped since 1.0.0: what --version shows is what the
+    installed package's metadata says, for the command and the drop-in alike."""
+    python = str(installed / "python")
+    read = run([python, "-c", "import importlib.metadata as m; print(m.version('streamclean'))"], cwd=tmp_path)
+    assert read.returncode == 0, read.stderr
+    installed_version = read.stdout.strip()
+    assert installed_version == VERSION != "1.0.0"
+    shown = run([str(installed / "streamclean"), "--version"], cwd=tmp_path)
+    assert (shown.returncode, shown.stdout) == (0, f"streamclean, version {installed_version}\n")
+    drop_in = run([str(installed / DROP_IN), "--version"], cwd=tmp_path)
+    assert (drop_in.returncode, drop_in.stdout) == (0, f"{DROP_IN}, version {installed_version}\n")
+    module = run([python, "-c", "import streamclean; print(streamclean.__version__)"], cwd=tmp_path)
+    assert module.stdout == f"{installed_version}\n"
+
+
+def test_a_checkout_shows_pyprojects_version():
+    """Run from a checkout, installed (editable) or not, --version shows pyproject.toml's."""
+    shown = run([sys.executable, "-m", "streamclean", "--version"], cwd=ROOT)
+    assert (shown.returncode, shown.stdout) == (0, f"streamclean, version {VERSION}\n")
+    try:
+        assert metadata.version("streamclean") == VERSION
+    except metadata.PackageNotFoundError:
+        pass  # not installed here: the version came from pyproject.toml itself
 
 
 def test_the_readmes_cron_line_runs_under_cron(installed, tmp_path):
