@@ -58,7 +58,7 @@ class JobIndex:
                 self._low.extend(low)
                 self._flags.extend(flags)
                 return
-        for job_id, flag in zip(job_ids, flags):
+        for job_id, flag in zip(job_ids, flags, strict=True):
             self.add(job_id, flag)
 
     def _add_number(self, number: int, terminal: bool) -> bool:
@@ -162,7 +162,7 @@ class JobIndex:
             return [flags[position] for position in positions]
         # some id is not in the arrays, or shares its upper half with another job: those one by one
         return [flags[position] if high[position] == upper and low[position] == lower else self.flags_of(job_id)
-                for job_id, position, upper, lower in zip(job_ids, positions, uppers, lowers)]
+                for job_id, position, upper, lower in zip(job_ids, positions, uppers, lowers, strict=True)]
 
     def count(self, flag: int) -> int:
         """How many jobs have `flag`."""

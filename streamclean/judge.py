@@ -77,7 +77,7 @@ class Judge:
         chosen = [position for position, flag in enumerate(flags) if flag]
         moments, _ = _moments([finished[position] for position in chosen])
         cutoff = rule.cutoff
-        for position, moment in zip(chosen, moments):
+        for position, moment in zip(chosen, moments, strict=True):
             if moment is _NEVER:
                 flags[position] = TERMINAL | NO_FINISHED_AT
             elif moment <= cutoff:
@@ -107,7 +107,7 @@ class Judge:
             return removed
         moments, skipped = _moments([created[position] for position in eligible])
         tally.skipped_missing_timestamp += skipped
-        expired = [position for position, moment in zip(eligible, moments) if moment <= cutoff]
+        expired = [position for position, moment in zip(eligible, moments, strict=True) if moment <= cutoff]
         tally.delete_count += len(expired)
         return sorted(removed + expired) if removed else expired
 
@@ -202,7 +202,9 @@ class Judge:
         tally.delete_count += sum(verdicts)
         return verdicts
 
-    def event_arrays(self, stamps: Sequence[Sequence[str | None]], terminal: Sequence[int]) -> list[tuple[int, list[bool] | None]]:
+    def event_arrays(
+        self, stamps: Sequence[Sequence[str | None]], terminal: Sequence[int]
+    ) -> list[tuple[int, list[bool] | None]]:
         """`event_batch` over a block of jobs' events arrays at once: `stamps` holds each
         array's `occurred_at` values (every event an object: a string, or None when missing),
         `terminal` whether each job is terminal. The same counts; the arrays that lose events,

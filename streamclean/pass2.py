@@ -10,7 +10,9 @@ are judged in bulk. How and why: docs/design.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from .index import REMOVED, TERMINAL, JobIndex
 from .judge import Judge
@@ -81,8 +83,8 @@ class Pass:
     index: JobIndex
     jobs_span: Span | None
     judge: Judge
-    survey: object = None
-    archive: object = None
+    survey: Any = None  # an `inspect` survey
+    archive: Any = None  # an `archive.ArchiveWriter`
 
     @property
     def blocks(self):
@@ -172,7 +174,8 @@ def _filter_jobs(run: Pass, section: Member) -> int:
     flags_of = run.index.flags_of
     blocks = run.blocks
     # validated; only the keys are read
-    records = reader.records(section.value_start, fields=()) if blocks is None else blocks.blocks(section.value_start, ())
+    start = section.value_start
+    records = reader.records(start, fields=()) if blocks is None else blocks.blocks(start, ())
     for job in records:
         if type(job) is Block:
             flags = run.index.flags_many(job.keys)
@@ -201,6 +204,7 @@ def _filter_results(run: Pass, open_at: int, section: str = "results") -> tuple[
     if survey is not None:  # the judge and the survey ask about each record's job in turn
         index = survey.remembering(index)
     jobs_on = judge.policy.jobs.enabled
+    judged: Callable[[object, Any], bool]
     if section == "notifications":
         judged = judge.notification if jobs_on else _kept  # without job retention only a survey reads them
     else:
@@ -253,6 +257,7 @@ def _filter_events(run: Pass, open_at: int | None, resume_after: int | None = No
     if judge.policy.jobs.enabled:
         if resume_after is not None or stop_at is not None:
             raise LayoutMismatch("with job retention the events section is filtered in one piece")
+        assert open_at is not None  # not resuming: the section's own opening brace
         outer = run.splice(open_at, "events")
         blocks = None  # a removed job's array goes whole, the others' events one by one: in turn
     if blocks is None:
@@ -263,10 +268,10 @@ def _filter_events(run: Pass, open_at: int | None, resume_after: int | None = No
     for job in arrays:
         if type(job) is Block:
             count += len(job)
-            terminal = [flag & TERMINAL for flag in index.flags_many(job.keys)]
+            terminal_flags = [flag & TERMINAL for flag in index.flags_many(job.keys)]
             values = job.values
             stamps = [[event.occurred_at for event in events] for events in values]
-            for position, verdicts in judge.event_arrays(stamps, terminal):
+            for position, verdicts in judge.event_arrays(stamps, terminal_flags):
                 if verdicts is None and archive is None:  # every event goes: "[...]" becomes "[]"
                     out.skip_from(job.base + job.value_starts[position] + 1)
                     out.resume_at(job.base + job.value_ends[position] - 1)
@@ -348,9 +353,9 @@ def _drop_events(run: Pass, job: Member, values: list, verdicts: list[bool]) -> 
         splice.drop_all(job.value_end - 1)  # leaves "[]", as json.dumps writes an empty list
         return
     blocks = run.reader.powers.blocks
-    elements = blocks.array_elements(job) if blocks is not None else None
-    if elements is None or len(elements) != len(values):
-        elements = run.reader.elements(job, count=len(values))
+    placed = blocks.array_elements(job) if blocks is not None else None
+    elements: Iterable[Member] = placed if placed is not None and len(placed) == len(values) else (
+        run.reader.elements(job, count=len(values)))
     for position, element in enumerate(elements):
         if position < len(verdicts) and verdicts[position]:
             splice.drop(element)

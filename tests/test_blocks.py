@@ -10,13 +10,13 @@ import io
 import json
 from datetime import timedelta
 
-import oracle
 import pytest
-from conftest import NOW, ROOT, service_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from passes import POLICY, general
 
+import oracle
+from conftest import NOW, ROOT, service_bytes
+from passes import POLICY, general
 from streamclean import judge as judge_module
 from streamclean import pass1, pass2
 from streamclean.errors import InvalidStoreError
@@ -36,11 +36,25 @@ def many_jobs(count: int = 40) -> dict:
         job = f"j{number:03d}"
         days = 1 + number % 9
         stamp = (NOW - timedelta(days=days)).isoformat()
-        state["jobs"][job] = {"job_id": job, "status": ("completed", "running", "failed")[number % 3],
-                              "finished_at": stamp, "note": "Grüße ✓" * (number % 2)}
-        state["events"][job] = [{"event_id": f"e{number}-{k}", "occurred_at": (NOW - timedelta(days=days, hours=k)).isoformat(),
-                                 "payload": {"n": k}} for k in range(number % 4)]
-        state["results"][f"r{number:03d}"] = {"job_id": job, "created_at": stamp, "text": "李" * (number % 3)}
+        state["jobs"][job] = {
+            "job_id": job,
+            "status": ("completed", "running", "failed")[number % 3],
+            "finished_at": stamp,
+            "note": "Grüße ✓" * (number % 2),
+        }
+        state["events"][job] = [
+            {
+                "event_id": f"e{number}-{k}",
+                "occurred_at": (NOW - timedelta(days=days, hours=k)).isoformat(),
+                "payload": {"n": k},
+            }
+            for k in range(number % 4)
+        ]
+        state["results"][f"r{number:03d}"] = {
+            "job_id": job,
+            "created_at": stamp,
+            "text": "李" * (number % 3),
+        }
         state["notifications"][f"n{number:03d}"] = {"job_id": job}
     return state
 
@@ -52,10 +66,13 @@ def layout_passes(data: bytes, policy=POLICY):
     index, jobs_span = pass1.index_jobs(first, Judge(policy))
     second = LayoutReader(io.BytesIO(data))
     chunks = []
-    out = RangeWriter(second.window, open_target=lambda: 1,
-                      copy_source=lambda fd, start, n: chunks.append(data[start : start + n]),
-                      write=lambda fd, buf: chunks.append(bytes(buf)),
-                      read_source=lambda offset, n: data[offset : offset + n])
+    out = RangeWriter(
+        second.window,
+        open_target=lambda: 1,
+        copy_source=lambda fd, start, n: chunks.append(data[start : start + n]),
+        write=lambda fd, buf: chunks.append(bytes(buf)),
+        read_source=lambda offset, n: data[offset : offset + n],
+    )
     judge = Judge(policy)
     try:
         pass2.filter_store(second, out, index, jobs_span, judge, len(data))
@@ -87,8 +104,9 @@ def careful_count_of_refusal(data: bytes, policy=POLICY) -> int:
 
 
 def oracle_state(data: bytes, jobs_ttl=None) -> dict:
-    return oracle.clean_state(json.loads(data), results_ttl=604800.0, events_ttl=259200.0, now=NOW,
-                              jobs_ttl=jobs_ttl)[0]
+    return oracle.clean_state(
+        json.loads(data), results_ttl=604800.0, events_ttl=259200.0, now=NOW, jobs_ttl=jobs_ttl
+    )[0]
 
 
 def oracle_bytes(data: bytes, policy=POLICY, jobs_ttl=None) -> bytes:
@@ -98,7 +116,9 @@ def oracle_bytes(data: bytes, policy=POLICY, jobs_ttl=None) -> bytes:
 def same_data(new: bytes, data: bytes) -> bool:
     """The new store holds what the oracle keeps (compared as the stdlib writes them with
     escapes, so that NaN and a lone surrogate compare too)."""
-    return json.dumps(json.loads(new), sort_keys=True) == json.dumps(oracle_state(data), sort_keys=True)
+    return json.dumps(json.loads(new), sort_keys=True) == json.dumps(
+        oracle_state(data), sort_keys=True
+    )
 
 
 @pytest.fixture(params=[None, 1024], ids=["one-block", "small-blocks"])
@@ -128,8 +148,10 @@ def test_a_member_line_inside_a_value_is_proven_not_a_member(blocks_of):
     # `\n    "b": ` inside a result: the scan takes it for a member; only the decode of each
     # range between cut points shows that it is not one
     data = service_bytes(many_jobs()).replace(
-        b'"r011": {\n      "created_at"', b'"r011": {\n      "k1": {\n        "a": 1,\n    "b": 2\n      },\n'
-        b'      "created_at"', 1)
+        b'"r011": {\n      "created_at"',
+        b'"r011": {\n      "k1": {\n        "a": 1,\n    "b": 2\n      },\n      "created_at"',
+        1,
+    )
     assert b'\n    "b": 2' in data
     new, careful = same_as_general(data)
     assert careful >= 1
@@ -138,7 +160,9 @@ def test_a_member_line_inside_a_value_is_proven_not_a_member(blocks_of):
 
 def test_the_nested_member_line_of_the_issue_sends_the_run_to_the_general_reader():
     state = many_jobs()
-    data = service_bytes(state).replace(b'"r011": {\n', b'"r011": {"k1": {"a": 1,\n    "b": 2}, "k2": 3,\n', 1)
+    data = service_bytes(state).replace(
+        b'"r011": {\n', b'"r011": {"k1": {"a": 1,\n    "b": 2}, "k2": 3,\n', 1
+    )
     json.loads(data)  # valid JSON, not the service's layout
     assert careful_count_of_refusal(data) >= 1
     assert same_data(general(data)[0], data)
@@ -150,14 +174,18 @@ def test_a_repeated_key_takes_the_record_by_record_path(blocks_of):
     assert careful >= 1
 
 
-@pytest.mark.parametrize("odd", [
-    (b'},\n    "r012"', b'},\r\n    "r012"'),  # CRLF
-    (b'},\n    "r012"', b'},\n     "r012"'),  # another indent
-    (b'},\n    "r012"', b'},\n\t"r012"'),  # a tab
-    (b'},\n    "r012"', b'}\n    "r012"'),  # no comma: not even JSON
-    (b'},\n    "r012"', b'} \n    "r012"'),  # a space for the comma: each range still decodes
-    (b'},\n    "r012"', b'} ,\n    "r012"'),  # a space before the comma
-], ids=["crlf", "indent", "tab", "no-comma", "space-for-comma", "space-before-comma"])
+@pytest.mark.parametrize(
+    "odd",
+    [
+        (b'},\n    "r012"', b'},\r\n    "r012"'),  # CRLF
+        (b'},\n    "r012"', b'},\n     "r012"'),  # another indent
+        (b'},\n    "r012"', b'},\n\t"r012"'),  # a tab
+        (b'},\n    "r012"', b'}\n    "r012"'),  # no comma: not even JSON
+        (b'},\n    "r012"', b'} \n    "r012"'),  # a space for the comma: each range still decodes
+        (b'},\n    "r012"', b'} ,\n    "r012"'),  # a space before the comma
+    ],
+    ids=["crlf", "indent", "tab", "no-comma", "space-for-comma", "space-before-comma"],
+)
 def test_other_separators_step_aside_after_the_careful_path(odd):
     data = service_bytes(many_jobs()).replace(*odd, 1)
     assert careful_count_of_refusal(data) >= 1
@@ -165,8 +193,12 @@ def test_other_separators_step_aside_after_the_careful_path(odd):
 
 def test_nan_and_a_lone_surrogate_among_valid_records_are_read_by_the_stdlib(blocks_of):
     data = service_bytes(many_jobs())
-    data = data.replace(b'"r013": {\n      "created_at"', b'"r013": {\n      "score": NaN,\n      "created_at"', 1)
-    data = data.replace(b'"r020": {\n      "created_at"', b'"r020": {\n      "x": "\\ud800",\n      "created_at"', 1)
+    data = data.replace(
+        b'"r013": {\n      "created_at"', b'"r013": {\n      "score": NaN,\n      "created_at"', 1
+    )
+    data = data.replace(
+        b'"r020": {\n      "created_at"', b'"r020": {\n      "x": "\\ud800",\n      "created_at"', 1
+    )
     data = data.replace(b'"e14-1",\n', b'"e14-1",\n        "inf": -Infinity,\n', 1)
     new, careful = same_as_general(data)
     assert careful >= 3
@@ -176,9 +208,13 @@ def test_nan_and_a_lone_surrogate_among_valid_records_are_read_by_the_stdlib(blo
 def test_a_deciding_field_that_is_not_a_string_is_read_by_the_stdlib(blocks_of):
     data = service_bytes(many_jobs())
     result = data.index(b'"r014": {')
-    data = data[:result] + data[result:].replace(b'"job_id": "j014"', b'"job_id": 14', 1)  # an int job id
+    data = data[:result] + data[result:].replace(
+        b'"job_id": "j014"', b'"job_id": 14', 1
+    )  # an int job id
     result = data.index(b'"r016": {')
-    data = data[:result] + data[result:].replace(b'"created_at": "', b'"created_at": 1' + b'0' * 30 + b', "x": "', 1)
+    data = data[:result] + data[result:].replace(
+        b'"created_at": "', b'"created_at": 1' + b"0" * 30 + b', "x": "', 1
+    )
     new, careful = same_as_general(data)
     assert careful >= 2
     assert same_data(new, data)
@@ -194,7 +230,12 @@ def test_invalid_utf8_in_a_skipped_field_is_refused(blocks_of):
 def test_timestamps_without_microseconds_and_unusual_ones(monkeypatch, blocks_of):
     state = many_jobs()
     cutoff = NOW - timedelta(seconds=259200)
-    moments = [cutoff, cutoff + timedelta(microseconds=1), cutoff - timedelta(microseconds=1), cutoff + timedelta(seconds=1)]
+    moments = [
+        cutoff,
+        cutoff + timedelta(microseconds=1),
+        cutoff - timedelta(microseconds=1),
+        cutoff + timedelta(seconds=1),
+    ]
     assert cutoff.isoformat().endswith("+00:00") and "." not in cutoff.isoformat()
     for job, events in state["events"].items():
         for position, event in enumerate(events):
@@ -202,33 +243,62 @@ def test_timestamps_without_microseconds_and_unusual_ones(monkeypatch, blocks_of
     new, careful = same_as_general(service_bytes(state))
     assert careful == 0 and new == oracle_bytes(service_bytes(state))
     # one that fromisoformat cannot read in bulk: the policy's own parser decides
-    state["events"]["j006"][0]["occurred_at"] = " " + cutoff.isoformat().replace("+00:00", "Z") + " "
-    state["events"]["j003"][0]["occurred_at"] = cutoff.replace(tzinfo=None).isoformat()  # naive: UTC
+    state["events"]["j006"][0]["occurred_at"] = (
+        " " + cutoff.isoformat().replace("+00:00", "Z") + " "
+    )
+    state["events"]["j003"][0]["occurred_at"] = cutoff.replace(
+        tzinfo=None
+    ).isoformat()  # naive: UTC
     calls = []
     parse = judge_module.parse_timestamp
-    monkeypatch.setattr(judge_module, "parse_timestamp", lambda value: calls.append(value) or parse(value))
+    monkeypatch.setattr(
+        judge_module, "parse_timestamp", lambda value: calls.append(value) or parse(value)
+    )
     new, careful = same_as_general(service_bytes(state))
     assert calls and new == oracle_bytes(service_bytes(state))
 
 
 # -- the batch forms against the plain ones ------------------------------------------------------
 
-stamps = st.one_of(st.none(), st.sampled_from([
-    "2026-03-07T12:00:00+00:00", "2026-03-07T12:00:00.000001+00:00", "2026-03-07T11:59:59.999999+00:00",
-    "2026-03-01T00:00:00", "2026-03-09T00:00:00Z", " 2026-03-01T00:00:00Z ", "yesterday", "",
-    "2026-03-02T00:00:00+05:00", "2026-02-30T00:00:00+00:00",
-]))
-job_ids = st.sampled_from(["00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002",
-                           "00000000-0000-4000-8000-000000000003", "j1", "", "unknown"])
+stamps = st.one_of(
+    st.none(),
+    st.sampled_from(
+        [
+            "2026-03-07T12:00:00+00:00",
+            "2026-03-07T12:00:00.000001+00:00",
+            "2026-03-07T11:59:59.999999+00:00",
+            "2026-03-01T00:00:00",
+            "2026-03-09T00:00:00Z",
+            " 2026-03-01T00:00:00Z ",
+            "yesterday",
+            "",
+            "2026-03-02T00:00:00+05:00",
+            "2026-02-30T00:00:00+00:00",
+        ]
+    ),
+)
+job_ids = st.sampled_from(
+    [
+        "00000000-0000-4000-8000-000000000001",
+        "00000000-0000-4000-8000-000000000002",
+        "00000000-0000-4000-8000-000000000003",
+        "j1",
+        "",
+        "unknown",
+    ]
+)
 policies = st.sampled_from([POLICY, JOBS_POLICY, RetentionPolicy.build(NOW, None, None, 0.0)])
 
 
 def an_index() -> JobIndex:
     index = JobIndex()
-    for job_id, flags in [("00000000-0000-4000-8000-000000000001", TERMINAL),
-                          ("00000000-0000-4000-8000-000000000002", TERMINAL | REMOVED),
-                          ("00000000-0000-4000-8000-000000000003", 0), ("j1", TERMINAL | NO_FINISHED_AT),
-                          ("", TERMINAL)]:
+    for job_id, flags in [
+        ("00000000-0000-4000-8000-000000000001", TERMINAL),
+        ("00000000-0000-4000-8000-000000000002", TERMINAL | REMOVED),
+        ("00000000-0000-4000-8000-000000000003", 0),
+        ("j1", TERMINAL | NO_FINISHED_AT),
+        ("", TERMINAL),
+    ]:
         index.add(job_id, flags)
     return index
 
@@ -244,12 +314,19 @@ def test_results_block_is_result_record_by_record(results, policy):
     index = an_index()
     plain, batch = Judge(policy), Judge(policy)
     judged = plain.result_of_jobs if policy.jobs.enabled else plain.result
-    expected = [position for position, (job_id, stamp) in enumerate(results)
-                if judged({"job_id": job_id, "created_at": stamp}, index)]
+    expected = [
+        position
+        for position, (job_id, stamp) in enumerate(results)
+        if judged({"job_id": job_id, "created_at": stamp}, index)
+    ]
     assert batch.results_block([j for j, _ in results], [s for _, s in results], index) == expected
     assert (batch.results, batch.with_jobs) == (plain.results, plain.with_jobs)
     plain, batch = Judge(policy), Judge(policy)
-    expected = [position for position, (job_id, _) in enumerate(results) if plain.notification({"job_id": job_id}, index)]
+    expected = [
+        position
+        for position, (job_id, _) in enumerate(results)
+        if plain.notification({"job_id": job_id}, index)
+    ]
     assert batch.notifications_block([j for j, _ in results], index) == expected
     assert batch.with_jobs == plain.with_jobs
 
@@ -263,13 +340,25 @@ def test_event_arrays_is_event_record_by_record(arrays, policy):
         verdicts = [plain.event({"occurred_at": value}, terminal) for value in values]
         if any(verdicts):
             expected.append((position, None if all(verdicts) else verdicts))
-    assert batch.event_arrays([values for _, values in arrays], [terminal for terminal, _ in arrays]) == expected
+    assert (
+        batch.event_arrays([values for _, values in arrays], [terminal for terminal, _ in arrays])
+        == expected
+    )
     assert batch.events == plain.events
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["completed", "failed", "canceled", "running", "Completed"]) | st.none(),
-                          stamps), max_size=10), policies)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["completed", "failed", "canceled", "running", "Completed"])
+            | st.none(),
+            stamps,
+        ),
+        max_size=10,
+    ),
+    policies,
+)
 def test_job_flags_block_is_job_flags_record_by_record(jobs, policy):
     judge = Judge(policy)
     plain = judge.job_flags if policy.jobs.enabled else judge.terminal
@@ -278,17 +367,25 @@ def test_job_flags_block_is_job_flags_record_by_record(jobs, policy):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.integers(0, 40), max_size=30), st.lists(st.integers(0, 45), max_size=30), st.randoms())
+@given(
+    st.lists(st.integers(0, 40), max_size=30),
+    st.lists(st.integers(0, 45), max_size=30),
+    st.randoms(),
+)
 def test_the_index_in_bulk_is_the_index_one_by_one(added, queried, rng):
     def uuid(number: int) -> str:
-        text = f"{number * 0x0123456789abcdef0123456789:032x}"[-32:]
+        text = f"{number * 0x0123456789ABCDEF0123456789:032x}"[-32:]
         return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
-    ids = sorted({uuid(number) for number in added}) if rng.random() < 0.5 else [uuid(n) for n in added]
+    ids = (
+        sorted({uuid(number) for number in added})
+        if rng.random() < 0.5
+        else [uuid(n) for n in added]
+    )
     ids += ["Not-A-UUID"] if rng.random() < 0.2 else []
     flags = [rng.choice([0, TERMINAL, TERMINAL | REMOVED]) for _ in ids]
     one, bulk = JobIndex(), JobIndex()
-    for job_id, flag in zip(ids, flags):
+    for job_id, flag in zip(ids, flags, strict=True):
         one.add(job_id, flag)
     bulk.add_many(ids, flags)
     queries = [uuid(number) for number in queried] + ["", "x" * 36, uuid(3).upper()]
@@ -298,7 +395,9 @@ def test_the_index_in_bulk_is_the_index_one_by_one(added, queried, rng):
 
 
 def test_a_generated_store_in_blocks_is_the_general_readers(tmp_path, blocks_of):
-    spec = importlib.util.spec_from_file_location("generate_store", ROOT / "scripts" / "generate_store.py")
+    spec = importlib.util.spec_from_file_location(
+        "generate_store", ROOT / "scripts" / "generate_store.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     path = tmp_path / "store.json"
@@ -306,19 +405,24 @@ def test_a_generated_store_in_blocks_is_the_general_readers(tmp_path, blocks_of)
     data = path.read_bytes()
     new, careful = same_as_general(data)
     assert new != data
-    if layout.BLOCK_SIZE > 1 << 16:  # with small blocks, a record larger than one goes record by record
+    if (
+        layout.BLOCK_SIZE > 1 << 16
+    ):  # with small blocks, a record larger than one goes record by record
         assert careful == 0
 
 
-@pytest.mark.parametrize("array, placed", [
-    (b'[\n      {"a": 1},\n      {"b": [1,\n      2]},\n      3\n    ]', True),
-    (b'[]', True),
-    (b'[\n       {"a": 1}\n    ]', False),  # another indent
-    (b'[\n      {"a": 1}, {"b": 2}\n    ]', False),  # two on one line
-    (b'[\n      {"a": 1}\n   ]', False),
-])
+@pytest.mark.parametrize(
+    "array, placed",
+    [
+        (b'[\n      {"a": 1},\n      {"b": [1,\n      2]},\n      3\n    ]', True),
+        (b"[]", True),
+        (b'[\n       {"a": 1}\n    ]', False),  # another indent
+        (b'[\n      {"a": 1}, {"b": 2}\n    ]', False),  # two on one line
+        (b'[\n      {"a": 1}\n   ]', False),
+    ],
+)
 def test_array_elements_are_placed_by_their_raw_lengths_or_not_at_all(array, placed):
-    data = b'{\n  "events": {\n    "j1": ' + array + b'\n  }\n}'
+    data = b'{\n  "events": {\n    "j1": ' + array + b"\n  }\n}"
     reader = LayoutReader(io.BytesIO(data))
     reader.window.need(len(data))
     start = data.index(b'"j1": ') + 6
@@ -328,4 +432,6 @@ def test_array_elements_are_placed_by_their_raw_lengths_or_not_at_all(array, pla
         assert elements is None
         return
     assert [json.loads(data[e.value_start : e.value_end]) for e in elements] == json.loads(array)
-    assert [e.comma_at for e in elements] == [None, *(e.value_end for e in elements)][: len(elements)]
+    assert [e.comma_at for e in elements] == [None, *(e.value_end for e in elements)][
+        : len(elements)
+    ]

@@ -40,7 +40,6 @@ from typing import (
     Any,
     BinaryIO,
     Callable,
-    ClassVar,
     Iterable,
     Iterator,
     Protocol,
@@ -83,7 +82,7 @@ class Walk:
     known once the iteration is over. `steps(walk)` is a generator function that sets it."""
 
     def __init__(self, steps) -> None:
-        self.close: int | None = None
+        self.close: int = -1  # set once the iteration is over
         self._steps = steps(self)
 
     def __iter__(self):
@@ -172,8 +171,14 @@ class Powers:
 class Reader(Protocol):
     """The reader contract (see the top of this module)."""
 
-    name: ClassVar[str]
-    tail_split: ClassVar[TailSplit | None]  # where a second process can take over pass 2
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tail_split(self) -> TailSplit | None:
+        """Where a second process can take over pass 2 (a function of the class), or None."""
+        ...
+
     top_open: int
     window: Any  # the layout reader's byte window, or None
     powers: Powers

@@ -386,7 +386,7 @@ class _Records:
 
     def __init__(self, sc: Scanner, where: str, open_at: int | None, decode: bool = True) -> None:
         self._sc, self._where, self._decode = sc, where, decode
-        self.close: int | None = None
+        self.close: int = -1  # set once the iteration is over
 
     def __iter__(self):
         sc, decode = self._sc, self._decode

@@ -180,7 +180,7 @@ class walk:
         resume_after: int | None = None,
         decode: Callable[[bytearray], object] | None = None,
     ) -> None:
-        self.close: int | None = None
+        self.close: int = -1  # set once the iteration is over
         self._steps = self._walk(w, open_at, indent, keyed, span_values, resume_after, decode)
 
     def __iter__(self):
@@ -480,9 +480,10 @@ def _scan_block(w: Window, line: int, comma_at: int | None, decode: Callable[[ob
     values = []
     with memoryview(buf) as view:
         try:
-            values = [decode(view[start:end]) for start, end in zip(value_starts, ends[: bad[0] if bad else None])]
+            checked = ends[: bad[0] if bad else None]
+            values = [decode(view[start:end]) for start, end in zip(value_starts, checked, strict=False)]
         except _fields.REFUSED:
-            for start, end in zip(value_starts, ends):
+            for start, end in zip(value_starts, ends, strict=True):
                 try:
                     values.append(decode(view[start:end]))
                 except _fields.REFUSED:
@@ -505,7 +506,7 @@ def _scan_block(w: Window, line: int, comma_at: int | None, decode: Callable[[ob
         try:
             # msgspec checks the UTF-8 of the strings it decodes, not of those it skips
             if not buf.isascii():
-                [str(view[start:end], "utf-8") for start, end in zip(lines, ends)]
+                [str(view[start:end], "utf-8") for start, end in zip(lines, ends, strict=True)]
             keys = b"\x00".join([match.group(1) for match in found]).decode("utf-8").split("\x00")
         except UnicodeDecodeError:
             return None, base + ends[-1]
@@ -722,7 +723,7 @@ class LayoutReader:
             elements.append(Member(None, at, at, value_end, comma))
             comma, at = value_end, value_end + 8
         separators = [buf[member.value_end - base : member.value_end - base + 8] for member in elements[:-1]]
-        if separators.count(b",\n      ") != len(separators) or elements[-1].value_end + 6 != end or (
+        if not all(separator == b",\n      " for separator in separators) or elements[-1].value_end + 6 != end or (
             buf[end - 6 - base : end - base] != b"\n    ]"
         ):
             return None
