@@ -199,7 +199,8 @@ class Run:
             fd = self.source.fileno()
             helper = lambda boundary: split.IndexWorker(fd, boundary, Judge(self.policy), survey)  # noqa: E731
         index, jobs_span = pass1.index_jobs(reader, Judge(self.policy), helper, survey)
-        return index, jobs_span, getattr(reader, "events_span", None)
+        splits = reader.powers.splits
+        return index, jobs_span, None if splits is None else splits.events_span
 
     def seal(self, archive, replace: AtomicReplace, out: RangeWriter) -> None:
         """The archive, put together and fsynced before the swap: its header names the new
@@ -234,7 +235,7 @@ class Run:
         starts where `jobs` ends (the events object is filtered whole)."""
         if jobs_span is None or not self.may_fork(name):
             return None
-        splitter = getattr(reader_class(name), "tail_split", None)
+        splitter = reader_class(name).tail_split
         if splitter is None:
             return None
         size = self.snapshot.size
@@ -268,7 +269,7 @@ class Run:
         """A worker process pays off (`auto`): a store big enough and a second CPU; `2` forces
         it wherever the reader can split. Never from a process with other threads (a library
         caller's): a lock one of them holds at the fork would stay locked forever in the worker."""
-        if name != "layout" or self.workers == "1" or threading.active_count() != 1:
+        if reader_class(name).tail_split is None or self.workers == "1" or threading.active_count() != 1:
             return False
         return self.workers == "2" or (self.snapshot.size >= split.MIN_STORE_BYTES and split.usable_cpus() >= 2)
 

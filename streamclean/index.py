@@ -3,16 +3,16 @@
 Pass 1 fills it; it answers pass 2's questions: is this job id terminal? And, with job
 retention on, is the job removed (`flags_of`)? Each job has one flag byte: TERMINAL, REMOVED
 (terminal, and finished at or before the jobs cutoff) and NO_FINISHED_AT (terminal, but its
-`finished_at` does not parse: kept, and counted as skipped).
+`finished_at` does not parse: kept, and counted as skipped). A block of jobs is added, and a block
+of ids looked up, in bulk (`add_many`, `flags_many`).
 """
 
 from __future__ import annotations
 
 import pickle
-import re
 from array import array
 from bisect import bisect_left
-from typing import BinaryIO
+from typing import BinaryIO, Sequence
 
 _HEX_DIGITS = "0123456789abcdef"
 _LOW64 = (1 << 64) - 1
@@ -45,6 +45,21 @@ class JobIndex:
         number = _uuid_number(job_id)
         if number is None or not self._add_number(number, terminal):
             self._others[job_id] = terminal
+
+    def add_many(self, job_ids: list[str], flags: Sequence[int]) -> None:
+        """`add` for each job in turn, in bulk where the ids are canonical UUIDs that follow
+        every id already here in ascending order (a store the service wrote)."""
+        halves = _uuid_halves(job_ids)
+        # canonical ids in ascending order as text are in ascending order as numbers
+        if halves is not None and sorted(job_ids) == job_ids and len(set(job_ids)) == len(job_ids):
+            high, low = halves
+            if self._ends_before((high[0], low[0])):
+                self._high.extend(high)
+                self._low.extend(low)
+                self._flags.extend(flags)
+                return
+        for job_id, flag in zip(job_ids, flags, strict=True):
+            self.add(job_id, flag)
 
     def _add_number(self, number: int, terminal: bool) -> bool:
         """Record a canonical id in the arrays; False if it is out of order and not yet known."""
@@ -134,6 +149,21 @@ class JobIndex:
                 return self._flags[position]
         return self._others.get(job_id, 0)
 
+    def flags_many(self, job_ids: list[str]) -> list[int]:
+        """`flags_of` each of `job_ids`, in bulk where they are all canonical UUIDs."""
+        halves = _uuid_halves(job_ids)
+        high, low, flags = self._high, self._low, self._flags
+        if halves is None or not high:
+            return [self.flags_of(job_id) for job_id in job_ids]
+        uppers, lowers = halves[0].tolist(), halves[1].tolist()
+        last = len(high) - 1
+        positions = [bisect_left(high, upper, 0, last) for upper in uppers]
+        if [high[position] for position in positions] == uppers and [low[position] for position in positions] == lowers:
+            return [flags[position] for position in positions]
+        # some id is not in the arrays, or shares its upper half with another job: those one by one
+        return [flags[position] if high[position] == upper and low[position] == lower else self.flags_of(job_id)
+                for job_id, position, upper, lower in zip(job_ids, positions, uppers, lowers, strict=True)]
+
     def count(self, flag: int) -> int:
         """How many jobs have `flag`."""
         flags = self._flags.tobytes()  # bytes.count runs at memory speed, array.count a Python compare a job
@@ -173,6 +203,35 @@ def _read_exactly(source: BinaryIO, size: int) -> bytes:
 def _uuid_text(number: int) -> str:
     text = f"{number:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_HEX_ONLY = str.maketrans("", "", "-\n")
+_NOT_HEX = str.maketrans("", "", _HEX_DIGITS)
+
+
+def _uuid_halves(job_ids: Sequence[str]) -> tuple[array, array] | None:
+    """The upper and lower 64-bit halves of `job_ids` if every one is a canonical UUID, else
+    None; all at once, in C: the ids' hex digits read as big-endian bytes."""
+    count = len(job_ids)
+    if not count:
+        return None
+    lines = "\n".join(job_ids) + "\n"
+    # 37 characters a line, the hyphens and the newline in their places, and nothing but hex
+    # digits beside them (a line of its own inside an id would make more lines than ids).
+    if len(lines) != 37 * count or not lines.isascii() or lines.translate(_NOT_HEX) != "----\n" * count:
+        return None
+    hyphens = "-" * count
+    if not (lines[8::37] == lines[13::37] == lines[18::37] == lines[23::37] == hyphens):
+        return None
+    words = array("Q", bytes.fromhex(lines.translate(_HEX_ONLY)))
+    if words.itemsize != 8:
+        return None
+    if _LITTLE_ENDIAN:
+        words.byteswap()
+    return words[0::2], words[1::2]
+
+
+_LITTLE_ENDIAN = array("H", b"\x01\x00")[0] == 1
 
 
 def _uuid_number(job_id: str) -> int | None:

@@ -48,15 +48,42 @@ class Splice:
 
     def keep(self, member) -> None:
         if self._run_end is not None:
-            comma = member.comma_at
-            self._out.resume_at(comma + 1 if self._last_kept_end is None else comma)
-            self._run_end = None
+            self._resume(member.comma_at)
         self._last_kept_end = member.value_end
 
     def close(self, close_at: int) -> None:
         if self._run_end is not None:
             self._out.resume_at(close_at if self._last_kept_end is None else self._run_end)
             self._run_end = None
+
+    def block(self, block, dropped: list[int]) -> None:
+        """A `Block` of members (see `readers.base.Block`) of which those at the positions
+        `dropped` (ascending) go: the ranges `drop` and `keep` would give member by member,
+        from the offsets alone, one step a run of dropped members."""
+        if not dropped:
+            if self._run_end is not None:
+                self._resume(block.comma_at)
+            self._last_kept_end = block.end
+            return
+        out, base, ends = self._out, block.base, block.value_ends
+        kept_from = 0  # the first member not yet handed on
+        for position in dropped:
+            if position > kept_from:  # members kept_from .. position - 1 are kept
+                if self._run_end is not None:
+                    self._resume(block.comma_at if kept_from == 0 else base + ends[kept_from - 1])
+                self._last_kept_end = base + ends[position - 1]
+            if self._run_end is None:
+                out.skip_from(self._open_at + 1 if self._last_kept_end is None else self._last_kept_end)
+            self._run_end = base + ends[position]
+            kept_from = position + 1
+        if kept_from < len(ends):
+            self._resume(base + ends[kept_from - 1])
+            self._last_kept_end = base + ends[-1]
+
+    def _resume(self, comma: int) -> None:
+        """The run of dropped members ends: the next kept one follows the comma at `comma`."""
+        self._out.resume_at(comma + 1 if self._last_kept_end is None else comma)
+        self._run_end = None
 
     def drop_all(self, close_at: int) -> None:
         """Every member goes: the container becomes empty."""
@@ -111,6 +138,24 @@ class ArchivingSplice(Splice):
     def kept_until(self, end: int) -> None:
         super().kept_until(end)
         self._previous_end = end
+
+    def block(self, block, dropped: list[int]) -> None:
+        """As `Splice.block`, member by member: each dropped one is archived."""
+        count = len(block)
+        kept_from = 0  # the first member not yet handed on
+        for position in dropped:
+            if position > kept_from:
+                self.keep_run(block.member(kept_from), position - kept_from, block.value_end(position - 1))
+            self.drop(block.member(position))
+            kept_from = position + 1
+        if kept_from < count:
+            self.keep_run(block.member(kept_from), count - kept_from, block.value_end(count - 1))
+
+    def keep_run(self, first, count: int, end: int) -> None:
+        """`count` members kept, from `first` to one whose value ends at `end`."""
+        self.keep(first)
+        self._last_kept_end = self._previous_end = end
+        self._position += count - 1
 
     def close(self, close_at: int) -> None:
         if self._pending is not None:

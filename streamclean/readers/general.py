@@ -14,7 +14,7 @@ import re
 from typing import BinaryIO, Callable
 
 from ..errors import InvalidStoreError, StoreFileError
-from .base import STREAM, Member, Walk
+from .base import STREAM, Member, Powers, Walk
 
 CHUNK_SIZE = 1 << 16  # larger chunks cost memory (a decoded chunk with one emoji takes 4 bytes a character) and gain no speed
 
@@ -275,6 +275,11 @@ class GeneralReader:
 
     name = "general"
     window = None  # kept bytes are copied from the old store in the kernel
+    tail_split = None  # pass 2 is not split: the general walk cannot start in the middle
+    powers = Powers()  # neither split points nor the block path
+
+    def moved(self, what: str) -> Exception:
+        return InvalidStoreError(f"{what} (did the file change?)")
 
     def __init__(self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None) -> None:
         self.sc = Scanner(stream, on_progress=on_progress)
@@ -381,7 +386,7 @@ class _Records:
 
     def __init__(self, sc: Scanner, where: str, open_at: int | None, decode: bool = True) -> None:
         self._sc, self._where, self._decode = sc, where, decode
-        self.close: int | None = None
+        self.close: int = -1  # set once the iteration is over
 
     def __iter__(self):
         sc, decode = self._sc, self._decode
