@@ -12,7 +12,8 @@ from __future__ import annotations
 import pickle
 from array import array
 from bisect import bisect_left
-from typing import BinaryIO, Sequence
+from collections.abc import Sequence
+from typing import BinaryIO
 
 _HEX_DIGITS = "0123456789abcdef"
 _LOW64 = (1 << 64) - 1
@@ -75,7 +76,7 @@ class JobIndex:
         self._flags[position] = terminal
         return True
 
-    def update(self, later: "JobIndex") -> None:
+    def update(self, later: JobIndex) -> None:
         """Take in an index of the jobs that follow this one's in the same section: where both
         know a job, `later` has the last word, exactly as if its jobs had been added here.
 
@@ -88,7 +89,7 @@ class JobIndex:
             self._low.extend(later._low)
             self._flags.extend(later._flags)
         else:
-            for high, low, terminal in zip(later._high, later._low, later._flags):
+            for high, low, terminal in zip(later._high, later._low, later._flags, strict=True):
                 number = high << 64 | low
                 if not self._add_number(number, terminal):
                     self._others[_uuid_text(number)] = terminal
@@ -108,7 +109,9 @@ class JobIndex:
         """Write this index to `out` for `update_from` in another process: a short head, then
         the arrays' own bytes, never copied (a part of a million jobs is 17 MB, and a copy of it
         on either side of a pipe is memory the run would hold twice)."""
-        head = pickle.dumps((len(self._flags), self._first(), self._others), protocol=pickle.HIGHEST_PROTOCOL)
+        head = pickle.dumps(
+            (len(self._flags), self._first(), self._others), protocol=pickle.HIGHEST_PROTOCOL
+        )
         out.write(len(head).to_bytes(8, "little"))
         out.write(head)
         for part in (self._high, self._low, self._flags):
@@ -158,15 +161,24 @@ class JobIndex:
         uppers, lowers = halves[0].tolist(), halves[1].tolist()
         last = len(high) - 1
         positions = [bisect_left(high, upper, 0, last) for upper in uppers]
-        if [high[position] for position in positions] == uppers and [low[position] for position in positions] == lowers:
+        if [high[position] for position in positions] == uppers and [
+            low[position] for position in positions
+        ] == lowers:
             return [flags[position] for position in positions]
         # some id is not in the arrays, or shares its upper half with another job: those one by one
-        return [flags[position] if high[position] == upper and low[position] == lower else self.flags_of(job_id)
-                for job_id, position, upper, lower in zip(job_ids, positions, uppers, lowers, strict=True)]
+        return [
+            flags[position]
+            if high[position] == upper and low[position] == lower
+            else self.flags_of(job_id)
+            for job_id, position, upper, lower in zip(
+                job_ids, positions, uppers, lowers, strict=True
+            )
+        ]
 
     def count(self, flag: int) -> int:
         """How many jobs have `flag`."""
-        flags = self._flags.tobytes()  # bytes.count runs at memory speed, array.count a Python compare a job
+        # bytes.count runs at memory speed, array.count a Python compare a job
+        flags = self._flags.tobytes()
         in_arrays = sum(flags.count(value) for value in range(8) if value & flag)
         return in_arrays + sum(1 for value in self._others.values() if value & flag)
 
@@ -218,7 +230,11 @@ def _uuid_halves(job_ids: Sequence[str]) -> tuple[array, array] | None:
     lines = "\n".join(job_ids) + "\n"
     # 37 characters a line, the hyphens and the newline in their places, and nothing but hex
     # digits beside them (a line of its own inside an id would make more lines than ids).
-    if len(lines) != 37 * count or not lines.isascii() or lines.translate(_NOT_HEX) != "----\n" * count:
+    if (
+        len(lines) != 37 * count
+        or not lines.isascii()
+        or lines.translate(_NOT_HEX) != "----\n" * count
+    ):
         return None
     hyphens = "-" * count
     if not (lines[8::37] == lines[13::37] == lines[18::37] == lines[23::37] == hyphens):

@@ -10,8 +10,8 @@ forms.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from .index import NO_FINISHED_AT, REMOVED, TERMINAL
 from .policy import (
@@ -23,10 +23,15 @@ from .policy import (
 )
 from .report import KindTally, WithJobs
 
-_UTC = timezone.utc
+_UTC = UTC
 _from_iso = datetime.fromisoformat
-_NEVER = datetime.max.replace(tzinfo=_UTC)  # stands for a timestamp that does not parse: never expired
-_FIELDS = {"results": ("job_id", "created_at"), "notifications": ("job_id",), "events": ("occurred_at",)}
+# stands for a timestamp that does not parse: never expired
+_NEVER = datetime.max.replace(tzinfo=_UTC)
+_FIELDS = {
+    "results": ("job_id", "created_at"),
+    "notifications": ("job_id",),
+    "events": ("occurred_at",),
+}
 
 
 class Judge:
@@ -65,7 +70,9 @@ class Judge:
             return TERMINAL | NO_FINISHED_AT
         return TERMINAL | REMOVED if rule.is_expired(moment) else TERMINAL
 
-    def job_flags_block(self, statuses: Sequence[str | None], finished: Sequence[str | None] | None) -> list[int]:
+    def job_flags_block(
+        self, statuses: Sequence[str | None], finished: Sequence[str | None] | None
+    ) -> list[int]:
         """`job_flags` (or `terminal`, with job retention off) over a block of jobs, each an
         object whose `status` (and `finished_at`) is a string or missing: the same flags."""
         flags = [TERMINAL if status in TERMINAL_STATUSES else 0 for status in statuses]
@@ -86,7 +93,9 @@ class Judge:
 
     # -- pass 2: results -----------------------------------------------------------------------
 
-    def results_block(self, job_ids: Sequence[str | None], created: Sequence[str | None], index) -> list[int]:
+    def results_block(
+        self, job_ids: Sequence[str | None], created: Sequence[str | None], index
+    ) -> list[int]:
         """`result` (or `result_of_jobs`, with job retention on) over a block of results, each
         an object whose `job_id` and `created_at` are strings or missing: the same counts, and
         the positions of the results deleted, in order. `index` answers `flags_many`."""
@@ -107,7 +116,9 @@ class Judge:
             return removed
         moments, skipped = _moments([created[position] for position in eligible])
         tally.skipped_missing_timestamp += skipped
-        expired = [position for position, moment in zip(eligible, moments, strict=True) if moment <= cutoff]
+        expired = [
+            position for position, moment in zip(eligible, moments, strict=True) if moment <= cutoff
+        ]
         tally.delete_count += len(expired)
         return sorted(removed + expired) if removed else expired
 
@@ -234,7 +245,9 @@ class Judge:
         return dropped
 
     @staticmethod
-    def _event_batch_one_by_one(records: list, cutoff: datetime, tally: KindTally) -> list[bool] | None:
+    def _event_batch_one_by_one(
+        records: list, cutoff: datetime, tally: KindTally
+    ) -> list[bool] | None:
         verdicts = []
         deleted = skipped = 0
         from_iso = _from_iso
@@ -266,7 +279,7 @@ class Judge:
 
     # -- parts judged elsewhere ----------------------------------------------------------------
 
-    def add(self, other: "Judge") -> None:
+    def add(self, other: Judge) -> None:
         """Count in what another part of the same pass judged (a worker's)."""
         self.results.add(other.results)
         self.events.add(other.events)
@@ -282,7 +295,9 @@ def _moments(values: list) -> tuple[list[datetime], int]:
     except (TypeError, ValueError):
         parsed = list(map(parse_timestamp, values))
         return [_NEVER if moment is None else moment for moment in parsed], parsed.count(None)
-    return [moment if moment.tzinfo is not None else moment.replace(tzinfo=_UTC) for moment in moments], 0
+    return [
+        moment if moment.tzinfo is not None else moment.replace(tzinfo=_UTC) for moment in moments
+    ], 0
 
 
 def _expired(value: object, rule: KindRule, tally: KindTally) -> bool:

@@ -8,7 +8,7 @@ a worker on the second core index the later half while this process indexes the 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .index import JobIndex
 from .judge import Judge
@@ -18,7 +18,9 @@ from .readers.base import Block
 Span = tuple[int, int]
 
 
-def index_jobs(reader, judge: Judge, helper: Callable | None = None, survey=None) -> tuple[JobIndex, Span | None]:
+def index_jobs(
+    reader, judge: Judge, helper: Callable | None = None, survey=None
+) -> tuple[JobIndex, Span | None]:
     """The index and the (start, end) offsets of the `jobs` value (None without one).
 
     With `helper(boundary)`, which starts indexing the jobs behind `boundary` elsewhere (a
@@ -36,8 +38,13 @@ def index_jobs(reader, judge: Judge, helper: Callable | None = None, survey=None
         boundary, section_end = found
         later = helper(boundary)
         try:
-            _index(_jobs(reader, judge, survey, jobs.value_start, stop_at=boundary), judge, index, survey,
-                   stop_at=boundary)
+            _index(
+                _jobs(reader, judge, survey, jobs.value_start, stop_at=boundary),
+                judge,
+                index,
+                survey,
+                stop_at=boundary,
+            )
             end = later.result(index, survey)  # the later jobs' word wins, as if indexed here
         finally:
             later.stop()
@@ -55,12 +62,20 @@ def index_from(reader, boundary: int, judge: Judge, survey=None) -> tuple[JobInd
     return index, end
 
 
-def _jobs(reader, judge: Judge, survey, open_at: int | None, resume_after: int | None = None,
-          stop_at: int | None = None):
+def _jobs(
+    reader,
+    judge: Judge,
+    survey,
+    open_at: int | None,
+    resume_after: int | None = None,
+    stop_at: int | None = None,
+):
     """The jobs, a block at a time where the reader can (and no survey reads every field)."""
     fields = judge.fields("jobs")
     if survey is not None:  # the survey reads what it asks for, record by record
-        return reader.records(open_at, resume_after=resume_after, fields=survey.fields("jobs", fields))
+        return reader.records(
+            open_at, resume_after=resume_after, fields=survey.fields("jobs", fields)
+        )
     blocks = reader.powers.blocks
     if blocks is None:
         return reader.records(open_at, resume_after=resume_after, fields=fields)
@@ -74,8 +89,10 @@ def _index(records, judge: Judge, index: JobIndex, survey=None, stop_at: int | N
     for job in records:
         if type(job) is Block:
             values = job.values
-            flags = judge.job_flags_block([value.status for value in values],
-                                          [value.finished_at for value in values] if jobs_on else None)
+            flags = judge.job_flags_block(
+                [value.status for value in values],
+                [value.finished_at for value in values] if jobs_on else None,
+            )
             index.add_many(job.keys, flags)
             count += len(flags)
             if stop_at is not None and job.end >= stop_at:

@@ -23,8 +23,17 @@ from .splice import ArchivingSplice, RangeWriter, Splice
 Span = tuple[int, int]
 
 
-def filter_store(reader: Reader, out: RangeWriter, index: JobIndex, jobs_span: Span | None, judge: Judge,
-                 size: int, tail=None, survey=None, archive=None) -> None:
+def filter_store(
+    reader: Reader,
+    out: RangeWriter,
+    index: JobIndex,
+    jobs_span: Span | None,
+    judge: Judge,
+    size: int,
+    tail=None,
+    survey=None,
+    archive=None,
+) -> None:
     """Filter the whole store (or, with `tail`, the part before the tail's start)."""
     run = Pass(reader, out, index, jobs_span, judge, survey, archive)
     seen: set[str] = set()
@@ -111,8 +120,18 @@ class Tail:
     archived: tuple[int, int] | None = None  # the archive part's records and bytes, if archiving
 
 
-def filter_tail(reader: Reader, start: int, in_events: bool, out: RangeWriter, index: JobIndex,
-                jobs_span: Span | None, judge: Judge, size: int, survey=None, archive=None) -> Tail:
+def filter_tail(
+    reader: Reader,
+    start: int,
+    in_events: bool,
+    out: RangeWriter,
+    index: JobIndex,
+    jobs_span: Span | None,
+    judge: Judge,
+    size: int,
+    survey=None,
+    archive=None,
+) -> Tail:
     """Pass 2 over the store's tail, every byte from `start`, as `filter_store` would filter
     it. `start` is where the top-level `jobs` value ends or, `in_events`, where a job's events
     array ends inside the events section; the reader begins there.
@@ -198,7 +217,9 @@ def _filter_results(run: Pass, open_at: int, section: str = "results") -> tuple[
     fields = judge.fields(section)
     blocks = run.blocks
     if blocks is None:
-        records = run.reader.records(open_at, exact="job_id", fields=_fields(judge, survey, section))
+        records = run.reader.records(
+            open_at, exact="job_id", fields=_fields(judge, survey, section)
+        )
     else:
         records = blocks.blocks(open_at, fields, exact="job_id")
     if survey is not None:  # the judge and the survey ask about each record's job in turn
@@ -206,10 +227,13 @@ def _filter_results(run: Pass, open_at: int, section: str = "results") -> tuple[
     jobs_on = judge.policy.jobs.enabled
     judged: Callable[[object, Any], bool]
     if section == "notifications":
-        judged = judge.notification if jobs_on else _kept  # without job retention only a survey reads them
+        # without job retention only a survey reads them
+        judged = judge.notification if jobs_on else _kept
     else:
         judged = judge.result_of_jobs if jobs_on else judge.result
-    observe = None if survey is None else survey.result if section == "results" else survey.notification
+    observe = (
+        None if survey is None else survey.result if section == "results" else survey.notification
+    )
     count = 0
     for record in records:
         if type(record) is Block:
@@ -219,7 +243,9 @@ def _filter_results(run: Pass, open_at: int, section: str = "results") -> tuple[
             if section == "notifications":
                 dropped = judge.notifications_block(job_ids, index)
             else:
-                dropped = judge.results_block(job_ids, [value.created_at for value in values], index)
+                dropped = judge.results_block(
+                    job_ids, [value.created_at for value in values], index
+                )
             splice.block(record, dropped)
             continue
         count += 1
@@ -243,14 +269,22 @@ def _fields(judge: Judge, survey, section: str) -> tuple[str, ...] | None:
     return fields if survey is None else survey.fields(section, fields)
 
 
-def _filter_events(run: Pass, open_at: int | None, resume_after: int | None = None,
-                   stop_at: int | None = None) -> tuple[int, int]:
+def _filter_events(
+    run: Pass, open_at: int | None, resume_after: int | None = None, stop_at: int | None = None
+) -> tuple[int, int]:
     """Filter the events section opening at `open_at` (or, with `resume_after`, the rest of it
     behind a job's array ending there); returns where the section ends, or `stop_at` once a
     job's array ends exactly there (a LayoutMismatch if one runs past it), and how many jobs'
     events it walked. With job retention on, the arrays of removed jobs go whole (then the
     section is never split: the split lies at the end of `jobs`)."""
-    reader, judge, index, survey, out, archive = run.reader, run.judge, run.index, run.survey, run.out, run.archive
+    reader, judge, index, survey, out, archive = (
+        run.reader,
+        run.judge,
+        run.index,
+        run.survey,
+        run.out,
+        run.archive,
+    )
     fields = judge.fields("events")
     outer = None
     blocks = run.blocks
@@ -263,7 +297,9 @@ def _filter_events(run: Pass, open_at: int | None, resume_after: int | None = No
     if blocks is None:
         arrays = reader.job_arrays(open_at, resume_after, fields=_fields(judge, survey, "events"))
     else:
-        arrays = blocks.blocks(open_at, fields, array=True, resume_after=resume_after, stop_at=stop_at)
+        arrays = blocks.blocks(
+            open_at, fields, array=True, resume_after=resume_after, stop_at=stop_at
+        )
     count = 0
     for job in arrays:
         if type(job) is Block:
@@ -277,7 +313,9 @@ def _filter_events(run: Pass, open_at: int | None, resume_after: int | None = No
                     out.resume_at(job.base + job.value_ends[position] - 1)
                 else:
                     events = values[position]
-                    _drop_events(run, job.member(position), events, verdicts or [True] * len(events))
+                    _drop_events(
+                        run, job.member(position), events, verdicts or [True] * len(events)
+                    )
             if stop_at is not None and job.end >= stop_at:
                 return stop_at, count  # `blocks` ends a block at `stop_at` or hands the walk over
             continue
@@ -354,8 +392,11 @@ def _drop_events(run: Pass, job: Member, values: list, verdicts: list[bool]) -> 
         return
     blocks = run.reader.powers.blocks
     placed = blocks.array_elements(job) if blocks is not None else None
-    elements: Iterable[Member] = placed if placed is not None and len(placed) == len(values) else (
-        run.reader.elements(job, count=len(values)))
+    elements: Iterable[Member] = (
+        placed
+        if placed is not None and len(placed) == len(values)
+        else (run.reader.elements(job, count=len(values)))
+    )
     for position, element in enumerate(elements):
         if position < len(verdicts) and verdicts[position]:
             splice.drop(element)

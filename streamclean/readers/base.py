@@ -34,14 +34,12 @@ the same value). Invalid input raises `InvalidStoreError` with its byte offset (
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
     Any,
     BinaryIO,
-    Callable,
-    Iterable,
-    Iterator,
     Protocol,
 )
 
@@ -63,9 +61,16 @@ class Member:
     decoded value where the reader decoded it. Both readers hand out these.
     """
 
-    __slots__ = ("key", "start", "value_start", "value_end", "comma_at", "value", "values")
+    __slots__ = ("comma_at", "key", "start", "value", "value_end", "value_start", "values")
 
-    def __init__(self, key: str | None, start: int, value_start: int, value_end: int, comma_at: int | None = None) -> None:
+    def __init__(
+        self,
+        key: str | None,
+        start: int,
+        value_start: int,
+        value_end: int,
+        comma_at: int | None = None,
+    ) -> None:
         self.key = key
         self.start = start  # the first byte of the member's line after its indentation
         self.value_start = value_start
@@ -73,8 +78,6 @@ class Member:
         self.comma_at = comma_at
         self.value = None
         self.values = None
-
-
 
 
 class Walk:
@@ -124,9 +127,13 @@ class Block:
         """The member at `position`, as a walk would have handed it out (without `value`)."""
         base = self.base
         comma = self.comma_at if position == 0 else base + self.value_ends[position - 1]
-        return Member(self.keys[position], base + self.lines[position] + 5, base + self.value_starts[position],
-                      base + self.value_ends[position], comma)
-
+        return Member(
+            self.keys[position],
+            base + self.lines[position] + 5,
+            base + self.value_starts[position],
+            base + self.value_ends[position],
+            comma,
+        )
 
 
 Span = tuple[int, int]
@@ -150,9 +157,15 @@ class BlockPath(Protocol):
 
     careful_blocks: int  # how many times the block path handed over to the record-by-record one
 
-    def blocks(self, open_at: int | None, fields: tuple[str, ...], array: bool = False, exact: str | None = None,
-               resume_after: int | None = None, stop_at: int | None = None) -> Walk:
-        ...
+    def blocks(
+        self,
+        open_at: int | None,
+        fields: tuple[str, ...],
+        array: bool = False,
+        exact: str | None = None,
+        resume_after: int | None = None,
+        stop_at: int | None = None,
+    ) -> Walk: ...
 
     def array_elements(self, array: Member) -> list[Member] | None:
         """The elements of an array already read whole, without decoding them again; None
@@ -183,7 +196,9 @@ class Reader(Protocol):
     window: Any  # the layout reader's byte window, or None
     powers: Powers
 
-    def __init__(self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None) -> None: ...
+    def __init__(
+        self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None
+    ) -> None: ...
 
     def sections(self, seen: set[str], resume_after: int | None = None) -> Iterable[Member]: ...
 
@@ -193,11 +208,20 @@ class Reader(Protocol):
 
     def known_section(self, member: Member, span: Span | None, out: RangeWriter) -> int: ...
 
-    def records(self, open_at: int | None, exact: str | None = None, resume_after: int | None = None,
-                fields: tuple[str, ...] | None = None) -> Walk: ...
+    def records(
+        self,
+        open_at: int | None,
+        exact: str | None = None,
+        resume_after: int | None = None,
+        fields: tuple[str, ...] | None = None,
+    ) -> Walk: ...
 
-    def job_arrays(self, open_at: int | None, resume_after: int | None = None,
-                   fields: tuple[str, ...] | None = None) -> Walk: ...
+    def job_arrays(
+        self,
+        open_at: int | None,
+        resume_after: int | None = None,
+        fields: tuple[str, ...] | None = None,
+    ) -> Walk: ...
 
     def elements(self, array: Member, count: int | None = None) -> Iterator[Member]: ...
 

@@ -9,7 +9,8 @@ docs/performance.md; `tests/test_fields.py` holds it to the standard library.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 try:
     import msgspec
@@ -19,13 +20,15 @@ except ImportError:  # without msgspec the layout reader decodes whole records (
 AVAILABLE = msgspec is not None
 
 
-def decoder(names: tuple[str, ...], array: bool, whole: Callable[[bytes], object]) -> Callable[[bytes], object] | None:
+def decoder(
+    names: tuple[str, ...], array: bool, whole: Callable[[bytes], object]
+) -> Callable[[bytes], object] | None:
     """A function from a record's bytes (or, with `array`, a job's events array's bytes) to a
     dict of the fields `names` (a list of such dicts), or None without msgspec. `whole(text)`
     decodes a record in full; it is used wherever msgspec could disagree with the stdlib."""
     if msgspec is None:
         return None
-    fields = msgspec.defstruct("Fields", [(name, Optional[str], None) for name in names], gc=False)
+    fields = msgspec.defstruct("Fields", [(name, str | None, None) for name in names], gc=False)
     decode = msgspec.json.Decoder(list[fields] if array else fields).decode
     refused = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
     asdict = msgspec.structs.asdict
@@ -55,7 +58,9 @@ def strict_decoder(names: tuple[str, ...], array: bool) -> Callable[[Any], Any] 
     UTF-8 of the skipped strings is for the caller to check). None without msgspec."""
     if msgspec is None:
         return None
-    fields: Any = msgspec.defstruct("Fields", [(name, Optional[str], None) for name in names], gc=False)
+    fields: Any = msgspec.defstruct(
+        "Fields", [(name, str | None, None) for name in names], gc=False
+    )
     return msgspec.json.Decoder(list[fields] if array else fields).decode
 
 

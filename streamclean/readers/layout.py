@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_left
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 import orjson
 
@@ -37,7 +38,9 @@ class Window:
     what it keeps of them first.
     """
 
-    def __init__(self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None, start: int = 0) -> None:
+    def __init__(
+        self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None, start: int = 0
+    ) -> None:
         self._stream = stream  # positioned at `start`
         self._on_progress = on_progress
         self.buf = bytearray()
@@ -76,7 +79,9 @@ class Window:
                 return False
         return True
 
-    def find(self, pattern: bytes, start: int, release: bool = False, limit: int | None = None) -> int:
+    def find(
+        self, pattern: bytes, start: int, release: bool = False, limit: int | None = None
+    ) -> int:
         """Absolute offset of `pattern` at or after `start` (and before `limit`, if given), or
         -1 if the stream or the limit comes first.
 
@@ -186,7 +191,16 @@ class walk:
     def __iter__(self):
         return self._steps
 
-    def _walk(self, w: Window, open_at: int, indent: int, keyed: bool, span_values: bool, resume_after, decode):
+    def _walk(
+        self,
+        w: Window,
+        open_at: int,
+        indent: int,
+        keyed: bool,
+        span_values: bool,
+        resume_after,
+        decode,
+    ):
         # The innermost loop of both passes, run once a record: the usual case is handled on
         # the buffer directly, and anything unusual goes through the Window's careful methods.
         # With `resume_after`, the walk starts behind a member value ending there, which
@@ -225,7 +239,10 @@ class walk:
                 value_start = base + match.end()
             else:
                 i = line - base
-                if buf[i : i + indent] != element_line or buf[i + indent : i + indent + 1] in (b" ", b""):
+                if buf[i : i + indent] != element_line or buf[i + indent : i + indent + 1] in (
+                    b" ",
+                    b"",
+                ):
                     raise LayoutMismatch("not an element line")
                 key, value_start = None, line + indent
             member = Member(key, line + indent, value_start, -1, comma_at)
@@ -297,7 +314,7 @@ def _top_level(w: Window, seen: set[str], resume_after: int | None = None):
     """The top-level members; the store must open with `{` and a newline, as the service
     writes it, and end with the closing brace. The consumer sets each `value_end`. Keys go
     into `seen`; with `resume_after`, the walk starts behind the member value ending there."""
-    if resume_after is None and not w.at(0, b"{\n  \"") and not w.at(0, b"{}"):
+    if resume_after is None and not w.at(0, b'{\n  "') and not w.at(0, b"{}"):
         raise LayoutMismatch("not the service's layout")
     members = walk(w, 0, 2, keyed=True, span_values=False, resume_after=resume_after)
     for member in members:
@@ -306,7 +323,8 @@ def _top_level(w: Window, seen: set[str], resume_after: int | None = None):
         seen.add(member.key)
         yield member
     if w.need(members.close + 2):
-        raise LayoutMismatch("data after the top-level object")  # trailing bytes: let the general path judge
+        # trailing bytes: let the general path judge
+        raise LayoutMismatch("data after the top-level object")
 
 
 # -- scanning ---------------------------------------------------------------------------------
@@ -368,7 +386,8 @@ def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
     return stream.read(size)
 
 
-_JOBS_LINE = b'\n  "jobs": '  # a long pattern: bytes.find runs about 2.5 times as fast on it as on `\n  "`
+# a long pattern: bytes.find runs about 2.5 times as fast on it as on `\n  "`
+_JOBS_LINE = b'\n  "jobs": '
 _PROBE = 1 << 18  # bytes read at each step of the search for the jobs line
 
 
@@ -429,8 +448,6 @@ def _middle_job(stream: BinaryIO, start: int) -> tuple[int, int] | None:
     return middle + found, close + 4
 
 
-
-
 _RAW_ARRAY = _fields.raw_array_decoder()
 
 # -- blocks of section members ---------------------------------------------------------------
@@ -444,8 +461,13 @@ _WHITESPACE = b" \t\r\n"
 _BLOCK_SLACK = 1 << 16  # read another block before scanning when fewer bytes than this are ahead
 
 
-def _scan_block(w: Window, line: int, comma_at: int | None, decode: Callable[[object], object],
-                stop_at: int | None) -> tuple[Block | None, int]:
+def _scan_block(
+    w: Window,
+    line: int,
+    comma_at: int | None,
+    decode: Callable[[object], object],
+    stop_at: int | None,
+) -> tuple[Block | None, int]:
     """The members of a section object from the one whose line begins at `line` on, as many
     as the window holds whole (up to `stop_at`), each proven by decoding the bytes between two
     cut points on its own: (the block, where it ends). Where that proof, or anything else the
@@ -475,13 +497,18 @@ def _scan_block(w: Window, line: int, comma_at: int | None, decode: Callable[[ob
     # line); the first that does not may be where the section closes (the members behind it
     # belong to the next section), or something the layout does not promise.
     closing = len(ends) - 1 if ends[-1] == close else -1
-    bad = [position for position, end in enumerate(ends) if buf[end - 1] in _WHITESPACE
-           or (buf[end] != 0x2C and position != closing)]
+    bad = [
+        position
+        for position, end in enumerate(ends)
+        if buf[end - 1] in _WHITESPACE or (buf[end] != 0x2C and position != closing)
+    ]
     values = []
     with memoryview(buf) as view:
         try:
             checked = ends[: bad[0] if bad else None]
-            values = [decode(view[start:end]) for start, end in zip(value_starts, checked, strict=False)]
+            values = [
+                decode(view[start:end]) for start, end in zip(value_starts, checked, strict=False)
+            ]
         except _fields.REFUSED:
             for start, end in zip(value_starts, ends, strict=True):
                 try:
@@ -511,8 +538,11 @@ def _scan_block(w: Window, line: int, comma_at: int | None, decode: Callable[[ob
         except UnicodeDecodeError:
             return None, base + ends[-1]
     if len(set(keys)) != len(keys):
-        return None, base + ends[-1]  # a repeated key: the record-by-record path takes it as it comes
-    return Block(base, keys, lines, value_starts, ends, values, comma_at, ends[-1] == closing), base + ends[-1]
+        # a repeated key: the record-by-record path takes it as it comes
+        return None, base + ends[-1]
+    return Block(
+        base, keys, lines, value_starts, ends, values, comma_at, ends[-1] == closing
+    ), base + ends[-1]
 
 
 # -- the reader ------------------------------------------------------------------------------
@@ -528,12 +558,15 @@ class LayoutReader:
     name = "layout"
     top_open = 0  # the store's opening brace: the service writes nothing before it
 
-    def __init__(self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None, start: int = 0) -> None:
+    def __init__(
+        self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None, start: int = 0
+    ) -> None:
         self.stream = stream
         self.window = Window(stream, on_progress, start)
         self._on_progress = on_progress
         self.events_span: tuple[int, int] | None = None  # found by `find_jobs`, for the split
-        self.careful_blocks = 0  # blocks the fast path handed to the record-by-record path (`blocks`)
+        # blocks the fast path handed to the record-by-record path (`blocks`)
+        self.careful_blocks = 0
         self.powers = Powers(splits=self, blocks=self)
 
     def moved(self, what: str) -> Exception:
@@ -583,23 +616,44 @@ class LayoutReader:
 
     # -- records ---------------------------------------------------------------------------------
 
-    def records(self, open_at: int | None, exact: str | None = None, resume_after: int | None = None,
-                fields: tuple[str, ...] | None = None):
+    def records(
+        self,
+        open_at: int | None,
+        exact: str | None = None,
+        resume_after: int | None = None,
+        fields: tuple[str, ...] | None = None,
+    ):
         """The members of the section object opening at `open_at`, each with its `value`
         decoded. With `exact`, a record whose field of that name came back as a float, a list
         or an object is read again by the stdlib (orjson reads integers beyond 64 bits as
         floats, also inside a list or an object; see `load_exact`). With `fields`,
         the only fields the consumer reads, a record may come as a dict of just those (see
         `fields.py`). `close` is the closing brace's offset once the walk is over."""
-        return walk(self.window, open_at, 4, keyed=True, resume_after=resume_after, decode=decoder(exact, fields))
+        return walk(
+            self.window,
+            open_at,
+            4,
+            keyed=True,
+            resume_after=resume_after,
+            decode=decoder(exact, fields),
+        )
 
-    def job_arrays(self, open_at: int | None, resume_after: int | None = None, fields: tuple[str, ...] | None = None):
+    def job_arrays(
+        self,
+        open_at: int | None,
+        resume_after: int | None = None,
+        fields: tuple[str, ...] | None = None,
+    ):
         """The members of the `events` section: each job's events. A member's `values` is its
         array decoded whole (a list), or None: then `value` is `STREAM` for an array to stream with
         `elements` (larger than WHOLE_ARRAY_LIMIT), or the value itself if it is not an array.
         With `fields`, the array's events may come as dicts of just those (see `records`).
         The consumer sets `value_end` of a streamed array to what `elements` leaves there."""
-        return Walk(lambda arrays: self._job_arrays(arrays, open_at, resume_after, decoder(None, fields, array=True)))
+        return Walk(
+            lambda arrays: self._job_arrays(
+                arrays, open_at, resume_after, decoder(None, fields, array=True)
+            )
+        )
 
     def _job_arrays(self, arrays: Walk, open_at: int | None, resume_after: int | None, decode):
         w = self.window
@@ -608,7 +662,9 @@ class LayoutReader:
             start = member.value_start
             # The usual case, an array that ends within the window, found inline: this runs once a job.
             i = start - w.base
-            found = _array_close(w.buf, i, i + WHOLE_ARRAY_LIMIT) if w.buf[i : i + 2] == b"[\n" else -1
+            found = (
+                _array_close(w.buf, i, i + WHOLE_ARRAY_LIMIT) if w.buf[i : i + 2] == b"[\n" else -1
+            )
             if found >= 0:
                 end = w.base + found + 6
             else:
@@ -627,8 +683,15 @@ class LayoutReader:
             yield member
         arrays.close = members.close
 
-    def blocks(self, open_at: int | None, fields: tuple[str, ...], array: bool = False, exact: str | None = None,
-               resume_after: int | None = None, stop_at: int | None = None) -> Walk:
+    def blocks(
+        self,
+        open_at: int | None,
+        fields: tuple[str, ...],
+        array: bool = False,
+        exact: str | None = None,
+        resume_after: int | None = None,
+        stop_at: int | None = None,
+    ) -> Walk:
         """The members of the section object opening at `open_at` (or behind `resume_after`),
         a block at a time: a `Block` where one scan finds them and one msgspec call a member
         proves them (each range between two cut points decoded on its own), and one `Member`
@@ -643,10 +706,19 @@ class LayoutReader:
                 return self.job_arrays(open_at, after, fields)
             return self.records(open_at, exact, after, fields)
 
-        return Walk(lambda blocks: self._blocks(blocks, open_at, resume_after, stop_at, decode, careful))
+        return Walk(
+            lambda blocks: self._blocks(blocks, open_at, resume_after, stop_at, decode, careful)
+        )
 
-    def _blocks(self, blocks: Walk, open_at: int | None, resume_after: int | None, stop_at: int | None,
-                decode: Callable[[object], object] | None, careful: Callable):
+    def _blocks(
+        self,
+        blocks: Walk,
+        open_at: int | None,
+        resume_after: int | None,
+        stop_at: int | None,
+        decode: Callable[[object], object] | None,
+        careful: Callable,
+    ):
         w = self.window
         if decode is None:  # without msgspec: record by record
             members = careful(open_at, resume_after)
@@ -673,7 +745,8 @@ class LayoutReader:
                 if following[:2] != b",\n":
                     raise LayoutMismatch("not the service's layout after a value")
                 line = comma + 2
-            w.keep = line - 2  # a deletion may start at the comma: the writer keeps what lies before
+            # a deletion may start at the comma: the writer keeps what lies before
+            w.keep = line - 2
             if w.end - line < _BLOCK_SLACK:
                 w.more()
             block, until = _scan_block(w, line, comma, decode, stop_at)
@@ -722,9 +795,13 @@ class LayoutReader:
             value_end = at + length
             elements.append(Member(None, at, at, value_end, comma))
             comma, at = value_end, value_end + 8
-        separators = [buf[member.value_end - base : member.value_end - base + 8] for member in elements[:-1]]
-        if not all(separator == b",\n      " for separator in separators) or elements[-1].value_end + 6 != end or (
-            buf[end - 6 - base : end - base] != b"\n    ]"
+        separators = [
+            buf[member.value_end - base : member.value_end - base + 8] for member in elements[:-1]
+        ]
+        if (
+            not all(separator == b",\n      " for separator in separators)
+            or elements[-1].value_end + 6 != end
+            or (buf[end - 6 - base : end - base] != b"\n    ]")
         ):
             return None
         return elements
@@ -770,7 +847,8 @@ class LayoutReader:
             # The service writes its sections in sorted order: `events` closes on the line
             # before `jobs`. Were another section between them, the split inside `events`
             # would not be met where it is expected, and the run would start over on `general`.
-            self.events_span = (events + len(b'\n  "events": '), line - 1)  # the value, without the comma
+            # the value, without the comma
+            self.events_span = (events + len(b'\n  "events": '), line - 1)
         start = line + len(_JOBS_LINE)
         if _read_at(stream, start, 1) != b"{":
             stream.seek(0)
@@ -788,9 +866,10 @@ class LayoutReader:
         self.stream.seek(self.window.end)  # where the window goes on reading
         return found
 
-
     @staticmethod
-    def tail_split(read_at: Callable[[int, int], bytes], size: int, jobs_span, events_span) -> tuple[int, bool]:
+    def tail_split(
+        read_at: Callable[[int, int], bytes], size: int, jobs_span, events_span
+    ) -> tuple[int, bool]:
         """Where a second process can take over pass 2 (see `tail_split` below)."""
         return tail_split(read_at, size, jobs_span, events_span)
 
@@ -826,7 +905,9 @@ RESULTS_WEIGHT = 1.25
 _BOUNDARY = b',\n    "'  # in the service's layout: one job's events end, the next job's begin
 
 
-def tail_split(read_at: Callable[[int, int], bytes], size: int, jobs_span: tuple[int, int], events_span) -> tuple[int, bool]:
+def tail_split(
+    read_at: Callable[[int, int], bytes], size: int, jobs_span: tuple[int, int], events_span
+) -> tuple[int, bool]:
     """Where a second process can take over pass 2, and whether that is inside `events`.
 
     The events section (before `jobs`, where the service writes it) is split between two jobs
