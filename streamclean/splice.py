@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 
 from . import fs, signals
 
@@ -100,6 +101,11 @@ class Splice:
         self._last_kept_end = end
 
 
+# A dropped member waiting for the next to show where its range ends:
+# (key, position, start, value_start, value_end, its bytes if the window held them)
+_Pending = tuple[str | None, int, int, int, int, bytes | None]
+
+
 class ArchivingSplice(Splice):
     """A `Splice` that also hands every member it drops to an archive (`archive.record`),
     with the exact bytes it takes along: `before` (from the end of the previous value, or
@@ -122,11 +128,11 @@ class ArchivingSplice(Splice):
         self._key = key  # the array's job key; None for an object's members
         self._previous_end = open_at + 1
         self._position = 0
-        self._pending = None
+        self._pending: _Pending | None = None
 
     def drop(self, member) -> None:
         if self._pending is not None:
-            self._hand_over(None)
+            self._hand_over(self._pending, None)
         start, end = self._previous_end, member.value_end
         w = self._out._w  # the reader's window holds the member now (from the value before it on)
         inside = w is not None and w.base <= start and end <= w.end
@@ -138,7 +144,8 @@ class ArchivingSplice(Splice):
 
     def keep(self, member) -> None:
         if self._pending is not None:
-            self._hand_over(member.comma_at + 1 if self._last_kept_end is None else member.comma_at)
+            resume = member.comma_at + 1 if self._last_kept_end is None else member.comma_at
+            self._hand_over(self._pending, resume)
         super().keep(member)
         self._previous_end = member.value_end
         self._position += 1
@@ -169,25 +176,28 @@ class ArchivingSplice(Splice):
 
     def close(self, close_at: int) -> None:
         if self._pending is not None:
-            self._hand_over(close_at if self._last_kept_end is None else None)
+            self._hand_over(self._pending, close_at if self._last_kept_end is None else None)
         super().close(close_at)
 
     def drop_all(self, close_at: int) -> None:
         raise TypeError("an archived container is dropped member by member")
 
-    def _hand_over(self, resume: int | None) -> None:
-        key, position, start, value_start, value_end, head = self._pending
+    def _hand_over(self, pending: _Pending, resume: int | None) -> None:
+        key, position, start, value_start, value_end, head = pending
         self._pending = None
         if head is not None and resume is not None and resume > value_end:
             w = self._out._w  # the separator behind it is in the window too, as it is decided now
             if w is not None and w.base <= value_end and resume <= w.end:
                 head += w.buf[value_end - w.base : resume - w.base]
-        if self._key is not None:
-            key = self._key
-        else:
-            position = None
         self._archive.record(
-            self._section, key, position, start, value_start, value_end, resume, head
+            self._section,
+            key if self._key is None else self._key,
+            None if self._key is None else position,
+            start,
+            value_start,
+            value_end,
+            resume,
+            head,
         )
 
 
@@ -249,8 +259,14 @@ class RangeWriter:
 
     def _queue_if_full(self) -> None:
         if len(self._out) >= WRITE_CHUNK:
-            self._disk.put(self._out)
+            self._put(self._out)
             self._out = bytearray()
+
+    def _put(self, work: bytes | bytearray | Callable[[], object]) -> None:
+        """Queue bytes (or a copy to make) for the writer thread, which runs once diverged."""
+        if self._disk is None:
+            raise RuntimeError("the new store is written only after its first change")
+        self._disk.put(work)
 
     def skip_from(self, offset: int) -> None:
         if not self.diverged:
@@ -280,10 +296,10 @@ class RangeWriter:
         if self.fd is not None:
             self._emit_upto(start)
             if self._out:
-                self._disk.put(self._out)
+                self._put(self._out)
                 self._out = bytearray()
             copy, fd = self._copy_source, self.fd
-            self._disk.put(lambda: copy(fd, start, end - start))
+            self._put(lambda: copy(fd, start, end - start))
         self.cursor = end
 
     def resume_at(self, offset: int) -> None:
