@@ -62,18 +62,19 @@ class JobIndex:
         for job_id, flag in zip(job_ids, flags, strict=True):
             self.add(job_id, flag)
 
-    def _add_number(self, number: int, terminal: bool) -> bool:
-        """Record a canonical id in the arrays; False if it is out of order and not yet known."""
+    def _add_number(self, number: int, flags: int) -> bool:
+        """Record a canonical id and its job's flags in the arrays; False if it is out of order
+        and not yet known."""
         high, low = number >> 64, number & _LOW64
         if not self._high or (high, low) > (self._high[-1], self._low[-1]):
             self._high.append(high)
             self._low.append(low)
-            self._flags.append(terminal)
+            self._flags.append(flags)
             return True
         position = self._position(high, low)
         if position is None:
             return False
-        self._flags[position] = terminal
+        self._flags[position] = flags
         return True
 
     def update(self, later: JobIndex) -> None:

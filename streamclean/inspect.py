@@ -489,7 +489,10 @@ def inspect_store(
             f"the store {store_file} changed while it was inspected",
             "the figures describe a store that is no longer there; run again",
         )
-    return Inspection(report.bytes_before, report.survey, report)
+    survey = report.survey
+    if not isinstance(survey, StoreSurvey):  # cannot happen: `clean` gathers it with `survey=`
+        raise TypeError("the cleanup gathered no survey of the store")
+    return Inspection(report.bytes_before, survey, report)
 
 
 def _snapshot_at(path: str | os.PathLike) -> Snapshot | None:
@@ -632,9 +635,10 @@ def _statuses_in_order(statuses: Counter):
 
 
 def _ages_block(kind: str, ages: AgeHistogram, rule: KindRule) -> str:
+    ttl = rule.ttl_seconds  # set exactly where the rule is enabled (`policy._kind_rule`)
     retention = (
-        f"TTL {rule.ttl_seconds / 86400:g} d: below the line, records of terminal jobs are deleted"
-        if rule.enabled
+        f"TTL {ttl / 86400:g} d: below the line, records of terminal jobs are deleted"
+        if rule.enabled and ttl is not None
         else "retention disabled"
     )
     lines = [f"{kind} by age in days before now ({ages.total:,}; {retention})"]
@@ -685,11 +689,12 @@ def _cleanup_block(inspection: Inspection) -> str:
             f"  {kind:<7}  {tally.delete_count:>11,} of {tally.total:>11,}  "
             f"{percent(tally.delete_count, tally.total):>7}  {cutoff}"
         )
-    if report.policy.jobs.enabled:  # job retention: the jobs, and what went with them
-        jobs, rule, taken = report.jobs, report.policy.jobs, report.with_jobs
+    jobs_cutoff = report.policy.jobs.cutoff
+    if jobs_cutoff is not None:  # job retention (`enabled`): the jobs, and what went with them
+        jobs, taken = report.jobs, report.with_jobs
         lines.append(
             f"  {'jobs':<7}  {jobs.delete_count:>11,} of {jobs.total:>11,}  {percent(jobs.delete_count, jobs.total):>7}"
-            f"  cutoff {rule.cutoff.isoformat()}; {jobs.skipped_missing_timestamp:,} terminal without finished_at kept"
+            f"  cutoff {jobs_cutoff.isoformat()}; {jobs.skipped_missing_timestamp:,} terminal without finished_at kept"
         )
         lines.append(
             f"  {'':<7}  with them {taken.results:,} of the results, {taken.events:,} of the events above, "

@@ -31,8 +31,7 @@ def index_jobs(
     if jobs is None:
         return index, None
     splits = reader.powers.splits
-    found = splits.jobs_split(jobs) if helper is not None and splits is not None else None
-    if found is None:
+    if helper is None or splits is None or (found := splits.jobs_split(jobs)) is None:
         end = _index(_jobs(reader, judge, survey, jobs.value_start), judge, index, survey)
     else:
         boundary, section_end = found

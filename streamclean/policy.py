@@ -10,6 +10,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeGuard
 
 from .errors import UsageError
 
@@ -22,7 +23,7 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([smhd]?)", re.IGNORECASE)
 
 
-def is_terminal(job: object) -> bool:
+def is_terminal(job: object) -> TypeGuard[dict[str, object]]:
     """A job is terminal when it is an object whose status is exactly one of the terminal ones."""
     status = job.get("status") if isinstance(job, dict) else None
     return isinstance(status, str) and status in TERMINAL_STATUSES

@@ -50,7 +50,8 @@ def read_at(fd: int):
 
 
 class _PositionedReader:
-    """`read()` from an offset of a descriptor with `pread`, leaving its shared position alone."""
+    """A file read from an offset of a descriptor with `pread`, leaving its shared position
+    alone: what the layout reader reads (`layout.File`)."""
 
     def __init__(self, fd: int, offset: int) -> None:
         self._fd = fd
@@ -61,8 +62,21 @@ class _PositionedReader:
         self._offset += len(data)
         return data
 
-    def seek(self, offset: int) -> None:
+    def readinto(self, buffer: memoryview) -> int:
+        count = os.preadv(self._fd, [buffer], self._offset)
+        self._offset += count
+        return count
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_CUR:
+            offset += self._offset
+        elif whence == os.SEEK_END:
+            offset += os.fstat(self._fd).st_size
         self._offset = offset
+        return offset
+
+    def tell(self) -> int:
+        return self._offset
 
 
 class Forked:
@@ -304,13 +318,15 @@ class TailWorker(Forked):
         super()._while_waiting()
 
     def _forward(self) -> None:
-        written = os.fstat(self._segment_fd).st_size
+        # `forward_to` sets a file to forward to only where the worker writes one
+        segment, to = self._segment_fd, self._forward_fd
+        if segment is None or to is None:
+            return
+        written = os.fstat(segment).st_size
         if written > self._forwarded:
-            self._copy(
-                self._segment_fd, self._forward_fd, written - self._forwarded, self._forwarded
-            )
+            self._copy(segment, to, written - self._forwarded, self._forwarded)
             self._forwarded = written
-            fs.start_writeback(self._forward_fd)
+            fs.start_writeback(to)
 
     def copy_output(self, fd: int, tail: pass2.Tail) -> None:
         """Append the new store's tail to `fd`: the worker's output (what `forward_to` has not
@@ -319,6 +335,8 @@ class TailWorker(Forked):
         if tail.diverged:
             if self._forwarded and fd != self._forward_fd:
                 raise ValueError("the tail's output was forwarded to another file")
+            if self._segment_fd is None:  # cannot happen: a run that writes gives the worker a file
+                raise ValueError("the tail diverged but the worker wrote no output")
             self._copy(
                 self._segment_fd, fd, length - tail.skipped - self._forwarded, self._forwarded
             )

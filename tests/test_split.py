@@ -591,3 +591,26 @@ def test_a_killed_worker_while_archiving_leaves_no_archive(tmp_path, stores):
     assert code == 1 and "ended without an answer (killed by SIGKILL)" in stderr, stderr
     assert store.read_bytes() == old
     assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"]
+
+
+def test_the_positioned_reader_reads_as_the_file_does(tmp_path):
+    """The worker's stand-in for the store's file (`layout.File`): `read`, `readinto`, `seek`
+    from the start, the current offset and the end, and `tell` give what the file gives, and
+    the descriptor's own position stays where it was."""
+    data = bytes(range(256)) * 40
+    path = tmp_path / "store"
+    path.write_bytes(data)
+    with open(path, "rb") as file:
+        fd = file.fileno()
+        reader = worker._PositionedReader(fd, 10)
+        assert reader.tell() == 10
+        assert reader.read(5) == data[10:15]
+        buffer = bytearray(7)
+        assert reader.readinto(memoryview(buffer)) == 7 and bytes(buffer) == data[15:22]
+        assert reader.tell() == 22
+        assert reader.seek(-3, os.SEEK_END) == len(data) - 3 == file.seek(-3, os.SEEK_END)
+        assert reader.readinto(memoryview(buffer)) == 3 and bytes(buffer[:3]) == data[-3:]
+        assert reader.readinto(memoryview(buffer)) == 0 and reader.read(4) == b""
+        assert reader.seek(-10, os.SEEK_CUR) == len(data) - 10
+        assert reader.seek(4) == 4 and reader.read(2) == data[4:6]
+        assert os.lseek(fd, 0, os.SEEK_CUR) == len(data) - 3  # where `file.seek` left it

@@ -76,8 +76,8 @@ class Member:
         self.value_start = value_start
         self.value_end = value_end
         self.comma_at = comma_at
-        self.value = None
-        self.values = None
+        self.value: object = None
+        self.values: list[object] | None = None
 
 
 class Walk:

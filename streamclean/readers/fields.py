@@ -10,8 +10,10 @@ docs/performance.md; `tests/test_fields.py` holds it to the standard library.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
+msgspec: ModuleType | None  # None without it (the tests also take it away)
 try:
     import msgspec
 except ImportError:  # without msgspec the layout reader decodes whole records (slower, same bytes)
@@ -28,7 +30,9 @@ def decoder(
     decodes a record in full; it is used wherever msgspec could disagree with the stdlib."""
     if msgspec is None:
         return None
-    fields = msgspec.defstruct("Fields", [(name, str | None, None) for name in names], gc=False)
+    fields: Any = msgspec.defstruct(
+        "Fields", [(name, str | None, None) for name in names], gc=False
+    )
     decode = msgspec.json.Decoder(list[fields] if array else fields).decode
     refused = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
     asdict = msgspec.structs.asdict
@@ -67,4 +71,7 @@ def strict_decoder(names: tuple[str, ...], array: bool) -> Callable[[Any], Any] 
 def raw_array_decoder() -> Callable[[Any], list[Any]] | None:
     """A function from an array's bytes to its elements as raw bytes (`msgspec.Raw`, whose
     lengths say where each one ends); None without msgspec."""
-    return None if msgspec is None else msgspec.json.Decoder(list[msgspec.Raw]).decode
+    if msgspec is None:
+        return None
+    raw: Any = msgspec.Raw  # a class of a module that may be missing: not a type to mypy
+    return msgspec.json.Decoder(list[raw]).decode

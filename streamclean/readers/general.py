@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from ..errors import InvalidStoreError, StoreFileError
@@ -103,7 +103,8 @@ class Scanner:
         """Consume and return the whitespace at the cursor (it may span chunks)."""
         parts = []
         while True:
-            end = _WHITESPACE.match(self.buf, self.pos).end()
+            match = _WHITESPACE.match(self.buf, self.pos)  # never None: the pattern matches ""
+            end = self.pos if match is None else match.end()
             parts.append(self.buf[self.pos : end])
             self.pos = end
             if end < len(self.buf) or not self._fill():
@@ -289,7 +290,7 @@ class GeneralReader:
 
     def __init__(self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None) -> None:
         self.sc = Scanner(stream, on_progress=on_progress)
-        self._sections = None
+        self._sections: Iterator[Member] | None = None
 
     # -- the top level ---------------------------------------------------------------------------
 
@@ -299,7 +300,7 @@ class GeneralReader:
             return self._sections
         return self._walk_sections(seen)
 
-    def _walk_sections(self, seen: set[str]):
+    def _walk_sections(self, seen: set[str]) -> Iterator[Member]:
         sc = self.sc
         sc.whitespace()
         self.top_open = sc.offset()
@@ -325,7 +326,8 @@ class GeneralReader:
         sc = self.sc
         char = sc.peek()
         if char in ("{", "["):
-            walk = iter_members(sc, member.key) if char == "{" else iter_elements(sc, member.key)
+            where = str(member.key)  # a section's key, a str (what the messages name)
+            walk = iter_members(sc, where) if char == "{" else iter_elements(sc, where)
             count = 0
             for _ in walk:
                 sc.value()
@@ -390,8 +392,8 @@ class GeneralReader:
 
     def find_jobs(self) -> Member | None:
         """Walk the top level up to the `jobs` object; the walk goes on in `sections`."""
-        self._sections = self._walk_sections(set())
-        for section in self._sections:
+        self._sections = sections = self._walk_sections(set())
+        for section in sections:
             if section.key == "jobs" and self.sc.peek() == "{":
                 return section
             section.value_end = self.check(section)[0]

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_left
-from collections.abc import Callable
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import orjson
 
@@ -24,11 +24,41 @@ from .base import STREAM, Block, LayoutMismatch, Member, Powers, Walk
 BLOCK_SIZE = 1 << 19  # bytes read at a time (the window grows beyond it for a record that needs it)
 _MAX_LINE_START = 1 << 16  # a key line longer than this is not the service's; take the general path
 _KEY = {
-    # a JSON string without raw control characters, written as an unrolled loop: 4x faster
+    # a JSON string without raw control characters, written as an unrolled loop: 4x faster;
+    # one for each indentation a walk has (6: the elements of an array, which have no key)
     indent: re.compile(rb" " * indent + rb'("[^"\\\x00-\x1f]*(?:\\.[^"\\\x00-\x1f]*)*"): ')
-    for indent in (2, 4)
+    for indent in (2, 4, 6)
 }
 WHOLE_ARRAY_LIMIT = 1 << 20  # a job's events array larger than this is streamed element by element
+
+
+class Source(Protocol):
+    """What a `Window` reads: a file, or one read from an offset (`split._PositionedReader`)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def seek(self, offset: int, /) -> object: ...
+
+
+class _Scannable(Protocol):
+    """What `scan` reads: a file, or `_Limited` over one."""
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
+
+    def seek(self, offset: int, /) -> object: ...
+
+
+class File(Protocol):
+    """The store as the layout reader reads it: a file opened for binary reading, or a stand-in
+    reading from an offset of one (`split._PositionedReader`)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def tell(self) -> int: ...
 
 
 class Window:
@@ -39,7 +69,7 @@ class Window:
     """
 
     def __init__(
-        self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None, start: int = 0
+        self, stream: Source, on_progress: Callable[[int], None] | None = None, start: int = 0
     ) -> None:
         self._stream = stream  # positioned at `start`
         self._on_progress = on_progress
@@ -178,7 +208,7 @@ class walk:
     def __init__(
         self,
         w: Window,
-        open_at: int,
+        open_at: int | None,
         indent: int,
         keyed: bool,
         span_values: bool = True,
@@ -194,13 +224,13 @@ class walk:
     def _walk(
         self,
         w: Window,
-        open_at: int,
+        open_at: int | None,
         indent: int,
         keyed: bool,
         span_values: bool,
-        resume_after,
-        decode,
-    ):
+        resume_after: int | None,
+        decode: Callable[[bytearray], object] | None,
+    ) -> Iterator[Member]:
         # The innermost loop of both passes, run once a record: the usual case is handled on
         # the buffer directly, and anything unusual goes through the Window's careful methods.
         # With `resume_after`, the walk starts behind a member value ending there, which
@@ -208,9 +238,16 @@ class walk:
         closing = b"}" if keyed else b"]"
         close_line = b"\n" + b" " * (indent - 2) + closing
         value_closers = {0x7B: b"\n" + b" " * indent + b"}", 0x5B: b"\n" + b" " * indent + b"]"}
-        key_line = _KEY.get(indent)
+        key_line = _KEY[indent]
         element_line = b" " * indent
-        if resume_after is None:
+        line: int | None
+        comma_at: int | None
+        if resume_after is not None:
+            line = self._next_line(w, resume_after, close_line)
+            if line is None:
+                return
+            comma_at = resume_after
+        elif open_at is not None:
             after = w.byte(open_at + 1)
             if after == closing[0]:
                 self.close = open_at + 1
@@ -220,10 +257,7 @@ class walk:
             line = open_at + 2
             comma_at = None
         else:
-            line = self._next_line(w, resume_after, close_line)
-            if line is None:
-                return
-            comma_at = resume_after
+            raise TypeError("a walk needs where its container opens or the value to resume behind")
         while True:
             # Keep from the previous value's end: a deletion may start at its comma, and a
             # writer may copy out everything before it, which is decided.
@@ -249,8 +283,7 @@ class walk:
             if span_values:
                 i = value_start - base
                 closer = value_closers.get(buf[i]) if buf[i + 1 : i + 2] == b"\n" else None
-                found = buf.find(closer, i) if closer is not None else -1
-                if found >= 0:
+                if closer is not None and (found := buf.find(closer, i)) >= 0:
                     end = member.value_end = base + found + len(closer)
                     text = buf[i : found + len(closer)]
                 else:
@@ -334,7 +367,7 @@ SCAN_BLOCK = 4 << 20
 _SECTION_CLOSE = b'\n  },\n  "'  # a top-level object value ends, and another member follows
 
 
-def scan(stream: BinaryIO, start: int, pattern: bytes, limit: int | None = None) -> int:
+def scan(stream: _Scannable, start: int, pattern: bytes, limit: int | None = None) -> int:
     """Offset of the first `pattern` at or after `start` (and ending before `limit`), or -1:
     a search at the speed of reading, keeping nothing."""
     if limit is not None:
@@ -364,7 +397,7 @@ def scan(stream: BinaryIO, start: int, pattern: bytes, limit: int | None = None)
 class _Limited:
     """A stream that ends at `limit`."""
 
-    def __init__(self, stream: BinaryIO, limit: int) -> None:
+    def __init__(self, stream: _Scannable, limit: int) -> None:
         self._stream = stream
         self._limit = limit
         self._position = 0
@@ -373,7 +406,7 @@ class _Limited:
         self._position = offset
         self._stream.seek(offset)
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: memoryview) -> int:
         view = memoryview(buffer)[: max(0, self._limit - self._position)]
         with view:
             count = self._stream.readinto(view) if len(view) else 0
@@ -381,7 +414,7 @@ class _Limited:
         return count
 
 
-def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
+def _read_at(stream: Source, offset: int, size: int) -> bytes:
     stream.seek(offset)
     return stream.read(size)
 
@@ -391,7 +424,7 @@ _JOBS_LINE = b'\n  "jobs": '
 _PROBE = 1 << 18  # bytes read at each step of the search for the jobs line
 
 
-def _jobs_line(stream: BinaryIO) -> int:
+def _jobs_line(stream: File) -> int:
     """Where the line of the top-level `jobs` member begins, or -1.
 
     The service writes its sections in sorted order, `events` (an object of arrays) first, then
@@ -418,7 +451,7 @@ def _jobs_line(stream: BinaryIO) -> int:
     return line if line >= 0 else scan(stream, 0, _JOBS_LINE)
 
 
-def _member_after(stream: BinaryIO, offset: int) -> tuple[int, int] | None:
+def _member_after(stream: Source, offset: int) -> tuple[int, int] | None:
     """The first member line of a section (indented by four spaces) after `offset`: where
     it begins and the first byte of its value; None if there is none close by."""
     block = _read_at(stream, offset, _PROBE)
@@ -432,7 +465,7 @@ def _member_after(stream: BinaryIO, offset: int) -> tuple[int, int] | None:
     return None
 
 
-def _middle_job(stream: BinaryIO, start: int) -> tuple[int, int] | None:
+def _middle_job(stream: File, start: int) -> tuple[int, int] | None:
     """Where a job near the middle of the jobs section opening at `start` begins (the comma
     that ends the job before it), and where the section ends; None if no such place is found.
     In the service's layout the section closes at the first line `  }`."""
@@ -559,7 +592,7 @@ class LayoutReader:
     top_open = 0  # the store's opening brace: the service writes nothing before it
 
     def __init__(
-        self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None, start: int = 0
+        self, stream: File, on_progress: Callable[[int], None] | None = None, start: int = 0
     ) -> None:
         self.stream = stream
         self.window = Window(stream, on_progress, start)
@@ -665,6 +698,7 @@ class LayoutReader:
             found = (
                 _array_close(w.buf, i, i + WHOLE_ARRAY_LIMIT) if w.buf[i : i + 2] == b"[\n" else -1
             )
+            end: int | None
             if found >= 0:
                 end = w.base + found + 6
             else:
@@ -727,6 +761,10 @@ class LayoutReader:
             return
         comma = resume_after  # the comma before the next member; None before the first
         if comma is None:
+            if open_at is None:
+                raise TypeError(
+                    "a walk needs where its section opens or the value to resume behind"
+                )
             after = w.byte(open_at + 1)
             if after == 0x7D:  # "}": an empty section
                 blocks.close = open_at + 1
