@@ -10,19 +10,22 @@ leave the file behind.
 from __future__ import annotations
 
 import errno
+import gc
+import hashlib
 import inspect
 import os
 import signal
 import sys
 import threading
 import time
+import warnings
 
 import pytest
 from click.testing import CliRunner
 
 import processes
 from processes import NOW, Watch
-from streamclean import fs, signals, splice, swap
+from streamclean import archive, fs, signals, splice, swap
 from streamclean.cli import main
 from streamclean.errors import InterruptedRunError
 
@@ -326,3 +329,51 @@ def test_a_signal_while_close_waits_for_the_thread_does_not_pass_a_thread_still_
         may_finish.set()
         os.close(read_end)
         os.close(write_end)
+
+
+def test_a_signal_at_any_instruction_of_the_digest_leaves_no_file_open(tmp_path, handlers_restored):
+    # the new store's SHA-256, for the archive's header: a signal raised between opening a file
+    # and entering its `with` block leaves the file to the garbage collector (a ResourceWarning)
+    path = tmp_path / "store.v1.json"
+    path.write_bytes(os.urandom(2_500_000))  # three blocks
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    signals.install()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        at = 0
+        while True:
+            seen = []
+
+            def local(frame, event, arg, at=at, seen=seen):
+                if event == "opcode":
+                    seen.append(frame.f_lasti)
+                    if len(seen) - 1 == at:
+                        signal.raise_signal(signal.SIGTERM)  # the handler runs at this instruction
+                return local
+
+            def tracer(frame, event, arg, local=local):
+                if event == "call" and frame.f_code is archive.digest.__code__:
+                    frame.f_trace_opcodes = True
+                    return local
+                return None
+
+            previous = sys.gettrace()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                sys.settrace(tracer)
+                try:
+                    result = archive.digest(fd)
+                except InterruptedRunError:
+                    result = None
+                finally:
+                    sys.settrace(previous)
+                gc.collect()
+            assert not [w for w in caught if issubclass(w.category, ResourceWarning)], at
+            if len(seen) <= at:  # the digest ended before the signal's turn: every instruction done
+                assert result == expected
+                break
+            assert result is None, at
+            at += 1
+        assert at > 10
+    finally:
+        os.close(fd)
