@@ -45,7 +45,10 @@ def refuse_existing(path: str | os.PathLike) -> None:
         )
     folder = Path(path).parent
     if not folder.is_dir():
-        raise ArchiveError(f"the archive's folder does not exist: {folder}", "create it, or give another --archive-file")
+        raise ArchiveError(
+            f"the archive's folder does not exist: {folder}",
+            "create it, or give another --archive-file",
+        )
 
 
 class ArchiveNotNamedError(WriteError):
@@ -155,8 +158,13 @@ class ArchiveWriter:
     each record left out, in store order; nothing is created before the first. `seal` puts the
     archive together before the swap, `publish` names it after, `rollback` removes it."""
 
-    def __init__(self, path: str | os.PathLike, source_fd: int, store: Path,
-                 other_names: Iterator[Path] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        source_fd: int,
+        store: Path,
+        other_names: Iterator[Path] | None = None,
+    ) -> None:
         self.path = Path(path)
         self._other_names = other_names  # where `publish` goes on when `path` was taken meanwhile
         self.store = store
@@ -170,8 +178,17 @@ class ArchiveWriter:
         self._part_fd: int | None = None  # a worker's part: the file the main process made for it
         self._store_mode = os.fstat(source_fd).st_mode  # what it is created no more open than
 
-    def record(self, section: str, key: str, position: int | None, start: int, value_start: int,
-               value_end: int, resume: int | None, head: bytes | None = None) -> None:
+    def record(
+        self,
+        section: str,
+        key: str,
+        position: int | None,
+        start: int,
+        value_start: int,
+        value_end: int,
+        resume: int | None,
+        head: bytes | None = None,
+    ) -> None:
         """One record left out: bytes `start` to `resume` (or `value_end`) of the store, its
         value from `value_start`; `head`, if given, holds the first of those bytes already (read
         from the reader's window), the rest are read from the store."""
@@ -180,13 +197,18 @@ class ArchiveWriter:
         if len(raw) < end - start:
             raw += os.pread(self._source_fd, end - start - len(raw), start + len(raw))
         if len(raw) != end - start:
-            raise WriteError("the store ended early while archiving a record", "the store was left unchanged; run again")
+            raise WriteError(
+                "the store ended early while archiving a record",
+                "the store was left unchanged; run again",
+            )
         try:
             before = raw[: value_start - start].decode("utf-8")
             text = raw[value_start - start : value_end - start].decode("utf-8")
             after = raw[value_end - start :].decode("utf-8")
         except UnicodeDecodeError:
-            raise WriteError(f"a record at byte {value_start} is not UTF-8", "the store was left unchanged") from None
+            raise WriteError(
+                f"a record at byte {value_start} is not UTF-8", "the store was left unchanged"
+            ) from None
         line = {"section": section, "key": key}
         if position is not None:
             line["position"] = position
@@ -199,7 +221,7 @@ class ArchiveWriter:
         self.records += 1
 
     @classmethod
-    def part(cls, path: str | os.PathLike, source_fd: int, fd: int) -> "ArchiveWriter":
+    def part(cls, path: str | os.PathLike, source_fd: int, fd: int) -> ArchiveWriter:
         """The archive of a worker's part of pass 2 (`split.TailWorker`), into the unnamed
         file `fd` the main process made: a gzip member of its own, appended to the main
         process's part afterwards (`append_part`)."""
@@ -224,8 +246,10 @@ class ArchiveWriter:
         try:
             fs.copy_range(fd, self._body.fd, nbytes, 0)
         except OSError as exc:
-            raise WriteError(f"cannot write the archive: {exc.strerror or exc}",
-                             "the store was left unchanged; free space beside the archive and run again") from None
+            raise WriteError(
+                f"cannot write the archive: {exc.strerror or exc}",
+                "the store was left unchanged; free space beside the archive and run again",
+            ) from None
         self._body.written += nbytes
         self.records += records
 
@@ -233,7 +257,10 @@ class ArchiveWriter:
         # the worker file's kind: no name, so nothing left behind
         fd = unnamed_file(self.path, self._store_mode) if self._part_fd is None else self._part_fd
         if fd is None:
-            raise WriteError(f"cannot create the archive beside {self.path}", "its folder must exist and be writable")
+            raise WriteError(
+                f"cannot create the archive beside {self.path}",
+                "its folder must exist and be writable",
+            )
         self._body = _Body(fd, self._gzip)
         self._body.start_thread()
 
@@ -246,8 +273,10 @@ class ArchiveWriter:
             try:
                 fd = fs.create_file(self.temp, self._store_mode)
             except OSError as exc:
-                raise WriteError(f"cannot create the archive {self.temp}: {exc.strerror}",
-                                 "the store was left unchanged; the archive's folder must be writable") from None
+                raise WriteError(
+                    f"cannot create the archive {self.temp}: {exc.strerror}",
+                    "the store was left unchanged; the archive's folder must be writable",
+                ) from None
             self._temp_exists = True
         try:
             head = _Body(fd, self._gzip)
@@ -257,8 +286,10 @@ class ArchiveWriter:
                 fs.copy_range(body.fd, fd, body.written, 0)
                 fs.fsync(fd)
             except OSError as exc:
-                raise WriteError(f"cannot write the archive: {exc.strerror or exc}",
-                                 "the store was left unchanged; free space beside the archive and run again") from None
+                raise WriteError(
+                    f"cannot write the archive: {exc.strerror or exc}",
+                    "the store was left unchanged; free space beside the archive and run again",
+                ) from None
             self.size = head.written + body.written
         finally:
             os.close(fd)
@@ -284,8 +315,10 @@ class ArchiveWriter:
             os.unlink(self.temp)
             fs.fsync_dir(str(self.path.parent))
         except OSError as exc:
-            raise ArchiveNotNamedError(f"the archive is {self.path}, but syncing its folder failed: {exc.strerror}",
-                                       "check the disk") from None
+            raise ArchiveNotNamedError(
+                f"the archive is {self.path}, but syncing its folder failed: {exc.strerror}",
+                "check the disk",
+            ) from None
 
     def close_body(self) -> None:
         if self._body is not None:
@@ -323,8 +356,13 @@ def digest(fd: int) -> str:
 
 
 def header(store: Path, before: int, after: int, after_sha256: str, now: str) -> dict:
-    return {"streamclean_archive": FORMAT, "store": str(store), "now": now,
-            "before": {"size": before}, "after": {"size": after, "sha256": after_sha256}}
+    return {
+        "streamclean_archive": FORMAT,
+        "store": str(store),
+        "now": now,
+        "before": {"size": before},
+        "after": {"size": after, "sha256": after_sha256},
+    }
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -352,11 +390,33 @@ class Entry:
     is the rank of the archive it came from in a restore of several (0: the newest); `value`
     is `text` decoded as the service reads it (by the stdlib, when first asked for)."""
 
-    __slots__ = ("_value", "after", "archive", "head", "job", "key", "line", "position", "section", "separator",
-                 "text")
+    __slots__ = (
+        "_value",
+        "after",
+        "archive",
+        "head",
+        "job",
+        "key",
+        "line",
+        "position",
+        "section",
+        "separator",
+        "text",
+    )
 
-    def __init__(self, line: int, section: str, key: str, position: int | None, separator: bytes,
-                 head: bytes, text: bytes, after: bytes, archive: int = 0, value: object = _UNREAD) -> None:
+    def __init__(
+        self,
+        line: int,
+        section: str,
+        key: str,
+        position: int | None,
+        separator: bytes,
+        head: bytes,
+        text: bytes,
+        after: bytes,
+        archive: int = 0,
+        value: object = _UNREAD,
+    ) -> None:
         self.line, self.section, self.key, self.position = line, section, key, position
         self.separator, self.head, self.text, self.after = separator, head, text, after
         self.archive = archive
@@ -369,8 +429,10 @@ class Entry:
             try:
                 self._value = json.loads(self.text)
             except (ValueError, RecursionError):  # nested deeper than the stdlib reads
-                raise ArchiveError(f"archive line {self.line}: text is not a JSON value the service could read",
-                                   "the store was left unchanged") from None
+                raise ArchiveError(
+                    f"archive line {self.line}: text is not a JSON value the service could read",
+                    "the store was left unchanged",
+                ) from None
         return self._value
 
     def order(self) -> tuple[str, str, int]:
@@ -385,7 +447,8 @@ def _header_problem(head: object) -> str | None:
         return "not a streamclean archive header"
     version = head["streamclean_archive"]
     if type(version) is not int or version != FORMAT:
-        return f"not an archive format this version reads (streamclean_archive: {json.dumps(version)[:40]}; it reads {FORMAT})"
+        shown = json.dumps(version)[:40]
+        return f"not an archive format this version reads (streamclean_archive: {shown}; it reads {FORMAT})"
 
     def whole(value: object) -> bool:
         return type(value) is int and value >= 0
@@ -395,7 +458,11 @@ def _header_problem(head: object) -> str | None:
         return "the header's store and now must be strings"
     if not isinstance(before, dict) or not whole(before.get("size")):
         return "the header's before.size must be a whole number"
-    if not isinstance(after, dict) or not whole(after.get("size")) or not isinstance(after.get("sha256"), str):
+    if (
+        not isinstance(after, dict)
+        or not whole(after.get("size"))
+        or not isinstance(after.get("sha256"), str)
+    ):
         return "the header's after must hold a whole size and a sha256"
     if not whole(head.get("records")):
         return "the header's records must be a whole number"
@@ -421,12 +488,16 @@ class ArchiveReader:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
-            raise ArchiveError(f"cannot open the archive {path}: {exc.strerror}",
-                               "the store was left unchanged") from None
+            raise ArchiveError(
+                f"cannot open the archive {path}: {exc.strerror}", "the store was left unchanged"
+            ) from None
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             os.close(fd)
-            raise ArchiveError(f"the archive {path} is not a regular file", "the store was left unchanged; name the archive itself")
+            raise ArchiveError(
+                f"the archive {path} is not a regular file",
+                "the store was left unchanged; name the archive itself",
+            )
         os.set_blocking(fd, True)
         self.identity = (info.st_dev, info.st_ino)
         raw = open(fd, "rb")
@@ -459,24 +530,31 @@ class ArchiveReader:
         self._limit = _EXPANSION * (head["before"]["size"] - head["after"]["size"]) + _LINE_SLACK
 
     def error(self, problem: str, line: int | None = None) -> ArchiveError:
-        return ArchiveError(f"invalid archive {self.path}: line {self._number if line is None else line}: {problem}",
-                            "the store was left unchanged")
+        return ArchiveError(
+            f"invalid archive {self.path}: line {self._number if line is None else line}: {problem}",
+            "the store was left unchanged",
+        )
 
     def _next_line(self) -> bytes | None:
         try:
             line = self._stream.readline(self._limit + 1)
         except (OSError, EOFError, zlib.error) as exc:
             where = f"after line {self._number}" if self._number else "at its start"
-            raise ArchiveError(f"invalid archive {self.path}: the compressed data {where} cannot be read ({exc})",
-                               "the store was left unchanged") from None
+            raise ArchiveError(
+                f"invalid archive {self.path}: the compressed data {where} cannot be read ({exc})",
+                "the store was left unchanged",
+            ) from None
         if not line:
             return None
         self._number += 1
         if not line.endswith(b"\n"):
             if len(line) > self._limit:
                 removed = self.header["before"]["size"] - self.header["after"]["size"]
-                raise self.error(f"longer than any record of the {removed} bytes its cleanup removed could make it"
-                                 if self._number > 1 else "longer than any archive header")
+                raise self.error(
+                    f"longer than any record of the {removed} bytes its cleanup removed could make it"
+                    if self._number > 1
+                    else "longer than any archive header"
+                )
             raise self.error("the last line is cut short")
         return line
 
@@ -493,7 +571,9 @@ class ArchiveReader:
         if self.records != expected:
             raise ArchiveError(
                 f"invalid archive {self.path}: it ends after {self.records} records, its header says {expected} "
-                "(cut short, or not as written)", "the store was left unchanged")
+                "(cut short, or not as written)",
+                "the store was left unchanged",
+            )
 
     def _entry(self, line: bytes) -> Entry:
         try:
@@ -507,9 +587,15 @@ class ArchiveReader:
             raise self.error("not a JSON object")
         section, key, position = item.get("section"), item.get("key"), item.get("position")
         fields = (item.get("before"), item.get("text"), item.get("after"))
-        if not isinstance(section, str) or not isinstance(key, str) or not all(isinstance(f, str) for f in fields):
+        if (
+            not isinstance(section, str)
+            or not isinstance(key, str)
+            or not all(isinstance(f, str) for f in fields)
+        ):
             raise self.error("section, key, before, text and after must be strings")
-        if position is not None and (type(position) is not int or position < 0 or section != "events"):
+        if position is not None and (
+            type(position) is not int or position < 0 or section != "events"
+        ):
             raise self.error("position must be a whole number, for an event")
         before, text, after = (str(part) for part in fields)
         # Checked by orjson, which takes no JSON the stdlib refuses (it reads integers beyond
@@ -535,9 +621,22 @@ class ArchiveReader:
             pieces = [part.encode("utf-8") for part in (separator, head, text, after)]
         except UnicodeEncodeError:
             raise self.error("not UTF-8 text (a lone surrogate)") from None
-        entry = Entry(self._number, section, key, position, pieces[0], pieces[1], pieces[2], pieces[3],
-                      archive=self.rank, value=value)
-        if section not in ("events", "jobs"):  # results and notifications name their job (a string: read alike)
+        entry = Entry(
+            self._number,
+            section,
+            key,
+            position,
+            pieces[0],
+            pieces[1],
+            pieces[2],
+            pieces[3],
+            archive=self.rank,
+            value=value,
+        )
+        if section not in (
+            "events",
+            "jobs",
+        ):  # results and notifications name their job (a string: read alike)
             job = checked.get("job_id") if isinstance(checked, dict) else None
             if isinstance(job, str) or job is None:
                 entry.job = job or ""

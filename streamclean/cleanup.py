@@ -13,10 +13,12 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO
 
 from . import archive as archives
 from . import fs, pass1, pass2, signals, split
@@ -40,7 +42,9 @@ WORKERS = ("auto", "1", "2")
 
 def check_workers(value: str | int, what: str = "workers") -> str:
     if str(value) not in WORKERS:
-        raise UsageError(f"{what}: unknown worker count {value!r}", "choose one of " + ", ".join(WORKERS))
+        raise UsageError(
+            f"{what}: unknown worker count {value!r}", "choose one of " + ", ".join(WORKERS)
+        )
     return str(value)
 
 
@@ -89,8 +93,20 @@ def clean(
             folder.prepare(snapshot.mode, dry_run)
             names = folder.names(policy.now)
             archive_file = next(names)
-        run = Run(store, source, snapshot, policy, report, dry_run, backup, progress, workers, survey,
-                  None if archive_file is None else Path(archive_file), names)
+        run = Run(
+            store,
+            source,
+            snapshot,
+            policy,
+            report,
+            dry_run,
+            backup,
+            progress,
+            workers,
+            survey,
+            None if archive_file is None else Path(archive_file),
+            names,
+        )
         if snapshot.size == 0:
             report.survey = survey() if survey else None
         else:
@@ -99,28 +115,40 @@ def clean(
                     run.attempt(name)
                     break
                 except LayoutMismatch:
-                    source.seek(0)  # not the service's layout somewhere: start over, reading any JSON
+                    # not the service's layout somewhere: start over, reading any JSON
+                    source.seek(0)
                     if choice == "layout":
                         run.refuse_layout()
         if folder is not None and archive_keep is not None:
             written = Path(report.archive["file"]) if report.archive else None
-            report.archives_pruned = [found.as_dict() for found in folder.prune(policy.now, written, dry_run)]
+            report.archives_pruned = [
+                found.as_dict() for found in folder.prune(policy.now, written, dry_run)
+            ]
     return report
 
 
 @contextmanager
-def store_under_lock(store_file: str | os.PathLike, dry_run: bool, lock_file: str | os.PathLike | None,
-                     outputs: Iterable[tuple[str, str | os.PathLike | None]] = (),
-                     reads: Iterable[tuple[str, str | os.PathLike | None]] = ()):
+def store_under_lock(
+    store_file: str | os.PathLike,
+    dry_run: bool,
+    lock_file: str | os.PathLike | None,
+    outputs: Iterable[tuple[str, str | os.PathLike | None]] = (),
+    reads: Iterable[tuple[str, str | os.PathLike | None]] = (),
+):
     """The store opened where it lives (a symlink stays a link), its snapshot, and, unless in
     a dry run, the lock beside it held and this tool's leftovers removed: how `clean` and
     `restore` begin. First, before the store is opened, the lock and the run's other
     `outputs` are held to the rule of `outputs.check` (`reads`: what the run only reads)."""
-    check_outputs(store_file, [(LOCK, lock_file), *outputs], reads)  # a dry run's lock too: it may be in use
+    # a dry run's lock too: it may be in use
+    check_outputs(store_file, [(LOCK, lock_file), *outputs], reads)
     store = Path(os.path.realpath(store_file))
     with _open_store(store, str(store_file)) as source:
         snapshot = Snapshot.of(os.fstat(source.fileno()))
-        with nullcontext() if dry_run else StoreLock(Path(lock_file or f"{store}.lock"), snapshot.mode):
+        with (
+            nullcontext()
+            if dry_run
+            else StoreLock(Path(lock_file or f"{store}.lock"), snapshot.mode)
+        ):
             if not dry_run:
                 remove_leftovers(store)
             yield store, source, snapshot
@@ -154,12 +182,17 @@ class Run:
             replace = AtomicReplace(self.store, self.snapshot, backup)
             self.ensure_space(name, index, jobs_span)
             if self.archive_file is not None:
-                archive = archives.ArchiveWriter(self.archive_file, self.source.fileno(), self.store,
-                                                 self.archive_names)
+                archive = archives.ArchiveWriter(
+                    self.archive_file, self.source.fileno(), self.store, self.archive_names
+                )
         with _rolled_back_on_error(replace, archive):
-            tail = self.start_tail(name, index, jobs_span, events_span, judge, replace, survey, archive)
+            tail = self.start_tail(
+                name, index, jobs_span, events_span, judge, replace, survey, archive
+            )
             try:
-                out = self.pass2(name, index, jobs_span, judge, replace, tail, survey, archive=archive)
+                out = self.pass2(
+                    name, index, jobs_span, judge, replace, tail, survey, archive=archive
+                )
             finally:
                 if tail is not None:
                     tail.stop()
@@ -179,17 +212,26 @@ class Run:
     def fill_report(self, name: str, index, judge: Judge, out: RangeWriter, survey) -> None:
         report = self.report
         report.reader = name
-        report.terminal_job_count, report.active_job_count = index.terminal_count, index.active_count
+        report.terminal_job_count, report.active_job_count = (
+            index.terminal_count,
+            index.active_count,
+        )
         report.results, report.events = judge.results, judge.events
         if self.policy.jobs.enabled:
             jobs = report.jobs
             jobs.total, jobs.eligible_terminal = len(index), index.terminal_count
-            jobs.delete_count, jobs.skipped_missing_timestamp = index.count(REMOVED), index.count(NO_FINISHED_AT)
+            jobs.delete_count, jobs.skipped_missing_timestamp = (
+                index.count(REMOVED),
+                index.count(NO_FINISHED_AT),
+            )
             report.with_jobs = judge.with_jobs
         report.bytes_after = self.snapshot.size - out.skipped
         report.survey = survey
 
     # -- the stages ------------------------------------------------------------------------------
+
+    def _index_worker(self, fd: int, survey, boundary: int) -> split.IndexWorker:
+        return split.IndexWorker(fd, boundary, Judge(self.policy), survey)
 
     def pass1(self, name: str, survey):
         self.source.seek(0)
@@ -197,37 +239,62 @@ class Run:
         helper = None
         if self.may_fork(name):
             fd = self.source.fileno()
-            helper = lambda boundary: split.IndexWorker(fd, boundary, Judge(self.policy), survey)  # noqa: E731
+            helper = partial(self._index_worker, fd, survey)
         index, jobs_span = pass1.index_jobs(reader, Judge(self.policy), helper, survey)
-        return index, jobs_span, getattr(reader, "events_span", None)
+        splits = reader.powers.splits
+        return index, jobs_span, None if splits is None else splits.events_span
 
     def seal(self, archive, replace: AtomicReplace, out: RangeWriter) -> None:
         """The archive, put together and fsynced before the swap: its header names the new
         store by size and SHA-256 (read back from the written file, still in the page cache)."""
         new_size = self.snapshot.size - out.skipped
         assert replace.fd is not None  # open until `commit`
-        header = archives.header(self.store, self.snapshot.size, new_size, archives.digest(replace.fd),
-                                 self.policy.now.isoformat())
+        header = archives.header(
+            self.store,
+            self.snapshot.size,
+            new_size,
+            archives.digest(replace.fd),
+            self.policy.now.isoformat(),
+        )
         archive.seal(header)
 
-    def pass2(self, name, index, jobs_span, judge, replace, tail=None, survey=None, stage="filter",
-              archive=None) -> RangeWriter:
+    def pass2(
+        self,
+        name,
+        index,
+        jobs_span,
+        judge,
+        replace,
+        tail=None,
+        survey=None,
+        stage="filter",
+        archive=None,
+    ) -> RangeWriter:
         """Pass 2 into the new store (`replace`), or counting only (None)."""
         self.source.seek(0)
         on_progress = self._progress(stage)
         if tail is not None and on_progress is not None:
             on_progress, tail.on_wait = _both_processes(on_progress, tail)
         reader = reader_class(name)(self.source, on_progress)
-        out = RangeWriter(reader.window, replace.open if replace else lambda: None, self._copy_source, _write_new_store,
-                          read_source=self._read_source, writeback=True)
+        out = RangeWriter(
+            reader.window,
+            replace.open if replace else lambda: None,
+            self._copy_source,
+            _write_new_store,
+            read_source=self._read_source,
+            writeback=True,
+        )
         try:
-            pass2.filter_store(reader, out, index, jobs_span, judge, self.snapshot.size, tail, survey, archive)
+            pass2.filter_store(
+                reader, out, index, jobs_span, judge, self.snapshot.size, tail, survey, archive
+            )
         finally:
             out.close()  # before anyone closes or removes the file it writes to
         return out
 
-    def start_tail(self, name, index, jobs_span, events_span, judge, replace, survey,
-                   archive=None) -> split.TailWorker | None:
+    def start_tail(
+        self, name, index, jobs_span, events_span, judge, replace, survey, archive=None
+    ) -> split.TailWorker | None:
         """The store's tail filtered on the second core, when there is one and room for the
         worker's output beside the old store and the new one (worst case: nothing deleted).
         With an archive, the worker archives its part into an unnamed file of its own, which
@@ -235,14 +302,16 @@ class Run:
         starts where `jobs` ends (the events object is filtered whole)."""
         if jobs_span is None or not self.may_fork(name):
             return None
-        splitter = getattr(reader_class(name), "tail_split", None)
+        splitter = reader_class(name).tail_split
         if splitter is None:
             return None
         size = self.snapshot.size
         if self.policy.jobs.enabled:
             start, in_events = jobs_span[1], False
         else:
-            start, in_events = splitter(split.read_at(self.source.fileno()), size, jobs_span, events_span)
+            start, in_events = splitter(
+                split.read_at(self.source.fileno()), size, jobs_span, events_span
+            )
         segment = None
         if replace is not None:
             try:
@@ -261,17 +330,35 @@ class Run:
                 if segment is not None:
                     os.close(segment)
                 return None
-        return split.TailWorker(self.source.fileno(), start, in_events, size, index, jobs_span, judge,
-                                segment, _copy_range, _write_new_store, survey,
-                                None if archive is None else archive.path, archive_fd)
+        return split.TailWorker(
+            self.source.fileno(),
+            start,
+            in_events,
+            size,
+            index,
+            jobs_span,
+            judge,
+            segment,
+            _copy_range,
+            _write_new_store,
+            survey,
+            None if archive is None else archive.path,
+            archive_fd,
+        )
 
     def may_fork(self, name: str) -> bool:
         """A worker process pays off (`auto`): a store big enough and a second CPU; `2` forces
         it wherever the reader can split. Never from a process with other threads (a library
         caller's): a lock one of them holds at the fork would stay locked forever in the worker."""
-        if name != "layout" or self.workers == "1" or threading.active_count() != 1:
+        if (
+            reader_class(name).tail_split is None
+            or self.workers == "1"
+            or threading.active_count() != 1
+        ):
             return False
-        return self.workers == "2" or (self.snapshot.size >= split.MIN_STORE_BYTES and split.usable_cpus() >= 2)
+        return self.workers == "2" or (
+            self.snapshot.size >= split.MIN_STORE_BYTES and split.usable_cpus() >= 2
+        )
 
     def ensure_space(self, name: str, index, jobs_span) -> None:
         """Refuse before writing anything when the new store cannot fit beside the old one.
@@ -311,8 +398,10 @@ class Run:
         self.source.seek(0)
         out = RangeWriter(None, lambda: None, self._copy_source, _write_new_store)
         pass2.filter_store(reader(self.source), out, index, jobs_span, judge, self.snapshot.size)
-        raise InvalidStoreError("not in the service's layout, which STREAMCLEAN_READER=layout requires "
-                                "(valid JSON: unset it, or set auto or general)")
+        raise InvalidStoreError(
+            "not in the service's layout, which STREAMCLEAN_READER=layout requires "
+            "(valid JSON: unset it, or set auto or general)"
+        )
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -329,16 +418,23 @@ class Run:
         try:
             data = os.pread(self.source.fileno(), nbytes, start)
         except OSError as exc:
-            raise StoreFileError(f"cannot read the store at byte {start}: {exc.strerror or exc}") from None
+            raise StoreFileError(
+                f"cannot read the store at byte {start}: {exc.strerror or exc}"
+            ) from None
         if len(data) != nbytes:
-            raise StoreFileError(f"the store ends before byte {start + nbytes}", "did something truncate it? run again")
+            raise StoreFileError(
+                f"the store ends before byte {start + nbytes}",
+                "did something truncate it? run again",
+            )
         return data
 
 
 def _both_processes(on_progress: Callable[[int], None], tail: split.TailWorker):
     """Pass 2's progress when the worker reads the tail: ours up to where it begins, plus its."""
-    return (lambda done: on_progress(min(done, tail.start) + tail.done),
-            lambda: on_progress(tail.start + tail.done))
+    return (
+        lambda done: on_progress(min(done, tail.start) + tail.done),
+        lambda: on_progress(tail.start + tail.done),
+    )
 
 
 @contextmanager
@@ -350,7 +446,8 @@ def _rolled_back_on_error(replace: AtomicReplace | None, archive=None):
             replace.rollback()
         if archive is not None:
             if replace is not None and replace.holds_ours():
-                archive.close_body()  # the swap could not be undone: the cleaned store stays, so does its archive
+                # the swap could not be undone: the cleaned store stays, so does its archive
+                archive.close_body()
             else:
                 archive.rollback()
         raise
@@ -401,6 +498,8 @@ def _open_store(store: Path, shown: str) -> BinaryIO:
 
 def _regular_store(st: os.stat_result, shown: str) -> None:
     if stat.S_ISDIR(st.st_mode):
-        raise StoreFileError(f"store file is a directory: {shown}", "give the path of store.v1.json")
+        raise StoreFileError(
+            f"store file is a directory: {shown}", "give the path of store.v1.json"
+        )
     if not stat.S_ISREG(st.st_mode):
         raise StoreFileError(f"store file is not a regular file: {shown}")

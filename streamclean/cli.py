@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 
 import click
@@ -44,7 +44,10 @@ ENV_WORKERS = "STREAMCLEAN_WORKERS"
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-CLEAN_PASSES = ("index", "filter")  # what the progress line's ETA counts on; `inspect` reads the same
+CLEAN_PASSES = (
+    "index",
+    "filter",
+)  # what the progress line's ETA counts on; `inspect` reads the same
 
 # Paths complete as paths in the shell; checking them is left to the run, which words its own
 # errors and exit statuses (a missing store is 1, not click's usage error 2).
@@ -68,40 +71,47 @@ def _with(command, options):
 
 def store_options(command):
     """Which store and which rule: the options `clean` and `inspect` share."""
-    return _with(command, [
-        click.option(
-            "--store-file",
-            metavar="PATH",
-            type=PATH,
-            help=f"The store. [env var: {ENV_STORE_FILE}; default: {DEFAULT_STORE_FILE}]",
-        ),
-        click.option(
-            "--results-ttl-seconds",
-            metavar="DUR",
-            help="Keep results of terminal jobs this long: seconds or 7d/24h/15m/30s. "
-            f"[env var: {ENV_RESULTS_TTL}; default: {DEFAULT_RESULTS_TTL_SECONDS:g} (7d)]",
-        ),
-        click.option(
-            "--events-ttl-seconds",
-            metavar="DUR",
-            help="Keep events of terminal jobs this long. "
-            f"[env var: {ENV_EVENTS_TTL}; default: {DEFAULT_EVENTS_TTL_SECONDS:g} (3d)]",
-        ),
-        click.option("--disable-results-retention", is_flag=True, help="Delete no results."),
-        click.option("--disable-events-retention", is_flag=True, help="Delete no events."),
-        click.option(
-            "--jobs-ttl-seconds",
-            metavar="DUR",
-            help="Job retention: remove terminal jobs that finished this long ago, with their "
-            "events, results and notifications. [env var: " + ENV_JOBS_TTL + "; default: off]",
-        ),
-        click.option("--disable-jobs-retention", is_flag=True, help="Remove no jobs (overrides the env var)."),
-        click.option(
-            "--now",
-            metavar="ISO-8601",
-            help="Fix the clock (a naive time is UTC). [default: the current time]",
-        ),
-    ])
+    return _with(
+        command,
+        [
+            click.option(
+                "--store-file",
+                metavar="PATH",
+                type=PATH,
+                help=f"The store. [env var: {ENV_STORE_FILE}; default: {DEFAULT_STORE_FILE}]",
+            ),
+            click.option(
+                "--results-ttl-seconds",
+                metavar="DUR",
+                help="Keep results of terminal jobs this long: seconds or 7d/24h/15m/30s. "
+                f"[env var: {ENV_RESULTS_TTL}; default: {DEFAULT_RESULTS_TTL_SECONDS:g} (7d)]",
+            ),
+            click.option(
+                "--events-ttl-seconds",
+                metavar="DUR",
+                help="Keep events of terminal jobs this long. "
+                f"[env var: {ENV_EVENTS_TTL}; default: {DEFAULT_EVENTS_TTL_SECONDS:g} (3d)]",
+            ),
+            click.option("--disable-results-retention", is_flag=True, help="Delete no results."),
+            click.option("--disable-events-retention", is_flag=True, help="Delete no events."),
+            click.option(
+                "--jobs-ttl-seconds",
+                metavar="DUR",
+                help="Job retention: remove terminal jobs that finished this long ago, with their "
+                "events, results and notifications. [env var: " + ENV_JOBS_TTL + "; default: off]",
+            ),
+            click.option(
+                "--disable-jobs-retention",
+                is_flag=True,
+                help="Remove no jobs (overrides the env var).",
+            ),
+            click.option(
+                "--now",
+                metavar="ISO-8601",
+                help="Fix the clock (a naive time is UTC). [default: the current time]",
+            ),
+        ],
+    )
 
 
 def quiet_option(what: str):
@@ -116,51 +126,56 @@ def quiet_option(what: str):
 
 def clean_options(command):
     """The options of `streamclean clean`, shared with the drop-in script."""
-    return _with(command, [
-        store_options,
-        click.option("--dry-run", is_flag=True, help="Report what would be deleted; write nothing."),
-        click.option(
-            "--output-json",
-            metavar="PATH",
-            type=PATH,
-            help="Also write the report to PATH, atomically (missing folders are created).",
-        ),
-        click.option(
-            "--lock-file",
-            metavar="PATH",
-            type=PATH,
-            help="The lock that keeps cleanups apart. [default: <store>.lock]",
-        ),
-        click.option("--backup", is_flag=True, help="Keep the replaced store as <store>.bak."),
-        click.option(
-            "--archive-file",
-            metavar="PATH",
-            help="Keep every removed record in PATH (JSON Lines; gzip if PATH ends in .gz) for "
-            "`streamclean restore`. PATH must not exist.",
-        ),
-        click.option(
-            "--archive-dir",
-            metavar="DIR",
-            help="Keep every removed record in an archive the run names in DIR: "
-            "<store name>.<UTC time of --now, YYYYMMDDTHHMMSSZ>.jsonl.gz (-2, -3, ... before .jsonl.gz "
-            "if taken; no file is ever replaced). DIR is created if missing.",
-        ),
-        click.option(
-            "--archive-keep",
-            metavar="DUR",
-            help="With --archive-dir: after a successful run, remove this store's archives there "
-            "whose run was longer ago than DUR (30d, 12h, seconds); nothing else is touched.",
-        ),
-        click.option(
-            "--metrics-textfile",
-            metavar="PATH",
-            type=PATH,
-            help="Write the run's Prometheus metrics to PATH (a *.prom file in node_exporter's "
-            "textfile folder: /var/lib/prometheus/node-exporter on Debian; it must exist), "
-            "atomically, also when the run fails.",
-        ),
-        quiet_option("No progress display and no summary line"),
-    ])
+    return _with(
+        command,
+        [
+            store_options,
+            click.option(
+                "--dry-run", is_flag=True, help="Report what would be deleted; write nothing."
+            ),
+            click.option(
+                "--output-json",
+                metavar="PATH",
+                type=PATH,
+                help="Also write the report to PATH, atomically (missing folders are created).",
+            ),
+            click.option(
+                "--lock-file",
+                metavar="PATH",
+                type=PATH,
+                help="The lock that keeps cleanups apart. [default: <store>.lock]",
+            ),
+            click.option("--backup", is_flag=True, help="Keep the replaced store as <store>.bak."),
+            click.option(
+                "--archive-file",
+                metavar="PATH",
+                help="Keep every removed record in PATH (JSON Lines; gzip if PATH ends in .gz) for "
+                "`streamclean restore`. PATH must not exist.",
+            ),
+            click.option(
+                "--archive-dir",
+                metavar="DIR",
+                help="Keep every removed record in an archive the run names in DIR: "
+                "<store name>.<UTC time of --now, YYYYMMDDTHHMMSSZ>.jsonl.gz (-2, -3, ... before .jsonl.gz "
+                "if taken; no file is ever replaced). DIR is created if missing.",
+            ),
+            click.option(
+                "--archive-keep",
+                metavar="DUR",
+                help="With --archive-dir: after a successful run, remove this store's archives there "
+                "whose run was longer ago than DUR (30d, 12h, seconds); nothing else is touched.",
+            ),
+            click.option(
+                "--metrics-textfile",
+                metavar="PATH",
+                type=PATH,
+                help="Write the run's Prometheus metrics to PATH (a *.prom file in node_exporter's "
+                "textfile folder: /var/lib/prometheus/node-exporter on Debian; it must exist), "
+                "atomically, also when the run fails.",
+            ),
+            quiet_option("No progress display and no summary line"),
+        ],
+    )
 
 
 # -- running clean -------------------------------------------------------------------------------
@@ -177,8 +192,15 @@ def run_clean(runner: str, *, summary: bool = True, **options) -> None:
     gc.freeze()
     with run.going():
         store_file = _store_file(options)
-        archive_file, archive_dir = options.get("archive_file") or None, options.pop("archive_dir") or None
-        run_files = [(LOCK, options["lock_file"]), ("--archive-file", archive_file), (ARCHIVE_DIR, archive_dir)]
+        archive_file, archive_dir = (
+            options.get("archive_file") or None,
+            options.pop("archive_dir") or None,
+        )
+        run_files = [
+            (LOCK, options["lock_file"]),
+            ("--archive-file", archive_file),
+            (ARCHIVE_DIR, archive_dir),
+        ]
         run.check_metrics(store_file, metrics_file, run_files)
         policy, store_file = _settings(**options)
         choice = pipeline_choice()
@@ -234,13 +256,19 @@ def _show(text: str, err: bool) -> None:
 def summary_line(runner: str, report: CleanupReport, seconds: float) -> str:
     """One line for a person: what went, what stayed, how much space, how long."""
     deleted = f"{_count(report.results.delete_count, 'result')} and {_count(report.events.delete_count, 'event')}"
-    if report.policy.jobs.enabled:  # job retention: the jobs too (their results and events are counted above)
-        deleted = (f"{_count(report.jobs.delete_count, 'job')}, {_count(report.results.delete_count, 'result')}, "
-                   f"{_count(report.events.delete_count, 'event')} and "
-                   f"{_count(report.with_jobs.notifications, 'notification')}")
+    if (
+        report.policy.jobs.enabled
+    ):  # job retention: the jobs too (their results and events are counted above)
+        deleted = (
+            f"{_count(report.jobs.delete_count, 'job')}, {_count(report.results.delete_count, 'result')}, "
+            f"{_count(report.events.delete_count, 'event')} and "
+            f"{_count(report.with_jobs.notifications, 'notification')}"
+        )
     kept = f"{_count(report.results.kept_count, 'result')} and {_count(report.events.kept_count, 'event')}"
     freed = megabytes(report.bytes_before - report.bytes_after)
-    pruned = "" if not report.archives_pruned else _count(len(report.archives_pruned), "old archive")
+    pruned = (
+        "" if not report.archives_pruned else _count(len(report.archives_pruned), "old archive")
+    )
     if report.dry_run:
         pruned = f"; would remove {pruned}" if pruned else ""
         return f"{runner}: dry run: would delete {deleted}, keep {kept}; would free {freed}{pruned}; {seconds:.1f} s"
@@ -259,10 +287,16 @@ def _settings(**options) -> tuple[RetentionPolicy, str]:
     """Everything is checked here, before the store is opened."""
     store_file = _store_file(options)
     results_ttl = _ttl(
-        options["results_ttl_seconds"], "--results-ttl-seconds", ENV_RESULTS_TTL, DEFAULT_RESULTS_TTL_SECONDS
+        options["results_ttl_seconds"],
+        "--results-ttl-seconds",
+        ENV_RESULTS_TTL,
+        DEFAULT_RESULTS_TTL_SECONDS,
     )
     events_ttl = _ttl(
-        options["events_ttl_seconds"], "--events-ttl-seconds", ENV_EVENTS_TTL, DEFAULT_EVENTS_TTL_SECONDS
+        options["events_ttl_seconds"],
+        "--events-ttl-seconds",
+        ENV_EVENTS_TTL,
+        DEFAULT_EVENTS_TTL_SECONDS,
     )
     if options["disable_results_retention"]:
         results_ttl = None
@@ -271,7 +305,7 @@ def _settings(**options) -> tuple[RetentionPolicy, str]:
     jobs_ttl = _ttl(options.get("jobs_ttl_seconds"), "--jobs-ttl-seconds", ENV_JOBS_TTL, None)
     if options.get("disable_jobs_retention"):
         jobs_ttl = None
-    now = parse_now(options["now"]) if options["now"] else datetime.now(timezone.utc)
+    now = parse_now(options["now"]) if options["now"] else datetime.now(UTC)
     return RetentionPolicy.build(now, results_ttl, events_ttl, jobs_ttl), store_file
 
 
@@ -287,7 +321,9 @@ def pipeline_choice() -> dict:
 
     return {
         "reader": check_reader(os.environ.get(ENV_READER, "auto").strip() or "auto", ENV_READER),
-        "workers": check_workers(os.environ.get(ENV_WORKERS, "auto").strip() or "auto", ENV_WORKERS),
+        "workers": check_workers(
+            os.environ.get(ENV_WORKERS, "auto").strip() or "auto", ENV_WORKERS
+        ),
     }
 
 
@@ -338,7 +374,9 @@ def main() -> None:
 
 
 @main.command(
-    "clean", context_settings=CONTEXT_SETTINGS, short_help="Delete expired results and events of terminal jobs."
+    "clean",
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Delete expired results and events of terminal jobs.",
 )
 @clean_options
 def clean_command(**options) -> None:
@@ -369,10 +407,14 @@ def clean_command(**options) -> None:
 
 
 @main.command(
-    "inspect", context_settings=CONTEXT_SETTINGS, short_help="Show what is in the store and what clean would delete."
+    "inspect",
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Show what is in the store and what clean would delete.",
 )
 @store_options
-@click.option("--json", "as_json", is_flag=True, help="Print the inspection as JSON instead of a table.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the inspection as JSON instead of a table."
+)
 @click.option(
     "--growth-window",
     metavar="DUR",
@@ -386,8 +428,9 @@ def clean_command(**options) -> None:
     "file of its own in node_exporter's textfile folder; it must exist), atomically.",
 )
 @quiet_option("No progress display")
-def inspect_command(as_json: bool, quiet: bool, growth_window: str | None, metrics_textfile: str | None,
-                    **options) -> None:
+def inspect_command(
+    as_json: bool, quiet: bool, growth_window: str | None, metrics_textfile: str | None, **options
+) -> None:
     """Show what is in the store, how fast it grows, and what `clean` with the same TTLs would delete.
 
     Read-only and streamed like `clean`: section sizes and entries; how many bytes a day the
@@ -411,7 +454,9 @@ def inspect_command(as_json: bool, quiet: bool, growth_window: str | None, metri
         policy, store_file = _settings(**options)
         choice = pipeline_choice()
         with progress_on_stderr(quiet, CLEAN_PASSES) as progress:
-            inspection = inspect_store(store_file, policy, progress=progress, growth_window=window, **choice)
+            inspection = inspect_store(
+                store_file, policy, progress=progress, growth_window=window, **choice
+            )
         if metrics_textfile:
             write_store_textfile(metrics_textfile, inspection, store_file_mode(store_file))
     if as_json:
@@ -425,7 +470,9 @@ def _growth_window(option: str | None) -> float:
         return DEFAULT_GROWTH_WINDOW_SECONDS
     seconds = parse_duration(option, "--growth-window")
     if seconds <= 0:
-        raise UsageError(f"--growth-window: {option!r} is no time at all", "give a duration such as 14d")
+        raise UsageError(
+            f"--growth-window: {option!r} is no time at all", "give a duration such as 14d"
+        )
     return seconds
 
 
@@ -468,23 +515,56 @@ Examples:
 # -- restore ---------------------------------------------------------------------------------------
 
 
-@main.command("restore", context_settings=CONTEXT_SETTINGS, short_help="Put back what a cleanup archived with --archive-file.")
-@click.option("--store-file", metavar="PATH",
-              help=f"The store. [env var: {ENV_STORE_FILE}; default: {DEFAULT_STORE_FILE}]")
-@click.option("--archive-file", metavar="PATH", multiple=True,
-              help="An archive a `clean --archive-file` wrote (gzip or plain JSON Lines); may be given more than once.")
-@click.option("--archive-dir", metavar="DIR",
-              help="Every streamclean archive in DIR (recognised by its first line, whatever its name).")
-@click.option("--job", "jobs", metavar="ID", multiple=True,
-              help="Only this job's records: the job, its events, results and notifications; may be given more than once.")
-@click.option("--any-store-path", is_flag=True,
-              help="Restore archives whose header names another store path (a store that was moved).")
+@main.command(
+    "restore",
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Put back what a cleanup archived with --archive-file.",
+)
+@click.option(
+    "--store-file",
+    metavar="PATH",
+    help=f"The store. [env var: {ENV_STORE_FILE}; default: {DEFAULT_STORE_FILE}]",
+)
+@click.option(
+    "--archive-file",
+    metavar="PATH",
+    multiple=True,
+    help="An archive a `clean --archive-file` wrote (gzip or plain JSON Lines); may be given more than once.",
+)
+@click.option(
+    "--archive-dir",
+    metavar="DIR",
+    help="Every streamclean archive in DIR (recognised by its first line, whatever its name).",
+)
+@click.option(
+    "--job",
+    "jobs",
+    metavar="ID",
+    multiple=True,
+    help="Only this job's records: the job, its events, results and notifications; may be given more than once.",
+)
+@click.option(
+    "--any-store-path",
+    is_flag=True,
+    help="Restore archives whose header names another store path (a store that was moved).",
+)
 @click.option("--dry-run", is_flag=True, help="Report what would be put back; write nothing.")
-@click.option("--lock-file", metavar="PATH", help="The lock that keeps runs apart. [default: <store>.lock]")
+@click.option(
+    "--lock-file", metavar="PATH", help="The lock that keeps runs apart. [default: <store>.lock]"
+)
 @click.option("--output-json", metavar="PATH", help="Also write the report to PATH.")
 @quiet_option("No progress display")
-def restore_command(store_file, archive_file, archive_dir, jobs, any_store_path, dry_run, lock_file, output_json,
-                    quiet) -> None:
+def restore_command(
+    store_file,
+    archive_file,
+    archive_dir,
+    jobs,
+    any_store_path,
+    dry_run,
+    lock_file,
+    output_json,
+    quiet,
+) -> None:
     """Put back into the store, as it is now, every record the archives hold that is missing from it.
 
     Several archives are restored as if one at a time, newest first (by the time in their
@@ -507,12 +587,24 @@ def restore_command(store_file, archive_file, archive_dir, jobs, any_store_path,
     run = Run("streamclean", "restored", _elapsed_clock, _wall_clock)
     with run.going():
         store = store_file or os.environ.get(ENV_STORE_FILE) or DEFAULT_STORE_FILE
-        read = archive_paths(archive_file, archive_dir)[0]  # the report may take none of their names
-        run.check_report(store, output_json, [(LOCK, lock_file)], [("--archive-file", path) for path in read])
+        read = archive_paths(archive_file, archive_dir)[
+            0
+        ]  # the report may take none of their names
+        run.check_report(
+            store, output_json, [(LOCK, lock_file)], [("--archive-file", path) for path in read]
+        )
         choice = pipeline_choice()
         with progress_on_stderr(quiet) as progress:
-            report = restore(store, list(archive_file), archive_dir=archive_dir, jobs=list(jobs) or None,
-                             any_store_path=any_store_path, dry_run=dry_run, lock_file=lock_file,
-                             reader=choice["reader"], progress=progress)
+            report = restore(
+                store,
+                list(archive_file),
+                archive_dir=archive_dir,
+                jobs=list(jobs) or None,
+                any_store_path=any_store_path,
+                dry_run=dry_run,
+                lock_file=lock_file,
+                reader=choice["reader"],
+                progress=progress,
+            )
         run.finished(report, report.as_dict())
     _exit(run, None)

@@ -3,15 +3,16 @@
 Pass 1 fills it; it answers pass 2's questions: is this job id terminal? And, with job
 retention on, is the job removed (`flags_of`)? Each job has one flag byte: TERMINAL, REMOVED
 (terminal, and finished at or before the jobs cutoff) and NO_FINISHED_AT (terminal, but its
-`finished_at` does not parse: kept, and counted as skipped).
+`finished_at` does not parse: kept, and counted as skipped). A block of jobs is added, and a block
+of ids looked up, in bulk (`add_many`, `flags_many`).
 """
 
 from __future__ import annotations
 
 import pickle
-import re
 from array import array
 from bisect import bisect_left
+from collections.abc import Sequence
 from typing import BinaryIO
 
 _HEX_DIGITS = "0123456789abcdef"
@@ -46,6 +47,21 @@ class JobIndex:
         if number is None or not self._add_number(number, terminal):
             self._others[job_id] = terminal
 
+    def add_many(self, job_ids: list[str], flags: Sequence[int]) -> None:
+        """`add` for each job in turn, in bulk where the ids are canonical UUIDs that follow
+        every id already here in ascending order (a store the service wrote)."""
+        halves = _uuid_halves(job_ids)
+        # canonical ids in ascending order as text are in ascending order as numbers
+        if halves is not None and sorted(job_ids) == job_ids and len(set(job_ids)) == len(job_ids):
+            high, low = halves
+            if self._ends_before((high[0], low[0])):
+                self._high.extend(high)
+                self._low.extend(low)
+                self._flags.extend(flags)
+                return
+        for job_id, flag in zip(job_ids, flags, strict=True):
+            self.add(job_id, flag)
+
     def _add_number(self, number: int, terminal: bool) -> bool:
         """Record a canonical id in the arrays; False if it is out of order and not yet known."""
         high, low = number >> 64, number & _LOW64
@@ -60,7 +76,7 @@ class JobIndex:
         self._flags[position] = terminal
         return True
 
-    def update(self, later: "JobIndex") -> None:
+    def update(self, later: JobIndex) -> None:
         """Take in an index of the jobs that follow this one's in the same section: where both
         know a job, `later` has the last word, exactly as if its jobs had been added here.
 
@@ -73,7 +89,7 @@ class JobIndex:
             self._low.extend(later._low)
             self._flags.extend(later._flags)
         else:
-            for high, low, terminal in zip(later._high, later._low, later._flags):
+            for high, low, terminal in zip(later._high, later._low, later._flags, strict=True):
                 number = high << 64 | low
                 if not self._add_number(number, terminal):
                     self._others[_uuid_text(number)] = terminal
@@ -93,7 +109,9 @@ class JobIndex:
         """Write this index to `out` for `update_from` in another process: a short head, then
         the arrays' own bytes, never copied (a part of a million jobs is 17 MB, and a copy of it
         on either side of a pipe is memory the run would hold twice)."""
-        head = pickle.dumps((len(self._flags), self._first(), self._others), protocol=pickle.HIGHEST_PROTOCOL)
+        head = pickle.dumps(
+            (len(self._flags), self._first(), self._others), protocol=pickle.HIGHEST_PROTOCOL
+        )
         out.write(len(head).to_bytes(8, "little"))
         out.write(head)
         for part in (self._high, self._low, self._flags):
@@ -134,9 +152,33 @@ class JobIndex:
                 return self._flags[position]
         return self._others.get(job_id, 0)
 
+    def flags_many(self, job_ids: list[str]) -> list[int]:
+        """`flags_of` each of `job_ids`, in bulk where they are all canonical UUIDs."""
+        halves = _uuid_halves(job_ids)
+        high, low, flags = self._high, self._low, self._flags
+        if halves is None or not high:
+            return [self.flags_of(job_id) for job_id in job_ids]
+        uppers, lowers = halves[0].tolist(), halves[1].tolist()
+        last = len(high) - 1
+        positions = [bisect_left(high, upper, 0, last) for upper in uppers]
+        if [high[position] for position in positions] == uppers and [
+            low[position] for position in positions
+        ] == lowers:
+            return [flags[position] for position in positions]
+        # some id is not in the arrays, or shares its upper half with another job: those one by one
+        return [
+            flags[position]
+            if high[position] == upper and low[position] == lower
+            else self.flags_of(job_id)
+            for job_id, position, upper, lower in zip(
+                job_ids, positions, uppers, lowers, strict=True
+            )
+        ]
+
     def count(self, flag: int) -> int:
         """How many jobs have `flag`."""
-        flags = self._flags.tobytes()  # bytes.count runs at memory speed, array.count a Python compare a job
+        # bytes.count runs at memory speed, array.count a Python compare a job
+        flags = self._flags.tobytes()
         in_arrays = sum(flags.count(value) for value in range(8) if value & flag)
         return in_arrays + sum(1 for value in self._others.values() if value & flag)
 
@@ -173,6 +215,39 @@ def _read_exactly(source: BinaryIO, size: int) -> bytes:
 def _uuid_text(number: int) -> str:
     text = f"{number:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_HEX_ONLY = str.maketrans("", "", "-\n")
+_NOT_HEX = str.maketrans("", "", _HEX_DIGITS)
+
+
+def _uuid_halves(job_ids: Sequence[str]) -> tuple[array, array] | None:
+    """The upper and lower 64-bit halves of `job_ids` if every one is a canonical UUID, else
+    None; all at once, in C: the ids' hex digits read as big-endian bytes."""
+    count = len(job_ids)
+    if not count:
+        return None
+    lines = "\n".join(job_ids) + "\n"
+    # 37 characters a line, the hyphens and the newline in their places, and nothing but hex
+    # digits beside them (a line of its own inside an id would make more lines than ids).
+    if (
+        len(lines) != 37 * count
+        or not lines.isascii()
+        or lines.translate(_NOT_HEX) != "----\n" * count
+    ):
+        return None
+    hyphens = "-" * count
+    if not (lines[8::37] == lines[13::37] == lines[18::37] == lines[23::37] == hyphens):
+        return None
+    words = array("Q", bytes.fromhex(lines.translate(_HEX_ONLY)))
+    if words.itemsize != 8:
+        return None
+    if _LITTLE_ENDIAN:
+        words.byteswap()
+    return words[0::2], words[1::2]
+
+
+_LITTLE_ENDIAN = array("H", b"\x01\x00")[0] == 1
 
 
 def _uuid_number(job_id: str) -> int | None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Callable
 
 from .cleanup import clean
 from .errors import StoreChangedError
@@ -46,15 +46,20 @@ Progress = Callable[[str, int, int], None]  # as cleanup.clean takes it
 ONE_DAY = timedelta(days=1)
 _ZERO = timedelta(0)
 _from_iso = datetime.fromisoformat
-KNOWN_STATUSES = ("queued", "running", "partial", "completed", "failed", "canceled")  # lifecycle order
+# lifecycle order
+KNOWN_STATUSES = ("queued", "running", "partial", "completed", "failed", "canceled")
 NOT_AN_OBJECT = "(not an object)"
 NO_STATUS = "(no status)"
 STATUS_NOT_A_STRING = "(status not a string)"
 OTHER_STATUSES = "(other)"
-_MAX_STATUSES = 64  # distinct status strings kept apart; a store of random statuses must not grow memory
+# distinct status strings kept apart; a store of random statuses must not grow memory
+_MAX_STATUSES = 64
 DEFAULT_GROWTH_WINDOW_SECONDS = 14 * 86400.0
-_SURVEY_FIELDS = {"results": ("job_id", "created_at"), "events": ("occurred_at",),
-                  "notifications": ("job_id", "created_at")}
+_SURVEY_FIELDS = {
+    "results": ("job_id", "created_at"),
+    "events": ("occurred_at",),
+    "notifications": ("job_id", "created_at"),
+}
 
 
 # -- what the survey pass counts ---------------------------------------------------------------
@@ -164,21 +169,37 @@ class StoreSurvey:
         if member is not None:
             self._grow_job(job, member)
 
-    def result(self, result: object, member: Member | None = None,
-               index: JobIndex | RememberingIndex | None = None) -> None:
+    def result(
+        self,
+        result: object,
+        member: Member | None = None,
+        index: JobIndex | RememberingIndex | None = None,
+    ) -> None:
         if isinstance(result, dict):  # as `clean`: only objects are results
             moment = parse_timestamp(result.get("created_at"))
             self.result_ages.add(moment, self.now)
             if member is not None and index is not None:
-                fate = _fate(index.flags_of(str(result.get("job_id") or "")), BY_RESULTS if moment else 0)
+                fate = _fate(
+                    index.flags_of(str(result.get("job_id") or "")), BY_RESULTS if moment else 0
+                )
                 self.growth.add("results", moment, _record_bytes(member), fate)
 
-    def notification(self, notification: object, member: Member, index: JobIndex | RememberingIndex) -> None:
+    def notification(
+        self, notification: object, member: Member, index: JobIndex | RememberingIndex
+    ) -> None:
         """A member of `notifications`: it goes, if at all, with its job."""
         job_id = moment = None
         if isinstance(notification, dict):
-            job_id, moment = notification.get("job_id"), parse_timestamp(notification.get("created_at"))
-        self.growth.add("notifications", moment, _record_bytes(member), _fate(index.flags_of(str(job_id or "")), 0))
+            job_id, moment = (
+                notification.get("job_id"),
+                parse_timestamp(notification.get("created_at")),
+            )
+        self.growth.add(
+            "notifications",
+            moment,
+            _record_bytes(member),
+            _fate(index.flags_of(str(job_id or "")), 0),
+        )
 
     def events(self, events: list, member: Member | None = None, flags: int = 0) -> None:
         """A job's whole events array; the usual one (zoned isoformat() strings) in bulk.
@@ -231,7 +252,9 @@ class StoreSurvey:
         bare = _bare_array_bytes(member)
         self._grow_bare_array(flags, moments[0] if moments else None, bare)
         if moments:
-            self.growth.add_shared("events", moments, _record_bytes(member) - bare, _fate(flags, BY_EVENTS))
+            self.growth.add_shared(
+                "events", moments, _record_bytes(member) - bare, _fate(flags, BY_EVENTS)
+            )
 
     def _grow_odd_events(self, member: Member, flags: int, moments: list[datetime | None]) -> None:
         """`_grow_events` for an array with events without a timestamp."""
@@ -252,7 +275,9 @@ class StoreSurvey:
             self.growth.add("events", first, nbytes, _fate(flags, 0))
 
     def in_file_order(self) -> list[tuple[str, SectionSize]]:
-        return sorted(self.sections.items(), key=lambda item: -1 if item[1].at is None else item[1].at)
+        return sorted(
+            self.sections.items(), key=lambda item: -1 if item[1].at is None else item[1].at
+        )
 
     def fresh(self) -> StoreSurvey:
         """An empty survey for a worker's part of the store, to `add` in afterwards."""
@@ -266,7 +291,10 @@ class StoreSurvey:
             if status not in self.jobs_by_status and len(self.jobs_by_status) >= _MAX_STATUSES:
                 status = OTHER_STATUSES
             self.jobs_by_status[status] += count
-        for mine, theirs in ((self.result_ages, other.result_ages), (self.event_ages, other.event_ages)):
+        for mine, theirs in (
+            (self.result_ages, other.result_ages),
+            (self.event_ages, other.event_ages),
+        ):
             mine.per_day.update(theirs.per_day)
             mine.future += theirs.future
             mine.no_timestamp += theirs.no_timestamp
@@ -317,7 +345,8 @@ class EventsWatch:
             survey._grow_bare_array(self._flags, moment, _bare_array_bytes(self._member))
         self._count += 1
         self._last = moment
-        survey.growth.add("events", moment, item.value_end - self._previous_end, self._fate if moment else self._undated)
+        fate = self._fate if moment else self._undated
+        survey.growth.add("events", moment, item.value_end - self._previous_end, fate)
         self._previous_end = item.value_end
 
     def close(self) -> None:
@@ -422,8 +451,11 @@ class Inspection:
         }
         if "jobs" in dry:  # job retention on: what it would take, besides the counts above
             document["jobs"] = dry["jobs"]
-            document["reclaimable"] = dict(document["reclaimable"], jobs=report.jobs.delete_count,
-                                           notifications=report.with_jobs.notifications)
+            document["reclaimable"] = dict(
+                document["reclaimable"],
+                jobs=report.jobs.delete_count,
+                notifications=report.with_jobs.notifications,
+            )
             document["reclaimable"]["bytes"] = document["reclaimable"].pop("bytes")
         return document
 
@@ -443,8 +475,15 @@ def inspect_store(
     path named another file by the end (the service replaced the store meanwhile).
     """
     before = _snapshot_at(store_file)
-    report = clean(store_file, policy, dry_run=True, progress=progress, reader=reader, workers=workers,
-                   survey=lambda: StoreSurvey(policy.now, growth_window))
+    report = clean(
+        store_file,
+        policy,
+        dry_run=True,
+        progress=progress,
+        reader=reader,
+        workers=workers,
+        survey=lambda: StoreSurvey(policy.now, growth_window),
+    )
     if before is None or not _unchanged(store_file, before) or report.bytes_before != before.size:
         raise StoreChangedError(
             f"the store {store_file} changed while it was inspected",
@@ -491,12 +530,16 @@ def render_text(inspection: Inspection) -> str:
 
 def _store_block(inspection: Inspection) -> str:
     report, survey = inspection.dry_run, inspection.survey
-    schema = f", schema_version {survey.schema_version}" if survey.schema_version is not None else ""
-    return "\n".join([
-        f"store    {report.store_file}",
-        f"size     {size(inspection.bytes_total)} ({inspection.bytes_total:,} bytes){schema}",
-        f"now      {report.policy.now.isoformat()}",
-    ])
+    schema = (
+        f", schema_version {survey.schema_version}" if survey.schema_version is not None else ""
+    )
+    return "\n".join(
+        [
+            f"store    {report.store_file}",
+            f"size     {size(inspection.bytes_total)} ({inspection.bytes_total:,} bytes){schema}",
+            f"now      {report.policy.now.isoformat()}",
+        ]
+    )
 
 
 def _sections_block(sections: dict[str, SectionSize], total: int) -> str:
@@ -523,27 +566,40 @@ def _growth_block(growth: Growth, total: int) -> str:
     """How fast the store grows, what of it stays, and where it levels off (or what would make it)."""
     lines = [f"growth over the last {growth.window_days:g} d, from the records' own timestamps"]
     if growth.levels_off_bytes is not None:
-        lines.append(f"  grows {size(round(growth.bytes_per_day))} a day, none of it for ever: under these TTLs "
-                     f"it levels off at about {size(round(growth.levels_off_bytes))} (now {size(total)})")
+        lines.append(
+            f"  grows {size(round(growth.bytes_per_day))} a day, none of it for ever: under these TTLs "
+            f"it levels off at about {size(round(growth.levels_off_bytes))} (now {size(total)})"
+        )
     else:
         why = "; ".join(_WHY_KEPT[reason] for reason in growth.kept_by_reason)
-        lines.append(f"  grows {size(round(growth.bytes_per_day))} a day; "
-                     f"{size(round(growth.kept_bytes_per_day))} a day of it stays for ever: {why}")
+        lines.append(
+            f"  grows {size(round(growth.bytes_per_day))} a day; "
+            f"{size(round(growth.kept_bytes_per_day))} a day of it stays for ever: {why}"
+        )
         hint = growth.suggestion
         if hint is not None and hint.levels_off_bytes is not None:
-            lines.append(f"  with {hint.option} {_days(hint.ttl_seconds)} it would level off at about "
-                         f"{size(round(hint.levels_off_bytes))}")
+            lines.append(
+                f"  with {hint.option} {_days(hint.ttl_seconds)} it would level off at about "
+                f"{size(round(hint.levels_off_bytes))}"
+            )
         elif hint is not None:
-            lines.append(f"  even with {hint.option} {_days(hint.ttl_seconds)}, "
-                         f"{size(round(hint.kept_bytes_per_day))} a day would stay for ever")
+            lines.append(
+                f"  even with {hint.option} {_days(hint.ttl_seconds)}, "
+                f"{size(round(hint.kept_bytes_per_day))} a day would stay for ever"
+            )
         else:
             lines.append("  no TTL removes that: the store never stops growing")
     parts = []
     for name, section in growth.sections.items():
         if section.bytes_per_day >= 0.5:
             kept = section.kept_bytes_per_day
-            stays = "" if kept < 0.5 else " (all for ever)" if kept >= section.bytes_per_day - 0.5 else \
-                f" ({size(round(kept))} for ever)"
+            stays = (
+                ""
+                if kept < 0.5
+                else " (all for ever)"
+                if kept >= section.bytes_per_day - 0.5
+                else f" ({size(round(kept))} for ever)"
+            )
             parts.append(f"{name} {size(round(section.bytes_per_day))}{stays}")
     if parts:
         lines.append("  a day by section: " + ", ".join(parts))
@@ -556,7 +612,9 @@ def _days(seconds: float) -> str:
 
 def _jobs_block(statuses: Counter, report: CleanupReport) -> str:
     jobs = sum(statuses.values())
-    lines = [f"jobs by status ({jobs:,}; terminal {report.terminal_job_count:,}, active {report.active_job_count:,})"]
+    lines = [
+        f"jobs by status ({jobs:,}; terminal {report.terminal_job_count:,}, active {report.active_job_count:,})"
+    ]
     ordered = list(_statuses_in_order(statuses))
     width = max([0] + [len(status) for status, _ in ordered])
     for status, count in ordered:
@@ -586,7 +644,9 @@ def _ages_block(kind: str, ages: AgeHistogram, rule: KindRule) -> str:
         if label is None:
             lines.append("  " + "-" * (BAR_WIDTH + 21) + " cutoff")
         else:
-            lines.append(f"  {label:>7}  {count:>10,}  {'#' * round(BAR_WIDTH * count / peak)}".rstrip())
+            lines.append(
+                f"  {label:>7}  {count:>10,}  {'#' * round(BAR_WIDTH * count / peak)}".rstrip()
+            )
     return "\n".join(lines)
 
 
@@ -596,7 +656,8 @@ def _age_rows(ages: AgeHistogram, rule: KindRule) -> list[tuple[str | None, int]
     if ages.future:
         rows.append(("future", ages.future))
     last_day = max(ages.per_day, default=-1)
-    cutoff_day = None if rule.ttl_seconds is None else -(-rule.ttl_seconds // 86400)  # first day wholly past it
+    # first day wholly past it
+    cutoff_day = None if rule.ttl_seconds is None else -(-rule.ttl_seconds // 86400)
     for day in range(min(last_day, HISTOGRAM_DAYS - 1) + 1):
         if day == cutoff_day:
             rows.append((None, 0))
@@ -621,7 +682,8 @@ def _cleanup_block(inspection: Inspection) -> str:
     ):
         cutoff = f"cutoff {rule.cutoff.isoformat()}" if rule.cutoff else "retention disabled"
         lines.append(
-            f"  {kind:<7}  {tally.delete_count:>11,} of {tally.total:>11,}  {percent(tally.delete_count, tally.total):>7}  {cutoff}"
+            f"  {kind:<7}  {tally.delete_count:>11,} of {tally.total:>11,}  "
+            f"{percent(tally.delete_count, tally.total):>7}  {cutoff}"
         )
     if report.policy.jobs.enabled:  # job retention: the jobs, and what went with them
         jobs, rule, taken = report.jobs, report.policy.jobs, report.with_jobs

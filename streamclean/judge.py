@@ -3,21 +3,35 @@
 Every decision about retention is a `Judge`'s: which job is terminal (pass 1), which result,
 event, job or notification goes (pass 2), and what each verdict adds to the report; `policy.py`
 holds the rule's inputs, and the readers only find and decode records. The rule is
-docs/CONTRACT.md's (sections 2 and 7). `event` has a batch form for a job's whole events array,
-which the tests hold to the plain form.
+docs/CONTRACT.md's (sections 2 and 7). The verdicts have batch forms for a job's whole events
+array and for a block of records (`*_block`, `event_arrays`), which the tests hold to the plain
+forms.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from .index import NO_FINISHED_AT, REMOVED, TERMINAL
-from .policy import KindRule, RetentionPolicy, is_terminal, parse_timestamp
+from .policy import (
+    TERMINAL_STATUSES,
+    KindRule,
+    RetentionPolicy,
+    is_terminal,
+    parse_timestamp,
+)
 from .report import KindTally, WithJobs
 
-_UTC = timezone.utc
+_UTC = UTC
 _from_iso = datetime.fromisoformat
-_FIELDS = {"results": ("job_id", "created_at"), "notifications": ("job_id",), "events": ("occurred_at",)}
+# stands for a timestamp that does not parse: never expired
+_NEVER = datetime.max.replace(tzinfo=_UTC)
+_FIELDS = {
+    "results": ("job_id", "created_at"),
+    "notifications": ("job_id",),
+    "events": ("occurred_at",),
+}
 
 
 class Judge:
@@ -56,7 +70,65 @@ class Judge:
             return TERMINAL | NO_FINISHED_AT
         return TERMINAL | REMOVED if rule.is_expired(moment) else TERMINAL
 
+    def job_flags_block(
+        self, statuses: Sequence[str | None], finished: Sequence[str | None] | None
+    ) -> list[int]:
+        """`job_flags` (or `terminal`, with job retention off) over a block of jobs, each an
+        object whose `status` (and `finished_at`) is a string or missing: the same flags."""
+        flags = [TERMINAL if status in TERMINAL_STATUSES else 0 for status in statuses]
+        rule = self.policy.jobs
+        if rule.cutoff is None:
+            return flags
+        if finished is None:
+            raise ValueError("job retention needs each job's finished_at")
+        chosen = [position for position, flag in enumerate(flags) if flag]
+        moments, _ = _moments([finished[position] for position in chosen])
+        cutoff = rule.cutoff
+        for position, moment in zip(chosen, moments, strict=True):
+            if moment is _NEVER:
+                flags[position] = TERMINAL | NO_FINISHED_AT
+            elif moment <= cutoff:
+                flags[position] = TERMINAL | REMOVED
+        return flags
+
     # -- pass 2: results -----------------------------------------------------------------------
+
+    def results_block(
+        self, job_ids: Sequence[str | None], created: Sequence[str | None], index
+    ) -> list[int]:
+        """`result` (or `result_of_jobs`, with job retention on) over a block of results, each
+        an object whose `job_id` and `created_at` are strings or missing: the same counts, and
+        the positions of the results deleted, in order. `index` answers `flags_many`."""
+        tally = self.results
+        tally.total += len(job_ids)
+        flags = index.flags_many([job_id or "" for job_id in job_ids])
+        eligible = [position for position, flag in enumerate(flags) if flag & TERMINAL]
+        tally.eligible_terminal += len(eligible)
+        removed: list[int] = []
+        if self.policy.jobs.enabled:
+            removed = [position for position in eligible if flags[position] & REMOVED]
+            if removed:
+                eligible = [position for position in eligible if not flags[position] & REMOVED]
+                tally.delete_count += len(removed)
+                self.with_jobs.results += len(removed)
+        cutoff = self.policy.results.cutoff
+        if cutoff is None or not eligible:
+            return removed
+        moments, skipped = _moments([created[position] for position in eligible])
+        tally.skipped_missing_timestamp += skipped
+        expired = [
+            position for position, moment in zip(eligible, moments, strict=True) if moment <= cutoff
+        ]
+        tally.delete_count += len(expired)
+        return sorted(removed + expired) if removed else expired
+
+    def notifications_block(self, job_ids: Sequence[str | None], index) -> list[int]:
+        """`notification` over a block of notifications, each an object: the positions deleted."""
+        self.with_jobs.notifications_total += len(job_ids)
+        flags = index.flags_many([job_id or "" for job_id in job_ids])
+        removed = [position for position, flag in enumerate(flags) if flag & REMOVED]
+        self.with_jobs.notifications += len(removed)
+        return removed
 
     def result(self, record: object, terminal_jobs) -> bool:
         """Count one member of `results`; True when it is deleted. `terminal_jobs` answers
@@ -141,8 +213,41 @@ class Judge:
         tally.delete_count += sum(verdicts)
         return verdicts
 
+    def event_arrays(
+        self, stamps: Sequence[Sequence[str | None]], terminal: Sequence[int]
+    ) -> list[tuple[int, list[bool] | None]]:
+        """`event_batch` over a block of jobs' events arrays at once: `stamps` holds each
+        array's `occurred_at` values (every event an object: a string, or None when missing),
+        `terminal` whether each job is terminal. The same counts; the arrays that lose events,
+        as (position, None) when every event goes, else (position, one verdict per event)."""
+        tally = self.events
+        tally.total += sum(map(len, stamps))
+        chosen = [position for position, flag in enumerate(terminal) if flag]
+        eligible = sum([len(stamps[position]) for position in chosen])
+        tally.eligible_terminal += eligible
+        cutoff = self.policy.events.cutoff
+        if cutoff is None or not eligible:
+            return []
+        moments, skipped = _moments([stamp for position in chosen for stamp in stamps[position]])
+        tally.skipped_missing_timestamp += skipped
+        verdicts = [moment <= cutoff for moment in moments]
+        tally.delete_count += sum(verdicts)
+        dropped: list[tuple[int, list[bool] | None]] = []
+        if True not in verdicts:
+            return dropped
+        at = 0
+        for position in chosen:
+            count = len(stamps[position])
+            mine = verdicts[at : at + count]
+            at += count
+            if True in mine:
+                dropped.append((position, mine if False in mine else None))
+        return dropped
+
     @staticmethod
-    def _event_batch_one_by_one(records: list, cutoff: datetime, tally: KindTally) -> list[bool] | None:
+    def _event_batch_one_by_one(
+        records: list, cutoff: datetime, tally: KindTally
+    ) -> list[bool] | None:
         verdicts = []
         deleted = skipped = 0
         from_iso = _from_iso
@@ -174,11 +279,25 @@ class Judge:
 
     # -- parts judged elsewhere ----------------------------------------------------------------
 
-    def add(self, other: "Judge") -> None:
+    def add(self, other: Judge) -> None:
         """Count in what another part of the same pass judged (a worker's)."""
         self.results.add(other.results)
         self.events.add(other.events)
         self.with_jobs.add(other.with_jobs)
+
+
+def _moments(values: list) -> tuple[list[datetime], int]:
+    """Each value's moment as `parse_timestamp` reads it, `_NEVER` where it does not parse,
+    and how many do not: parsed in bulk, and one by one by the policy's own parser after any
+    error."""
+    try:
+        moments = list(map(_from_iso, values))
+    except (TypeError, ValueError):
+        parsed = list(map(parse_timestamp, values))
+        return [_NEVER if moment is None else moment for moment in parsed], parsed.count(None)
+    return [
+        moment if moment.tzinfo is not None else moment.replace(tzinfo=_UTC) for moment in moments
+    ], 0
 
 
 def _expired(value: object, rule: KindRule, tally: KindTally) -> bool:

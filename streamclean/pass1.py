@@ -1,23 +1,26 @@
 """Pass 1: the index of jobs, and which of them are terminal, from the `jobs` section alone.
 
 The reader finds the section (`find_jobs`); the judge says which job is terminal; the index
-keeps the answer compactly for pass 2. A reader that offers a split point (`jobs_split`) lets
+keeps the answer compactly for pass 2. A reader that offers split points (`powers.splits`) lets
 a worker on the second core index the later half while this process indexes the first
 (`split.IndexWorker`, which runs `index_from`).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .index import JobIndex
 from .judge import Judge
 from .readers import LayoutMismatch
+from .readers.base import Block
 
 Span = tuple[int, int]
 
 
-def index_jobs(reader, judge: Judge, helper: Callable | None = None, survey=None) -> tuple[JobIndex, Span | None]:
+def index_jobs(
+    reader, judge: Judge, helper: Callable | None = None, survey=None
+) -> tuple[JobIndex, Span | None]:
     """The index and the (start, end) offsets of the `jobs` value (None without one).
 
     With `helper(boundary)`, which starts indexing the jobs behind `boundary` elsewhere (a
@@ -27,15 +30,21 @@ def index_jobs(reader, judge: Judge, helper: Callable | None = None, survey=None
     jobs = reader.find_jobs()
     if jobs is None:
         return index, None
-    found = reader.jobs_split(jobs) if helper is not None and hasattr(reader, "jobs_split") else None
-    fields = judge.fields("jobs") if survey is None else survey.fields("jobs", judge.fields("jobs"))
+    splits = reader.powers.splits
+    found = splits.jobs_split(jobs) if helper is not None and splits is not None else None
     if found is None:
-        end = _index(reader.records(jobs.value_start, fields=fields), judge, index, survey)
+        end = _index(_jobs(reader, judge, survey, jobs.value_start), judge, index, survey)
     else:
         boundary, section_end = found
         later = helper(boundary)
         try:
-            _index(reader.records(jobs.value_start, fields=fields), judge, index, survey, stop_at=boundary)
+            _index(
+                _jobs(reader, judge, survey, jobs.value_start, stop_at=boundary),
+                judge,
+                index,
+                survey,
+                stop_at=boundary,
+            )
             end = later.result(index, survey)  # the later jobs' word wins, as if indexed here
         finally:
             later.stop()
@@ -49,15 +58,46 @@ def index_from(reader, boundary: int, judge: Judge, survey=None) -> tuple[JobInd
     of the index and where the section ends. That `boundary` is such a place is for the caller
     to confirm, by ending its own walk there."""
     index = JobIndex()
-    fields = judge.fields("jobs") if survey is None else survey.fields("jobs", judge.fields("jobs"))
-    end = _index(reader.records(None, resume_after=boundary, fields=fields), judge, index, survey)
+    end = _index(_jobs(reader, judge, survey, None, resume_after=boundary), judge, index, survey)
     return index, end
 
 
+def _jobs(
+    reader,
+    judge: Judge,
+    survey,
+    open_at: int | None,
+    resume_after: int | None = None,
+    stop_at: int | None = None,
+):
+    """The jobs, a block at a time where the reader can (and no survey reads every field)."""
+    fields = judge.fields("jobs")
+    if survey is not None:  # the survey reads what it asks for, record by record
+        return reader.records(
+            open_at, resume_after=resume_after, fields=survey.fields("jobs", fields)
+        )
+    blocks = reader.powers.blocks
+    if blocks is None:
+        return reader.records(open_at, resume_after=resume_after, fields=fields)
+    return blocks.blocks(open_at, fields, resume_after=resume_after, stop_at=stop_at)
+
+
 def _index(records, judge: Judge, index: JobIndex, survey=None, stop_at: int | None = None) -> int:
-    terminal = judge.job_flags if judge.policy.jobs.enabled else judge.terminal
+    jobs_on = judge.policy.jobs.enabled
+    terminal = judge.job_flags if jobs_on else judge.terminal
     count = 0
     for job in records:
+        if type(job) is Block:
+            values = job.values
+            flags = judge.job_flags_block(
+                [value.status for value in values],
+                [value.finished_at for value in values] if jobs_on else None,
+            )
+            index.add_many(job.keys, flags)
+            count += len(flags)
+            if stop_at is not None and job.end >= stop_at:
+                break  # the block ends there: `blocks` ends a block at `stop_at` or refuses it
+            continue
         index.add(job.key, terminal(job.value))
         count += 1
         if survey is not None:

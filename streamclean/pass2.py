@@ -4,26 +4,38 @@ The reader hands out every record with its byte offsets, the judge decides, and 
 container turns the verdicts into ranges the `RangeWriter` leaves out, copying everything kept
 undecoded. A worker may filter the store's tail meanwhile (`tail`, `filter_tail`); job retention
 walks `jobs`, `notifications` and the `events` object too; an archive receives every record
-left out. How and why: docs/design.md.
+left out. Where the reader has the block path, a section's members come a block at a time and
+are judged in bulk. How and why: docs/design.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from .errors import InvalidStoreError
 from .index import REMOVED, TERMINAL, JobIndex
 from .judge import Judge
 from .readers import LayoutMismatch
-from .readers.base import STREAM
+from .readers.base import STREAM, Block, Member, Reader
 from .splice import ArchivingSplice, RangeWriter, Splice
 
 Span = tuple[int, int]
 
 
-def filter_store(reader, out: RangeWriter, index: JobIndex, jobs_span: Span | None, judge: Judge,
-                 size: int, tail=None, survey=None, archive=None) -> None:
+def filter_store(
+    reader: Reader,
+    out: RangeWriter,
+    index: JobIndex,
+    jobs_span: Span | None,
+    judge: Judge,
+    size: int,
+    tail=None,
+    survey=None,
+    archive=None,
+) -> None:
     """Filter the whole store (or, with `tail`, the part before the tail's start)."""
+    run = Pass(reader, out, index, jobs_span, judge, survey, archive)
     seen: set[str] = set()
     jobs_confirmed = jobs_span is None
     sections = reader.sections(seen)
@@ -33,13 +45,11 @@ def filter_store(reader, out: RangeWriter, index: JobIndex, jobs_span: Span | No
             previous = reader.top_open + 1
         if tail is not None and tail.in_events and section.key == "events":
             # The worker took over behind the job whose events end at `tail.start`.
-            count = _filter_events(reader, section.value_start, index, judge, out, survey, stop_at=tail.start,
-                                   archive=archive)[1]
+            count = _filter_events(run, section.value_start, stop_at=tail.start)[1]
             if survey is not None:
                 survey.section("events", tail.start - previous, count, section.start)
             break
-        end = section.value_end = _filter_section(reader, section, index, jobs_span, judge, out, survey, previous,
-                                                  archive)
+        end = section.value_end = _filter_section(run, section, previous)
         previous = end
         if section.key == "jobs" and jobs_span is not None:
             jobs_confirmed = True
@@ -71,6 +81,31 @@ def filter_store(reader, out: RangeWriter, index: JobIndex, jobs_span: Span | No
 
 
 @dataclass
+class Pass:
+    """What one pass 2 (or its tail) works with: the reader, the writer of the new bytes, pass
+    1's index and the `jobs` span it found, the judge, and, if any, the survey (`inspect`)
+    and the archive. `blocks` is the reader's block path, where this pass can take it (the
+    survey reads every field of every record, so it takes the record-by-record path)."""
+
+    reader: Reader
+    out: RangeWriter
+    index: JobIndex
+    jobs_span: Span | None
+    judge: Judge
+    survey: Any = None  # an `inspect` survey
+    archive: Any = None  # an `archive.ArchiveWriter`
+
+    @property
+    def blocks(self):
+        return self.reader.powers.blocks if self.survey is None else None
+
+    def splice(self, open_at: int, section: str, key: str | None = None) -> Splice:
+        if self.archive is None:
+            return Splice(self.out, open_at)
+        return ArchivingSplice(self.out, open_at, self.archive, section, key)
+
+
+@dataclass
 class Tail:
     """What filtering the store's tail found: the judge's counts, the top-level keys, whether
     it confirmed the jobs section, whether (and by how many bytes) its output differs from the
@@ -85,8 +120,18 @@ class Tail:
     archived: tuple[int, int] | None = None  # the archive part's records and bytes, if archiving
 
 
-def filter_tail(reader, start: int, in_events: bool, out: RangeWriter, index: JobIndex,
-                jobs_span: Span | None, judge: Judge, size: int, survey=None, archive=None) -> Tail:
+def filter_tail(
+    reader: Reader,
+    start: int,
+    in_events: bool,
+    out: RangeWriter,
+    index: JobIndex,
+    jobs_span: Span | None,
+    judge: Judge,
+    size: int,
+    survey=None,
+    archive=None,
+) -> Tail:
     """Pass 2 over the store's tail, every byte from `start`, as `filter_store` would filter
     it. `start` is where the top-level `jobs` value ends or, `in_events`, where a job's events
     array ends inside the events section; the reader begins there.
@@ -94,45 +139,41 @@ def filter_tail(reader, start: int, in_events: bool, out: RangeWriter, index: Jo
     Whether `start` really is such a place is for the caller to confirm, by reaching it on its
     own walk: this one only checks that what follows is the rest of such a store.
     """
+    run = Pass(reader, out, index, jobs_span, judge, survey, archive)
     seen: set[str] = set()
     resume_after = start
     if in_events:
-        resume_after, count = _filter_events(reader, None, index, judge, out, survey, resume_after=start,
-                                             archive=archive)
+        resume_after, count = _filter_events(run, None, resume_after=start)
         if survey is not None:
             survey.section("events", resume_after - start, count)
     jobs_confirmed = False
     previous = resume_after
     for section in reader.sections(seen, resume_after=resume_after):
-        previous = section.value_end = _filter_section(reader, section, index, jobs_span, judge, out, survey, previous,
-                                                       archive)
+        previous = section.value_end = _filter_section(run, section, previous)
         jobs_confirmed = jobs_confirmed or (section.key == "jobs" and jobs_span is not None)
     out.finish(size)
     archived = archive.finish_part() if archive is not None else None
     return Tail(judge, seen, out.diverged, out.skipped, jobs_confirmed, survey, archived)
 
 
-def _splice(out, open_at: int, archive, section: str, key: str | None = None) -> Splice:
-    return Splice(out, open_at) if archive is None else ArchivingSplice(out, open_at, archive, section, key)
-
-
-def _filter_section(reader, section, index, jobs_span, judge, out, survey, previous: int, archive=None) -> int:
+def _filter_section(run: Pass, section: Member, previous: int) -> int:
     """Filter (or check) one top-level section; returns the offset where its value ends. For
     the survey a section's bytes run from the end of the one before (`previous`)."""
+    reader, survey = run.reader, run.survey
     first = reader.first_byte(section)
     key = section.key
     count = 0  # entries: pass 1 counts those of `jobs`
-    jobs_on = judge.policy.jobs.enabled
+    jobs_on = run.judge.policy.jobs.enabled
     if key == "results" and first == 0x7B:
-        end, count = _filter_results(reader, section.value_start, index, judge, out, survey, archive)
+        end, count = _filter_results(run, section.value_start)
     elif key == "events" and first == 0x7B:
-        end, count = _filter_events(reader, section.value_start, index, judge, out, survey, archive=archive)
+        end, count = _filter_events(run, section.value_start)
     elif key == "jobs" and first == 0x7B and jobs_on:
-        end = _filter_jobs(reader, section, jobs_span, index, out, archive)
+        end = _filter_jobs(run, section)
     elif key == "jobs" and first == 0x7B:  # pass 1 read it (a span of None: pass 1 did not find it)
-        end = reader.known_section(section, jobs_span, out)
+        end = reader.known_section(section, run.jobs_span, run.out)
     elif key == "notifications" and first == 0x7B and (jobs_on or survey is not None):
-        end, count = _filter_notifications(reader, section.value_start, index, judge, out, survey, archive)
+        end, count = _filter_results(run, section.value_start, "notifications")
     else:
         end, count = reader.check(section)
         if survey is not None:
@@ -142,52 +183,71 @@ def _filter_section(reader, section, index, jobs_span, judge, out, survey, previ
     return end
 
 
-def _filter_jobs(reader, section, jobs_span: Span | None, index: JobIndex, out, archive) -> int:
+def _filter_jobs(run: Pass, section: Member) -> int:
     """Job retention: the jobs section again, without the removed jobs (pass 1 judged them)."""
+    reader, jobs_span = run.reader, run.jobs_span
+    moved = "the jobs section is not where pass 1 read it"
     if jobs_span is None or section.value_start != jobs_span[0]:
-        _moved(reader)
-    splice = _splice(out, section.value_start, archive, "jobs")
-    records = reader.records(section.value_start, fields=())  # validated; only the keys are read
-    flags_of = index.flags_of
+        raise reader.moved(moved)
+    splice = run.splice(section.value_start, "jobs")
+    flags_of = run.index.flags_of
+    blocks = run.blocks
+    # validated; only the keys are read
+    start = section.value_start
+    records = reader.records(start, fields=()) if blocks is None else blocks.blocks(start, ())
     for job in records:
-        if flags_of(job.key) & REMOVED:
+        if type(job) is Block:
+            flags = run.index.flags_many(job.keys)
+            splice.block(job, [position for position, flag in enumerate(flags) if flag & REMOVED])
+        elif flags_of(job.key) & REMOVED:
             splice.drop(job)
         else:
             splice.keep(job)
     splice.close(records.close)
     if records.close + 1 != jobs_span[1]:
-        _moved(reader)
+        raise reader.moved(moved)
     return records.close + 1
 
 
-def _moved(reader):
-    if reader.name == "general":
-        raise InvalidStoreError("the jobs section is not where pass 1 read it (did the file change?)")
-    raise LayoutMismatch("the jobs section is not where pass 1 read it")
-
-
-def _filter_notifications(reader, open_at, index, judge: Judge, out, survey, archive) -> tuple[int, int]:
-    """Job retention: the notifications of removed jobs go. (Without it, only a survey reads
-    them, and every one is kept.)"""
-    judged = judge.notification if judge.policy.jobs.enabled else _kept
-    return _filter_results(reader, open_at, index, judge, out, survey, archive, "notifications", judged)
-
-
-def _kept(record: object, index) -> bool:
-    return False
-
-
-def _filter_results(reader, open_at, index, judge: Judge, out, survey, archive=None, section: str = "results",
-                    judged=None) -> tuple[int, int]:
-    splice = _splice(out, open_at, archive, section)
-    records = reader.records(open_at, exact="job_id", fields=_fields(judge, survey, section))
+def _filter_results(run: Pass, open_at: int, section: str = "results") -> tuple[int, int]:
+    """The results (or, with job retention, the notifications) of the section opening at
+    `open_at`; where it ends, and how many members it has."""
+    judge, index, survey = run.judge, run.index, run.survey
+    splice = run.splice(open_at, section)
+    fields = judge.fields(section)
+    blocks = run.blocks
+    if blocks is None:
+        records = run.reader.records(
+            open_at, exact="job_id", fields=_fields(judge, survey, section)
+        )
+    else:
+        records = blocks.blocks(open_at, fields, exact="job_id")
     if survey is not None:  # the judge and the survey ask about each record's job in turn
         index = survey.remembering(index)
-    if judged is None:
-        judged = judge.result_of_jobs if judge.policy.jobs.enabled else judge.result
-    observe = None if survey is None else survey.result if section == "results" else survey.notification
+    jobs_on = judge.policy.jobs.enabled
+    judged: Callable[[object, Any], bool]
+    if section == "notifications":
+        # without job retention only a survey reads them
+        judged = judge.notification if jobs_on else _kept
+    else:
+        judged = judge.result_of_jobs if jobs_on else judge.result
+    observe = (
+        None if survey is None else survey.result if section == "results" else survey.notification
+    )
     count = 0
     for record in records:
+        if type(record) is Block:
+            values = record.values
+            count += len(values)
+            job_ids = [value.job_id for value in values]
+            if section == "notifications":
+                dropped = judge.notifications_block(job_ids, index)
+            else:
+                dropped = judge.results_block(
+                    job_ids, [value.created_at for value in values], index
+                )
+            splice.block(record, dropped)
+            continue
         count += 1
         if observe is not None:
             observe(record.value, record, index)
@@ -199,32 +259,71 @@ def _filter_results(reader, open_at, index, judge: Judge, out, survey, archive=N
     return records.close + 1, count
 
 
+def _kept(record: object, index: JobIndex) -> bool:
+    return False
+
+
 def _fields(judge: Judge, survey, section: str) -> tuple[str, ...] | None:
     """The fields of a `section`'s records that are read: the judge's, and the survey's."""
     fields = judge.fields(section)
     return fields if survey is None else survey.fields(section, fields)
 
 
-def _filter_events(reader, open_at, index, judge: Judge, out, survey,
-                   resume_after: int | None = None, stop_at: int | None = None, archive=None) -> tuple[int, int]:
+def _filter_events(
+    run: Pass, open_at: int | None, resume_after: int | None = None, stop_at: int | None = None
+) -> tuple[int, int]:
     """Filter the events section opening at `open_at` (or, with `resume_after`, the rest of it
     behind a job's array ending there); returns where the section ends, or `stop_at` once a
     job's array ends exactly there (a LayoutMismatch if one runs past it), and how many jobs'
     events it walked. With job retention on, the arrays of removed jobs go whole (then the
     section is never split: the split lies at the end of `jobs`)."""
-    arrays = reader.job_arrays(open_at, resume_after, fields=_fields(judge, survey, "events"))
+    reader, judge, index, survey, out, archive = (
+        run.reader,
+        run.judge,
+        run.index,
+        run.survey,
+        run.out,
+        run.archive,
+    )
+    fields = judge.fields("events")
     outer = None
+    blocks = run.blocks
     if judge.policy.jobs.enabled:
         if resume_after is not None or stop_at is not None:
             raise LayoutMismatch("with job retention the events section is filtered in one piece")
-        outer = _splice(out, open_at, archive, "events")
+        assert open_at is not None  # not resuming: the section's own opening brace
+        outer = run.splice(open_at, "events")
+        blocks = None  # a removed job's array goes whole, the others' events one by one: in turn
+    if blocks is None:
+        arrays = reader.job_arrays(open_at, resume_after, fields=_fields(judge, survey, "events"))
+    else:
+        arrays = blocks.blocks(
+            open_at, fields, array=True, resume_after=resume_after, stop_at=stop_at
+        )
     count = 0
     for job in arrays:
+        if type(job) is Block:
+            count += len(job)
+            terminal_flags = [flag & TERMINAL for flag in index.flags_many(job.keys)]
+            values = job.values
+            stamps = [[event.occurred_at for event in events] for events in values]
+            for position, verdicts in judge.event_arrays(stamps, terminal_flags):
+                if verdicts is None and archive is None:  # every event goes: "[...]" becomes "[]"
+                    out.skip_from(job.base + job.value_starts[position] + 1)
+                    out.resume_at(job.base + job.value_ends[position] - 1)
+                else:
+                    events = values[position]
+                    _drop_events(
+                        run, job.member(position), events, verdicts or [True] * len(events)
+                    )
+            if stop_at is not None and job.end >= stop_at:
+                return stop_at, count  # `blocks` ends a block at `stop_at` or hands the walk over
+            continue
         count += 1
         flags = index.flags_of(job.key)
         if outer is not None:
             if flags & REMOVED:
-                _removed_job_events(reader, job, judge, survey, flags)
+                _removed_job_events(run, job, flags)
                 outer.drop(job)
                 continue
             outer.keep(job)
@@ -235,9 +334,9 @@ def _filter_events(reader, open_at, index, judge: Judge, out, survey,
                 survey.events(values, job, flags)
             verdicts = judge.event_batch(values, terminal)
             if verdicts is not None:
-                _drop_events(reader, job, values, verdicts, out, archive)
+                _drop_events(run, job, values, verdicts)
         elif job.value is STREAM:  # an array to stream, element by element
-            splice = _splice(out, job.value_start, archive, "events", job.key)
+            splice = run.splice(job.value_start, "events", job.key)
             watch = None if survey is None else survey.events_array(job, flags)
             for element in reader.elements(job):
                 if watch is not None:
@@ -263,34 +362,42 @@ def _filter_events(reader, open_at, index, judge: Judge, out, survey,
     return arrays.close + 1, count
 
 
-def _removed_job_events(reader, job, judge: Judge, survey, flags: int) -> None:
+def _removed_job_events(run: Pass, job: Member, flags: int) -> None:
     """A removed job's events array, which goes whole: counted, and read past if streamed."""
+    survey = run.survey
     if job.values is not None:
         if survey is not None:
             survey.events(job.values, job, flags)
-        judge.events_of_removed_job(len(job.values))
+        run.judge.events_of_removed_job(len(job.values))
     elif job.value is STREAM:
         count = 0
         watch = None if survey is None else survey.events_array(job, flags)
-        for element in reader.elements(job):
+        for element in run.reader.elements(job):
             count += 1
             if watch is not None:
                 watch.element(element)
         if watch is not None:
             watch.close()
-        judge.events_of_removed_job(count)
+        run.judge.events_of_removed_job(count)
 
 
-def _drop_events(reader, job, values: list, verdicts: list[bool], out, archive=None) -> None:
+def _drop_events(run: Pass, job: Member, values: list, verdicts: list[bool]) -> None:
     """Leave out the events of one array the verdicts delete. A job's events lie close in
     time, so usually all of them go and the array is emptied whole; a mixed one (or any, to
     be archived) is walked element by element (the reader proves each piece is one of the
     `values`)."""
-    splice = _splice(out, job.value_start, archive, "events", job.key)
-    if all(verdicts) and archive is None:
+    splice = run.splice(job.value_start, "events", job.key)
+    if all(verdicts) and run.archive is None:
         splice.drop_all(job.value_end - 1)  # leaves "[]", as json.dumps writes an empty list
         return
-    for position, element in enumerate(reader.elements(job, count=len(values))):
+    blocks = run.reader.powers.blocks
+    placed = blocks.array_elements(job) if blocks is not None else None
+    elements: Iterable[Member] = (
+        placed
+        if placed is not None and len(placed) == len(values)
+        else (run.reader.elements(job, count=len(values)))
+    )
+    for position, element in enumerate(elements):
         if position < len(verdicts) and verdicts[position]:
             splice.drop(element)
         else:

@@ -24,7 +24,8 @@ from pathlib import Path
 import orjson
 
 from . import signals
-from .archive import ArchiveError, ArchiveReader, Entry, digest as sha256_of
+from .archive import ArchiveError, ArchiveReader, Entry
+from .archive import digest as sha256_of
 from .cleanup import (
     _copy_range,
     _rolled_back_on_error,
@@ -44,7 +45,9 @@ SECTIONS_WITH_JOBS = ("events", "jobs", "notifications", "results")
 # Indentation of the service's layout: section members at 4 spaces, a job's events at 6.
 _MEMBER_INDENT = b"\n    "
 _ELEMENT_INDENT = b"\n      "
-_KEYS_ONLY = ("job_id",)  # the store's records are compared by key: decode as little as a reader may
+_KEYS_ONLY = (
+    "job_id",
+)  # the store's records are compared by key: decode as little as a reader may
 
 
 def service_text(value: object) -> bytes | None:
@@ -57,7 +60,9 @@ def service_text(value: object) -> bytes | None:
     so is the indented form; otherwise (NaN, an integer beyond 64 bits, a float orjson writes
     its own way) the stdlib writes it."""
     try:
-        compact = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        compact = json.dumps(
+            value, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+        ).encode("utf-8")
         if orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == compact:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
     except UnicodeEncodeError:
@@ -88,8 +93,14 @@ class ArchiveUse:
     present: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
-        return {"file": self.file, "now": self.now, "records": self.records, "store_matches": self.store_matches,
-                "restored": _counts(self.restored), "already_present": _counts(self.present)}
+        return {
+            "file": self.file,
+            "now": self.now,
+            "records": self.records,
+            "store_matches": self.store_matches,
+            "restored": _counts(self.restored),
+            "already_present": _counts(self.present),
+        }
 
 
 @dataclass
@@ -101,8 +112,12 @@ class JobRestore:
     archives: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"found": bool(self.archives), "restored": _counts(self.restored),
-                "already_present": _counts(self.present), "archives": self.archives}
+        return {
+            "found": bool(self.archives),
+            "restored": _counts(self.restored),
+            "already_present": _counts(self.present),
+            "archives": self.archives,
+        }
 
 
 def _counts(counter: Counter) -> dict:
@@ -195,7 +210,9 @@ def restore(
     wanted = None if jobs is None else list(dict.fromkeys(jobs))
     signals.run_started()
     uses, skipped = _archives(list(archive_files), archive_dir)
-    report = RestoreReport(str(store_file), uses[0].file, dry_run, archives=uses, skipped_files=skipped)
+    report = RestoreReport(
+        str(store_file), uses[0].file, dry_run, archives=uses, skipped_files=skipped
+    )
     if wanted is not None:
         report.jobs = {job: JobRestore() for job in wanted}
     reads = [("--archive-file", use.file) for use in uses]
@@ -212,12 +229,16 @@ def restore(
             except LayoutMismatch:
                 source.seek(0)
                 if choice == "layout":
-                    raise InvalidStoreError("not in the service's layout, which STREAMCLEAN_READER=layout "
-                                            "requires (valid JSON: unset it, or set auto or general)") from None
+                    raise InvalidStoreError(
+                        "not in the service's layout, which STREAMCLEAN_READER=layout "
+                        "requires (valid JSON: unset it, or set auto or general)"
+                    ) from None
     return report
 
 
-def archive_paths(files: Sequence[str | os.PathLike], folder: str | os.PathLike | None) -> tuple[list[str], list[str]]:
+def archive_paths(
+    files: Sequence[str | os.PathLike], folder: str | os.PathLike | None
+) -> tuple[list[str], list[str]]:
     """The archives a restore reads: `files`, then every regular file in `folder` whose first
     line is an archive header (by name, not following symlinks); and the files of `folder`
     that are not archives. The command line holds its outputs to these before the run."""
@@ -226,8 +247,10 @@ def archive_paths(files: Sequence[str | os.PathLike], folder: str | os.PathLike 
         try:
             names = sorted(os.listdir(folder))
         except OSError as exc:
-            raise ArchiveError(f"cannot list the archive folder {folder}: {exc.strerror}",
-                               "the store was left unchanged") from None
+            raise ArchiveError(
+                f"cannot list the archive folder {folder}: {exc.strerror}",
+                "the store was left unchanged",
+            ) from None
         for name in names:
             path = os.path.join(folder, name)
             if not os.path.isfile(path) or os.path.islink(path):
@@ -237,7 +260,9 @@ def archive_paths(files: Sequence[str | os.PathLike], folder: str | os.PathLike 
             else:
                 skipped.append(path)
         if len(paths) == len(files):
-            raise ArchiveError(f"no streamclean archive in {folder}", "the store was left unchanged")
+            raise ArchiveError(
+                f"no streamclean archive in {folder}", "the store was left unchanged"
+            )
     return paths, skipped
 
 
@@ -267,8 +292,10 @@ def _check_store_path(uses: list[ArchiveUse], store: Path) -> None:
     """Each archive's header names the store file it was made from: this one."""
     for use in uses:
         if os.path.realpath(use.store_path) != str(store):
-            raise ArchiveError(f"the archive {use.file} is of the store {use.store_path}, not of {store}",
-                               "the store was left unchanged; if the store was moved there, add --any-store-path")
+            raise ArchiveError(
+                f"the archive {use.file} is of the store {use.store_path}, not of {store}",
+                "the store was left unchanged; if the store was moved there, add --any-store-path",
+            )
 
 
 def _is_archive(path: str) -> bool:
@@ -283,11 +310,15 @@ def _moment(use: ArchiveUse) -> datetime:
     try:
         moment = datetime.fromisoformat(use.now)
     except ValueError:
-        raise ArchiveError(f"invalid archive {use.file}: line 1: the header's now is not a time: {use.now[:40]!r}",
-                           "the store was left unchanged") from None
+        raise ArchiveError(
+            f"invalid archive {use.file}: line 1: the header's now is not a time: {use.now[:40]!r}",
+            "the store was left unchanged",
+        ) from None
     if moment.tzinfo is None:
-        raise ArchiveError(f"invalid archive {use.file}: line 1: the header's now has no UTC offset",
-                           "the store was left unchanged")
+        raise ArchiveError(
+            f"invalid archive {use.file}: line 1: the header's now has no UTC offset",
+            "the store was left unchanged",
+        )
     return moment
 
 
@@ -302,8 +333,15 @@ def _match(uses: list[ArchiveUse], fd: int, size: int) -> None:
             use.store_matches = after["sha256"] == digest
 
 
-def _attempt(name: str, store: Path, source, snapshot: Snapshot, report: RestoreReport, write: bool,
-             progress: Progress | None) -> None:
+def _attempt(
+    name: str,
+    store: Path,
+    source,
+    snapshot: Snapshot,
+    report: RestoreReport,
+    write: bool,
+    progress: Progress | None,
+) -> None:
     for use in report.archives:
         use.restored.clear()
         use.present.clear()
@@ -319,20 +357,37 @@ def _attempt(name: str, store: Path, source, snapshot: Snapshot, report: Restore
             readers.append(ArchiveReader(use.file, rank))
         with _rolled_back_on_error(replace):
             source.seek(0)
-            on_progress = None if progress is None else (lambda done: progress("restore", done, snapshot.size))
+            on_progress = (
+                None
+                if progress is None
+                else (lambda done: progress("restore", done, snapshot.size))
+            )
             walk = reader_class(name)(source, on_progress)
             fd = source.fileno()
-            out = RangeWriter(walk.window, replace.open if replace else lambda: None,
-                              lambda target, start, n: _copy_range(fd, target, n, start), _write_new_store)
+            out = RangeWriter(
+                walk.window,
+                replace.open if replace else lambda: None,
+                lambda target, start, n: _copy_range(fd, target, n, start),
+                _write_new_store,
+            )
             exact = all(use.store_matches for use in report.archives) and report.jobs is None
             try:
-                merge = _Merge(walk, _Heads(readers, report), out, fd, report, canonical=name == "layout" and not exact)
+                merge = _Merge(
+                    walk,
+                    _Heads(readers, report),
+                    out,
+                    fd,
+                    report,
+                    canonical=name == "layout" and not exact,
+                )
                 merge.run(snapshot.size)
             finally:
                 out.close()
             if report.jobs is not None and len(report.jobs_not_found) == len(report.jobs):
-                raise ArchiveError(f"none of the jobs asked for is in the archives given: {', '.join(report.jobs)}",
-                                   "the store was left unchanged")
+                raise ArchiveError(
+                    f"none of the jobs asked for is in the archives given: {', '.join(report.jobs)}",
+                    "the store was left unchanged",
+                )
             if replace is not None and out.fd is not None:
                 with signals.critical_section():
                     replace.commit()
@@ -459,10 +514,19 @@ class _Item:
 class _Merge:
     """The store's walk and the archives' lines side by side; missing records inserted."""
 
-    def __init__(self, reader, heads: _Heads, out: RangeWriter, fd: int, report: RestoreReport,
-                 canonical: bool) -> None:
+    def __init__(
+        self,
+        reader,
+        heads: _Heads,
+        out: RangeWriter,
+        fd: int,
+        report: RestoreReport,
+        canonical: bool,
+    ) -> None:
         self.reader, self.heads, self.out, self.fd, self.report = reader, heads, out, fd, report
-        self.canonical = canonical  # write records as the service does (a changed store in its layout)
+        self.canonical = (
+            canonical  # write records as the service does (a changed store in its layout)
+        )
 
     def run(self, size: int) -> None:
         reader = self.reader
@@ -479,8 +543,11 @@ class _Merge:
         self.out.finish(size)
         entry = self.heads.left()
         if entry is not None:
-            raise _NoPlace(f"{self._where(entry)}: the store has no place for it (its section {entry.section!r} "
-                           "is missing or not an object)", "the store was left unchanged")
+            raise _NoPlace(
+                f"{self._where(entry)}: the store has no place for it (its section {entry.section!r} "
+                "is missing or not an object)",
+                "the store was left unchanged",
+            )
 
     def _where(self, entry: Entry) -> str:
         return f"archive {self.report.archives[entry.archive].file}: line {entry.line}"
@@ -528,7 +595,11 @@ class _Merge:
         does not hold): the newest archive's goes back, any older one's is then present."""
         heads = self.heads
         while (key := heads.least_key(section)) is not None and (bound is None or key < bound):
-            ranks = [rank for rank, e in enumerate(heads.heads) if e is not None and e.section == section and e.key == key]
+            ranks = [
+                rank
+                for rank, e in enumerate(heads.heads)
+                if e is not None and e.section == section and e.key == key
+            ]
             if section == "events":
                 self.restore_array(key, ranks, gap)
                 continue
@@ -557,8 +628,11 @@ class _Merge:
             if layers:
                 if job.value is not STREAM and not isinstance(job.values, list):
                     entry = self.heads.head(layers[0])
-                    raise _NoPlace(f"{self._where(entry)}: event {entry.position} of job {entry.key!r} has no place: "
-                                   "its events in the store are not an array", "the store was left unchanged")
+                    raise _NoPlace(
+                        f"{self._where(entry)}: event {entry.position} of job {entry.key!r} has no place: "
+                        "its events in the store are not an array",
+                        "the store was left unchanged",
+                    )
                 self.into_store_array(job, layers)
             elif job.value is STREAM:
                 for _ in reader.elements(job):
@@ -573,10 +647,18 @@ class _Merge:
         array of it is counted present (the store has one) and passed."""
         heads = self.heads
         for rank, entry in enumerate(heads.heads):
-            if entry is not None and entry.section == "events" and entry.key == key and entry.position is None:
+            if (
+                entry is not None
+                and entry.section == "events"
+                and entry.key == key
+                and entry.position is None
+            ):
                 heads.counted(heads.advance(rank), "event_arrays", False)
-        return [rank for rank, e in enumerate(heads.heads)
-                if e is not None and e.section == "events" and e.key == key and e.position is not None]
+        return [
+            rank
+            for rank, e in enumerate(heads.heads)
+            if e is not None and e.section == "events" and e.key == key and e.position is not None
+        ]
 
     def restore_array(self, key: str, ranks: list[int], gap: _Gap) -> None:
         """A job's events array the store lacks: the newest archive's whole array, with the
@@ -594,18 +676,26 @@ class _Merge:
         layers = self._layers(key)
         if whole is None:
             entry = heads.head(layers[0])
-            raise _NoPlace(f"{self._where(entry)}: event {entry.position} of job {key!r} has no place: the job's events "
-                           "array is neither in the store nor whole in any archive given", "the store was left unchanged")
+            raise _NoPlace(
+                f"{self._where(entry)}: event {entry.position} of job {key!r} has no place: the job's events "
+                "array is neither in the store nor whole in any archive given",
+                "the store was left unchanged",
+            )
         if not layers:
             self.put(gap, whole)
             return
         if not isinstance(whole.value, list):
             entry = heads.head(layers[0])
-            raise _NoPlace(f"{self._where(entry)}: event {entry.position} of job {key!r} has no place: its archived "
-                           "events are not an array", "the store was left unchanged")
+            raise _NoPlace(
+                f"{self._where(entry)}: event {entry.position} of job {key!r} has no place: its archived "
+                "events are not an array",
+                "the store was left unchanged",
+            )
         base = (_Item(None, None, self._element_text(value), value) for value in whole.value)
         items = self._weave(base, layers, key)
-        texts = [item.text or b"" for item in items]  # one archived array (an archive line) and its events
+        texts = [
+            item.text or b"" for item in items
+        ]  # one archived array (an archive line) and its events
         body = b",".join(_ELEMENT_INDENT + text for text in texts)
         text = b"[" + body + b"\n    ]" if texts else b"[]"
         self.put(gap, whole, text)
@@ -647,7 +737,12 @@ class _Merge:
 
         def pending(rank: int) -> Entry | None:
             entry = heads.heads[rank]
-            if entry is None or entry.section != "events" or entry.key != key or entry.position is None:
+            if (
+                entry is None
+                or entry.section != "events"
+                or entry.key != key
+                or entry.position is None
+            ):
                 return None
             return entry
 
@@ -668,8 +763,16 @@ class _Merge:
 
         for item in items:
             while True:
-                found = next((rank for rank in reversed(ranks) if (entry := due(rank)) is not None
-                              and entry.position == count[rank] and self._same(entry, item)), None)
+                found = next(
+                    (
+                        rank
+                        for rank in reversed(ranks)
+                        if (entry := due(rank)) is not None
+                        and entry.position == count[rank]
+                        and self._same(entry, item)
+                    ),
+                    None,
+                )
                 if found is not None:
                     heads.counted(heads.advance(found), "events", False)
                     went_out(found)
@@ -698,15 +801,20 @@ class _Merge:
         event = due(oldest)
         for rank in ready[:-1]:
             twin = due(rank)
-            if event is not None and twin is not None and (twin.text == event.text or twin.value == event.value):
+            if (
+                event is not None
+                and twin is not None
+                and (twin.text == event.text or twin.value == event.value)
+            ):
                 self.heads.counted(self.heads.advance(oldest), "events", False)
                 return rank
         return oldest
 
     def _same(self, entry: Entry, item: _Item) -> bool:
         """Whether an element is the archived event: the same bytes or the same value."""
-        return (item.value is not None and entry.value == item.value) or \
-            self.text(entry, _ELEMENT_INDENT) == self._bytes(item)
+        return (item.value is not None and entry.value == item.value) or self.text(
+            entry, _ELEMENT_INDENT
+        ) == self._bytes(item)
 
     def _bytes(self, item: _Item) -> bytes:
         if item.text is not None:

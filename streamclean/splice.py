@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 
 from . import fs, signals
 
@@ -20,7 +21,8 @@ from . import fs, signals
 WRITE_CHUNK = 1 << 18
 _JOIN_POLL = 0.05  # seconds: how long `_DiskWriter.close` keeps a signal waiting
 SMALL_RANGE = 1 << 16  # a kept range no window holds is read into a chunk up to this size
-WRITEBACK_EVERY = 16 << 20  # with `writeback`, the kernel is asked to start writing after this many bytes
+# with `writeback`, the kernel is asked to start writing after this many bytes
+WRITEBACK_EVERY = 16 << 20
 
 
 class Splice:
@@ -34,9 +36,9 @@ class Splice:
     directly, and the result is what `json.dumps(indent=2)` writes for what is kept.
     """
 
-    __slots__ = ("_out", "_open_at", "_last_kept_end", "_run_end")
+    __slots__ = ("_last_kept_end", "_open_at", "_out", "_run_end")
 
-    def __init__(self, out: "RangeWriter", open_at: int) -> None:
+    def __init__(self, out: RangeWriter, open_at: int) -> None:
         self._out = out
         self._open_at = open_at
         self._last_kept_end: int | None = None
@@ -44,20 +46,51 @@ class Splice:
 
     def drop(self, member) -> None:
         if self._run_end is None:
-            self._out.skip_from(self._open_at + 1 if self._last_kept_end is None else self._last_kept_end)
+            self._out.skip_from(
+                self._open_at + 1 if self._last_kept_end is None else self._last_kept_end
+            )
         self._run_end = member.value_end
 
     def keep(self, member) -> None:
         if self._run_end is not None:
-            comma = member.comma_at
-            self._out.resume_at(comma + 1 if self._last_kept_end is None else comma)
-            self._run_end = None
+            self._resume(member.comma_at)
         self._last_kept_end = member.value_end
 
     def close(self, close_at: int) -> None:
         if self._run_end is not None:
             self._out.resume_at(close_at if self._last_kept_end is None else self._run_end)
             self._run_end = None
+
+    def block(self, block, dropped: list[int]) -> None:
+        """A `Block` of members (see `readers.base.Block`) of which those at the positions
+        `dropped` (ascending) go: the ranges `drop` and `keep` would give member by member,
+        from the offsets alone, one step a run of dropped members."""
+        if not dropped:
+            if self._run_end is not None:
+                self._resume(block.comma_at)
+            self._last_kept_end = block.end
+            return
+        out, base, ends = self._out, block.base, block.value_ends
+        kept_from = 0  # the first member not yet handed on
+        for position in dropped:
+            if position > kept_from:  # members kept_from .. position - 1 are kept
+                if self._run_end is not None:
+                    self._resume(block.comma_at if kept_from == 0 else base + ends[kept_from - 1])
+                self._last_kept_end = base + ends[position - 1]
+            if self._run_end is None:
+                out.skip_from(
+                    self._open_at + 1 if self._last_kept_end is None else self._last_kept_end
+                )
+            self._run_end = base + ends[position]
+            kept_from = position + 1
+        if kept_from < len(ends):
+            self._resume(base + ends[kept_from - 1])
+            self._last_kept_end = base + ends[-1]
+
+    def _resume(self, comma: int) -> None:
+        """The run of dropped members ends: the next kept one follows the comma at `comma`."""
+        self._out.resume_at(comma + 1 if self._last_kept_end is None else comma)
+        self._run_end = None
 
     def drop_all(self, close_at: int) -> None:
         """Every member goes: the container becomes empty."""
@@ -67,6 +100,11 @@ class Splice:
     def kept_until(self, end: int) -> None:
         """The member last kept ends at `end` (known only once its value was read, after `keep`)."""
         self._last_kept_end = end
+
+
+# A dropped member waiting for the next to show where its range ends:
+# (key, position, start, value_start, value_end, its bytes if the window held them)
+_Pending = tuple[str | None, int, int, int, int, bytes | None]
 
 
 class ArchivingSplice(Splice):
@@ -80,23 +118,26 @@ class ArchivingSplice(Splice):
     the next member (or the close) shows where its range ends. `section` and `key` name the
     container: for a job's events array, elements are archived with their positions."""
 
-    __slots__ = ("_archive", "_section", "_key", "_previous_end", "_position", "_pending")
+    __slots__ = ("_archive", "_key", "_pending", "_position", "_previous_end", "_section")
 
-    def __init__(self, out: "RangeWriter", open_at: int, archive, section: str, key: str | None = None) -> None:
+    def __init__(
+        self, out: RangeWriter, open_at: int, archive, section: str, key: str | None = None
+    ) -> None:
         super().__init__(out, open_at)
         self._archive = archive
         self._section = section
         self._key = key  # the array's job key; None for an object's members
         self._previous_end = open_at + 1
         self._position = 0
-        self._pending = None
+        self._pending: _Pending | None = None
 
     def drop(self, member) -> None:
         if self._pending is not None:
-            self._hand_over(None)
+            self._hand_over(self._pending, None)
         start, end = self._previous_end, member.value_end
         w = self._out._w  # the reader's window holds the member now (from the value before it on)
-        head = bytes(w.buf[start - w.base : end - w.base]) if w is not None and w.base <= start and end <= w.end else None
+        inside = w is not None and w.base <= start and end <= w.end
+        head = bytes(w.buf[start - w.base : end - w.base]) if inside else None
         self._pending = (member.key, self._position, start, member.value_start, end, head)
         super().drop(member)
         self._previous_end = member.value_end
@@ -104,7 +145,8 @@ class ArchivingSplice(Splice):
 
     def keep(self, member) -> None:
         if self._pending is not None:
-            self._hand_over(member.comma_at + 1 if self._last_kept_end is None else member.comma_at)
+            resume = member.comma_at + 1 if self._last_kept_end is None else member.comma_at
+            self._hand_over(self._pending, resume)
         super().keep(member)
         self._previous_end = member.value_end
         self._position += 1
@@ -113,26 +155,51 @@ class ArchivingSplice(Splice):
         super().kept_until(end)
         self._previous_end = end
 
+    def block(self, block, dropped: list[int]) -> None:
+        """As `Splice.block`, member by member: each dropped one is archived."""
+        count = len(block)
+        kept_from = 0  # the first member not yet handed on
+        for position in dropped:
+            if position > kept_from:
+                self.keep_run(
+                    block.member(kept_from), position - kept_from, block.value_end(position - 1)
+                )
+            self.drop(block.member(position))
+            kept_from = position + 1
+        if kept_from < count:
+            self.keep_run(block.member(kept_from), count - kept_from, block.value_end(count - 1))
+
+    def keep_run(self, first, count: int, end: int) -> None:
+        """`count` members kept, from `first` to one whose value ends at `end`."""
+        self.keep(first)
+        self._last_kept_end = self._previous_end = end
+        self._position += count - 1
+
     def close(self, close_at: int) -> None:
         if self._pending is not None:
-            self._hand_over(close_at if self._last_kept_end is None else None)
+            self._hand_over(self._pending, close_at if self._last_kept_end is None else None)
         super().close(close_at)
 
     def drop_all(self, close_at: int) -> None:
         raise TypeError("an archived container is dropped member by member")
 
-    def _hand_over(self, resume: int | None) -> None:
-        key, position, start, value_start, value_end, head = self._pending
+    def _hand_over(self, pending: _Pending, resume: int | None) -> None:
+        key, position, start, value_start, value_end, head = pending
         self._pending = None
         if head is not None and resume is not None and resume > value_end:
             w = self._out._w  # the separator behind it is in the window too, as it is decided now
             if w is not None and w.base <= value_end and resume <= w.end:
                 head += w.buf[value_end - w.base : resume - w.base]
-        if self._key is not None:
-            key = self._key
-        else:
-            position = None
-        self._archive.record(self._section, key, position, start, value_start, value_end, resume, head)
+        self._archive.record(
+            self._section,
+            key if self._key is None else self._key,
+            None if self._key is None else position,
+            start,
+            value_start,
+            value_end,
+            resume,
+            head,
+        )
 
 
 class RangeWriter:
@@ -151,11 +218,21 @@ class RangeWriter:
     the file to disk as it grows, so the disk works during pass 2 rather than after it.
     """
 
-    def __init__(self, w, open_target, copy_source, write, origin: int = 0, read_source=None,
-                 writeback: bool = False) -> None:
+    def __init__(
+        self,
+        w,
+        open_target,
+        copy_source,
+        write,
+        origin: int = 0,
+        read_source=None,
+        writeback: bool = False,
+    ) -> None:
         self._w = w
-        self._writeback = writeback  # the file is the new store, to be fsynced: start writing it early
-        self._read_source = read_source  # read_source(offset, nbytes): small kept ranges no window holds
+        # the file is the new store, to be fsynced: start writing it early
+        self._writeback = writeback
+        # read_source(offset, nbytes): small kept ranges no window holds
+        self._read_source = read_source
         self._open_target = open_target
         self._copy_source = copy_source
         self._write = write
@@ -183,8 +260,14 @@ class RangeWriter:
 
     def _queue_if_full(self) -> None:
         if len(self._out) >= WRITE_CHUNK:
-            self._disk.put(self._out)
+            self._put(self._out)
             self._out = bytearray()
+
+    def _put(self, work: bytes | bytearray | Callable[[], object]) -> None:
+        """Queue bytes (or a copy to make) for the writer thread, which runs once diverged."""
+        if self._disk is None:
+            raise RuntimeError("the new store is written only after its first change")
+        self._disk.put(work)
 
     def skip_from(self, offset: int) -> None:
         if not self.diverged:
@@ -214,10 +297,10 @@ class RangeWriter:
         if self.fd is not None:
             self._emit_upto(start)
             if self._out:
-                self._disk.put(self._out)
+                self._put(self._out)
                 self._out = bytearray()
             copy, fd = self._copy_source, self.fd
-            self._disk.put(lambda: copy(fd, start, end - start))
+            self._put(lambda: copy(fd, start, end - start))
         self.cursor = end
 
     def resume_at(self, offset: int) -> None:
@@ -232,7 +315,8 @@ class RangeWriter:
         if w is None or self.cursor < w.base:
             nbytes = offset - self.cursor
             if self._read_source is None or nbytes > SMALL_RANGE:
-                self.pass_over(self.cursor, offset)  # no window holds these bytes: the kernel copies them
+                # no window holds these bytes: the kernel copies them
+                self.pass_over(self.cursor, offset)
                 return
             self._out += self._read_source(self.cursor, nbytes)  # small: into the next chunk
         else:

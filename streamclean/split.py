@@ -16,7 +16,8 @@ import pickle
 import select
 import signal
 import struct
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 from . import fs, pass1, pass2, signals
 from .archive import ArchiveWriter
@@ -271,8 +272,18 @@ class TailWorker(Forked):
         if self.archive_fd is not None:
             archive = ArchiveWriter.part(self._archive_path, source, self.archive_fd)
         try:
-            return pass2.filter_tail(reader, start, self.in_events, out, self._index, self._jobs_span,
-                                     judge, self._size, self._survey, archive)
+            return pass2.filter_tail(
+                reader,
+                start,
+                self.in_events,
+                out,
+                self._index,
+                self._jobs_span,
+                judge,
+                self._size,
+                self._survey,
+                archive,
+            )
         finally:
             out.close()
             if archive is not None:
@@ -295,7 +306,9 @@ class TailWorker(Forked):
     def _forward(self) -> None:
         written = os.fstat(self._segment_fd).st_size
         if written > self._forwarded:
-            self._copy(self._segment_fd, self._forward_fd, written - self._forwarded, self._forwarded)
+            self._copy(
+                self._segment_fd, self._forward_fd, written - self._forwarded, self._forwarded
+            )
             self._forwarded = written
             fs.start_writeback(self._forward_fd)
 
@@ -306,7 +319,9 @@ class TailWorker(Forked):
         if tail.diverged:
             if self._forwarded and fd != self._forward_fd:
                 raise ValueError("the tail's output was forwarded to another file")
-            self._copy(self._segment_fd, fd, length - tail.skipped - self._forwarded, self._forwarded)
+            self._copy(
+                self._segment_fd, fd, length - tail.skipped - self._forwarded, self._forwarded
+            )
         else:
             if self._forwarded:  # cannot happen: a worker that writes has diverged
                 raise ValueError("the tail wrote output but did not diverge")
@@ -332,7 +347,8 @@ def _pickled_exception(exc: BaseException) -> bytes:
 
 
 def _load_libc():
-    try:  # the C library the interpreter itself is linked with (no `find_library`: it spawns ldconfig)
+    # the C library the interpreter itself is linked with (no `find_library`: it spawns ldconfig)
+    try:
         return ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None

@@ -55,21 +55,41 @@ def stores(tmp_path_factory):
 
 
 def _clean(store: Path, archive: Path):
-    return CliRunner().invoke(main, ["clean", "--store-file", str(store), "--now", NOW, "--jobs-ttl-seconds", "10d",
-                                     "--archive-file", str(archive)], catch_exceptions=False)
+    return CliRunner().invoke(
+        main,
+        [
+            "clean",
+            "--store-file",
+            str(store),
+            "--now",
+            NOW,
+            "--jobs-ttl-seconds",
+            "10d",
+            "--archive-file",
+            str(archive),
+        ],
+        catch_exceptions=False,
+    )
 
 
 def _restore(store: Path, archive: Path):
     # the archives here were made from a store in another folder (the `stores` fixture's)
-    return CliRunner().invoke(main, ["restore", "--store-file", str(store), "--archive-file", str(archive),
-                                     "--any-store-path"], catch_exceptions=False)
+    return CliRunner().invoke(
+        main,
+        ["restore", "--store-file", str(store), "--archive-file", str(archive), "--any-store-path"],
+        catch_exceptions=False,
+    )
 
 
 def _archives(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir() if path.name == ARCHIVE or _TEMP.fullmatch(path.name))
+    return sorted(
+        path for path in folder.iterdir() if path.name == ARCHIVE or _TEMP.fullmatch(path.name)
+    )
 
 
-def _assert_old_without_or_new_with_archive(folder: Path, store: Path, stores, case: str, monkeypatch) -> str:
+def _assert_old_without_or_new_with_archive(
+    folder: Path, store: Path, stores, case: str, monkeypatch
+) -> str:
     old, new, _ = stores
     data = store.read_bytes()
     archives = _archives(folder)
@@ -77,7 +97,9 @@ def _assert_old_without_or_new_with_archive(folder: Path, store: Path, stores, c
         return "old"
     assert data == new, f"{case}: the store is neither old nor new"
     # one archive: after a kill between the link and the unlink, under both names (one file)
-    assert len({path.stat().st_ino for path in archives}) == 1, f"{case}: a cleaned store without its archive ({archives})"
+    assert len({path.stat().st_ino for path in archives}) == 1, (
+        f"{case}: a cleaned store without its archive ({archives})"
+    )
     copy = folder / "check" / "store.v1.json"
     copy.parent.mkdir()
     copy.write_bytes(new)
@@ -110,23 +132,34 @@ def _fault_cases(operations: list[str]):
     for code in (errno.ENOSPC, errno.EIO):
         for for_good in (False, True):
             for n, op in enumerate(operations):
-                yield n, op, code, for_good, f"{op} #{n} fails with {errno.errorcode[code]}{' for good' if for_good else ''}"
+                yield (
+                    n,
+                    op,
+                    code,
+                    for_good,
+                    f"{op} #{n} fails with {errno.errorcode[code]}{' for good' if for_good else ''}",
+                )
 
 
 def test_failing_any_operation_of_a_clean_with_an_archive(tmp_path, stores, monkeypatch):
-    old, new, _ = stores
+    old, _new, _ = stores
     store = _fresh(tmp_path, old)
     operations = _operations(lambda: _clean(store, tmp_path / ARCHIVE), monkeypatch)
-    assert operations.count("fsync") == 2 and operations.count("link") == 1  # the archive's and the store's
+    assert (
+        operations.count("fsync") == 2 and operations.count("link") == 1
+    )  # the archive's and the store's
     assert operations.index("fsync") < operations.index("exchange") < operations.index("link")
     outcomes = set()
-    for n, op, code, for_good, case in _fault_cases(operations):
+    for n, _op, code, for_good, case in _fault_cases(operations):
         store = _fresh(tmp_path, old)
         monkeypatch.setattr(fs, "call", Faults(_REAL_CALL, n, code, for_good))
         result = _clean(store, tmp_path / ARCHIVE)
         monkeypatch.setattr(fs, "call", _REAL_CALL)
         lines = result.stderr.splitlines()
-        assert len(lines) == 1 and lines[0].startswith("streamclean: error: "), (case, result.stderr)
+        assert len(lines) == 1 and lines[0].startswith("streamclean: error: "), (
+            case,
+            result.stderr,
+        )
         assert os.strerror(code) in lines[0] and "internal error" not in lines[0], case
         state = _assert_old_without_or_new_with_archive(tmp_path, store, stores, case, monkeypatch)
         outcomes.add(state)
@@ -135,8 +168,14 @@ def test_failing_any_operation_of_a_clean_with_an_archive(tmp_path, stores, monk
         if state == "old":
             assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"], case
         else:
-            assert any(words in lines[0] for words in (
-                "the store is cleaned", "the store was cleaned", "now holds the cleaned store")), case
+            assert any(
+                words in lines[0]
+                for words in (
+                    "the store is cleaned",
+                    "the store was cleaned",
+                    "now holds the cleaned store",
+                )
+            ), case
         assert not _writer_threads(), case
     assert outcomes == {"old", "new"}  # faults after the swap were reached too
 
@@ -148,23 +187,31 @@ def test_failing_any_operation_of_a_restore(tmp_path, stores, monkeypatch):
     operations = _operations(lambda: _restore(store, tmp_path / ARCHIVE), monkeypatch)
     assert store.read_bytes() == old and operations.count("fsync") == 1
     swap = operations.index("exchange")
-    for n, op, code, for_good, case in _fault_cases(operations):
+    for n, _op, code, for_good, case in _fault_cases(operations):
         store = _fresh(tmp_path, new)
         (tmp_path / ARCHIVE).write_bytes(archive)
         monkeypatch.setattr(fs, "call", Faults(_REAL_CALL, n, code, for_good))
         result = _restore(store, tmp_path / ARCHIVE)
         monkeypatch.setattr(fs, "call", _REAL_CALL)
         undone = not (for_good and n > swap)
-        assert result.exit_code == (1 if undone else 74), case  # 74: a swap that could not be undone
+        assert result.exit_code == (1 if undone else 74), (
+            case
+        )  # 74: a swap that could not be undone
         lines = result.stderr.splitlines()
         assert len(lines) == 1 and os.strerror(code) in lines[0], (case, result.stderr)
         assert result.stdout == "", case
         if for_good and n > swap:  # the swap could not be undone: said, and both files whole
-            match = re.search(r"(\S+) now holds the restored store and (\S+) the file it replaced", lines[0])
-            assert match and store.read_bytes() == old and Path(match.group(2)).read_bytes() == new, case
+            match = re.search(
+                r"(\S+) now holds the restored store and (\S+) the file it replaced", lines[0]
+            )
+            assert (
+                match and store.read_bytes() == old and Path(match.group(2)).read_bytes() == new
+            ), case
             continue
         assert store.read_bytes() == new, case
-        assert sorted(os.listdir(tmp_path)) == [ARCHIVE, "store.v1.json", "store.v1.json.lock"], case
+        assert sorted(os.listdir(tmp_path)) == [ARCHIVE, "store.v1.json", "store.v1.json.lock"], (
+            case
+        )
 
 
 # -- SIGKILL ---------------------------------------------------------------------------------
@@ -173,15 +220,20 @@ def test_failing_any_operation_of_a_restore(tmp_path, stores, monkeypatch):
 # Killed at the k-th operation of a name: the store's writer thread and the archive's both write,
 # so how their writes interleave, and how many of them there are, varies from run to run; the
 # k-th of a name is still a well-defined instant of every run that has one.
-NAMED_DRIVER = DRIVER.replace(
-    "    calls.append(op)\n    if len(calls) - 1 == target",
-    "    calls.append(op)\n    if calls.count(name) - 1 == target and op == name",
-).replace(
-    "        if len(calls) - 1 == target",
-    "        if op == name and calls.count(name) - 1 == target",
-).replace(
-    "target, when, exchange = int(sys.argv[1]), sys.argv[2], sys.argv[3]",
-    "name, target, when, exchange = sys.argv[1].split(':')[0], int(sys.argv[1].split(':')[1]), sys.argv[2], sys.argv[3]",
+NAMED_DRIVER = (
+    DRIVER.replace(
+        "    calls.append(op)\n    if len(calls) - 1 == target",
+        "    calls.append(op)\n    if calls.count(name) - 1 == target and op == name",
+    )
+    .replace(
+        "        if len(calls) - 1 == target",
+        "        if op == name and calls.count(name) - 1 == target",
+    )
+    .replace(
+        "target, when, exchange = int(sys.argv[1]), sys.argv[2], sys.argv[3]",
+        "name, target = sys.argv[1].split(':')[0], int(sys.argv[1].split(':')[1]); "
+        "when, exchange = sys.argv[2], sys.argv[3]",
+    )
 )
 
 
@@ -191,7 +243,15 @@ def _kill_sweep(tmp_path, monkeypatch, prepare, check):
     for position, op in enumerate(operations):
         nth = operations[:position].count(op)
         for when in ("before", "after"):
-            argv = [processes.PYTHON, "-c", NAMED_DRIVER, f"{op}:{nth}", when, "renameat2", *prepare()]
+            argv = [
+                processes.PYTHON,
+                "-c",
+                NAMED_DRIVER,
+                f"{op}:{nth}",
+                when,
+                "renameat2",
+                *prepare(),
+            ]
             code, _, stderr = processes.finish(processes.start(argv), timeout=60)
             case = f"{when} {op} #{nth}"
             if code == 0 and op == "write":
@@ -204,15 +264,24 @@ def _kill_sweep(tmp_path, monkeypatch, prepare, check):
 
 
 def test_killed_at_every_operation_of_a_clean_with_an_archive(tmp_path, stores, monkeypatch):
-    old, new, _ = stores
+    old, _new, _ = stores
     store, archive = tmp_path / "store.v1.json", tmp_path / ARCHIVE
 
     def prepare():
         for path in list(tmp_path.iterdir()):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         store.write_bytes(old)
-        return ["clean", "--store-file", str(store), "--now", NOW, "--jobs-ttl-seconds", "10d",
-                "--archive-file", str(archive)]
+        return [
+            "clean",
+            "--store-file",
+            str(store),
+            "--now",
+            NOW,
+            "--jobs-ttl-seconds",
+            "10d",
+            "--archive-file",
+            str(archive),
+        ]
 
     def check(case):
         state = _assert_old_without_or_new_with_archive(tmp_path, store, stores, case, monkeypatch)
@@ -220,7 +289,7 @@ def test_killed_at_every_operation_of_a_clean_with_an_archive(tmp_path, stores, 
             assert not archive.exists(), f"{case}: an archive named for a store never swapped in"
         return state
 
-    operations, states = _kill_sweep(tmp_path, monkeypatch, prepare, check)
+    _, states = _kill_sweep(tmp_path, monkeypatch, prepare, check)
     assert {"old", "new"} <= set(states.values())
     # Killed between the swap and the naming: the archive stays under its temporary name.
     assert states[("before", "link", 0)] == "new"
@@ -235,17 +304,30 @@ def test_killed_at_every_operation_of_a_restore(tmp_path, stores, monkeypatch):
             path.unlink()
         store.write_bytes(new)
         archive.write_bytes(archive_bytes)
-        return ["restore", "--store-file", str(store), "--archive-file", str(archive), "--any-store-path"]
+        return [
+            "restore",
+            "--store-file",
+            str(store),
+            "--archive-file",
+            str(archive),
+            "--any-store-path",
+        ]
 
     def check(case):
         data = store.read_bytes()
         assert data in (old, new), f"{case}: the store is neither the cleaned nor the restored one"
-        left = [name for name in os.listdir(tmp_path) if name not in (ARCHIVE, "store.v1.json", "store.v1.json.lock")]
+        left = [
+            name
+            for name in os.listdir(tmp_path)
+            if name not in (ARCHIVE, "store.v1.json", "store.v1.json.lock")
+        ]
         assert len(left) <= 1 and all(name.endswith(".partial") for name in left), (case, left)
         result = _restore(store, archive)  # the next run removes the leftover and finishes
         assert result.exit_code == 0, (case, result.stderr)
         assert store.read_bytes() == old
-        assert sorted(os.listdir(tmp_path)) == [ARCHIVE, "store.v1.json", "store.v1.json.lock"], case
+        assert sorted(os.listdir(tmp_path)) == [ARCHIVE, "store.v1.json", "store.v1.json.lock"], (
+            case
+        )
         return "restored" if data == old else "cleaned"
 
     _, states = _kill_sweep(tmp_path, monkeypatch, prepare, check)
@@ -267,8 +349,10 @@ def _signalled_at(n: int):
     return call
 
 
-def test_a_signal_at_any_operation_of_a_clean_with_an_archive(tmp_path, stores, monkeypatch, handlers_restored):
-    old, new, _ = stores
+def test_a_signal_at_any_operation_of_a_clean_with_an_archive(
+    tmp_path, stores, monkeypatch, handlers_restored
+):
+    old, _new, _ = stores
     store = _fresh(tmp_path, old)
     operations = _operations(lambda: _clean(store, tmp_path / ARCHIVE), monkeypatch)
     states = set()
@@ -282,7 +366,8 @@ def test_a_signal_at_any_operation_of_a_clean_with_an_archive(tmp_path, stores, 
         states.add(state)
         if state == "old":
             assert result.exit_code == 1 and result.stderr == (
-                "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n"), case
+                "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n"
+            ), case
             assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"], case
         else:  # inside the swap and the naming the signal waits: the run completes
             assert result.exit_code == 0, (case, result.stderr)
@@ -293,7 +378,11 @@ def test_a_signal_at_any_operation_of_a_clean_with_an_archive(tmp_path, stores, 
 
 def _writer_threads() -> list:
     """Writer threads still running (the store's, the archive's): each run must stop its own."""
-    return [thread for thread in threading.enumerate() if thread.name == "streamclean-writer" and thread.is_alive()]
+    return [
+        thread
+        for thread in threading.enumerate()
+        if thread.name == "streamclean-writer" and thread.is_alive()
+    ]
 
 
 def test_a_signal_at_any_operation_of_a_restore(tmp_path, stores, monkeypatch, handlers_restored):
@@ -308,13 +397,20 @@ def test_a_signal_at_any_operation_of_a_restore(tmp_path, stores, monkeypatch, h
         result = _restore(store, tmp_path / ARCHIVE)
         monkeypatch.setattr(fs, "call", _REAL_CALL)
         case = f"SIGTERM before {op} #{n}"
-        if n >= operations.index("fsync"):  # the commit (sync, swap): the signal waits and the run completes
+        if n >= operations.index(
+            "fsync"
+        ):  # the commit (sync, swap): the signal waits and the run completes
             assert result.exit_code == 0 and store.read_bytes() == old, case
         else:
             assert result.exit_code == 1, case
-            assert result.stderr == "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n", case
+            assert (
+                result.stderr
+                == "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n"
+            ), case
             assert store.read_bytes() == new, case
-        assert sorted(os.listdir(tmp_path)) == [ARCHIVE, "store.v1.json", "store.v1.json.lock"], case
+        assert sorted(os.listdir(tmp_path)) == [ARCHIVE, "store.v1.json", "store.v1.json.lock"], (
+            case
+        )
         assert not _writer_threads(), case
 
 
@@ -337,8 +433,21 @@ def changed(tmp_path_factory):
     store.write_bytes(processes.generate(folder / "old.json", 2_500_000, seed=29))
     earlier = (datetime.fromisoformat(NOW) - timedelta(days=4)).isoformat()
     for now, name in ((earlier, "first.jsonl.gz"), (NOW, "second.jsonl")):
-        result = CliRunner().invoke(main, ["clean", "--store-file", str(store), "--now", now, "--jobs-ttl-seconds",
-                                           "10d", "--archive-file", str(archives / name)], catch_exceptions=False)
+        result = CliRunner().invoke(
+            main,
+            [
+                "clean",
+                "--store-file",
+                str(store),
+                "--now",
+                now,
+                "--jobs-ttl-seconds",
+                "10d",
+                "--archive-file",
+                str(archives / name),
+            ],
+            catch_exceptions=False,
+        )
         assert result.exit_code == 0, result.stderr
         if name.startswith("first"):  # the service takes a job and changes another
             state = json.loads(store.read_bytes())
@@ -355,8 +464,11 @@ def changed(tmp_path_factory):
 
 
 def _restore_all(store: Path, archives: Path):
-    return CliRunner().invoke(main, ["restore", "--store-file", str(store), "--archive-dir", str(archives),
-                                     "--any-store-path"], catch_exceptions=False)
+    return CliRunner().invoke(
+        main,
+        ["restore", "--store-file", str(store), "--archive-dir", str(archives), "--any-store-path"],
+        catch_exceptions=False,
+    )
 
 
 def test_failing_any_operation_of_a_restore_of_several_archives(tmp_path, changed, monkeypatch):
@@ -365,7 +477,7 @@ def test_failing_any_operation_of_a_restore_of_several_archives(tmp_path, change
     operations = _operations(lambda: _restore_all(store, archives), monkeypatch)
     assert store.read_bytes() == restored and operations.count("fsync") == 1
     swap = operations.index("exchange")
-    for n, op, code, for_good, case in _fault_cases(operations):
+    for n, _op, code, for_good, case in _fault_cases(operations):
         store = _fresh(tmp_path, today)
         monkeypatch.setattr(fs, "call", Faults(_REAL_CALL, n, code, for_good))
         result = _restore_all(store, archives)
@@ -388,12 +500,25 @@ def test_killed_at_every_operation_of_a_restore_of_several_archives(tmp_path, ch
         for path in list(tmp_path.iterdir()):
             path.unlink()
         store.write_bytes(today)
-        return ["restore", "--store-file", str(store), "--archive-dir", str(archives), "--any-store-path"]
+        return [
+            "restore",
+            "--store-file",
+            str(store),
+            "--archive-dir",
+            str(archives),
+            "--any-store-path",
+        ]
 
     def check(case):
         data = store.read_bytes()
-        assert data in (today, restored), f"{case}: the store is neither today's nor the restored one"
-        left = [name for name in os.listdir(tmp_path) if name not in ("store.v1.json", "store.v1.json.lock")]
+        assert data in (today, restored), (
+            f"{case}: the store is neither today's nor the restored one"
+        )
+        left = [
+            name
+            for name in os.listdir(tmp_path)
+            if name not in ("store.v1.json", "store.v1.json.lock")
+        ]
         assert len(left) <= 1 and all(name.endswith(".partial") for name in left), (case, left)
         result = _restore_all(store, archives)  # the next run removes the leftover and finishes
         assert result.exit_code == 0, (case, result.stderr)
@@ -405,7 +530,9 @@ def test_killed_at_every_operation_of_a_restore_of_several_archives(tmp_path, ch
     assert {"restored", "today"} <= set(states.values())
 
 
-def test_a_signal_at_any_operation_of_a_restore_of_several_archives(tmp_path, changed, monkeypatch, handlers_restored):
+def test_a_signal_at_any_operation_of_a_restore_of_several_archives(
+    tmp_path, changed, monkeypatch, handlers_restored
+):
     today, archives, restored = changed
     store = _fresh(tmp_path, today)
     operations = _operations(lambda: _restore_all(store, archives), monkeypatch)
@@ -419,7 +546,10 @@ def test_a_signal_at_any_operation_of_a_restore_of_several_archives(tmp_path, ch
             assert result.exit_code == 0 and store.read_bytes() == restored, case
         else:
             assert result.exit_code == 1, case
-            assert result.stderr == "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n", case
+            assert (
+                result.stderr
+                == "streamclean: error: interrupted by SIGTERM; the store was left unchanged\n"
+            ), case
             assert store.read_bytes() == today, case
         assert sorted(os.listdir(tmp_path)) == ["store.v1.json", "store.v1.json.lock"], case
         assert not _writer_threads(), case

@@ -5,7 +5,6 @@ to end: a store cleaned with and without msgspec is the same store."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 
@@ -25,8 +24,12 @@ pytestmark = [
 ]
 
 RESULT = ("job_id", "created_at")
-PROPERTY = dict(deadline=None, database=None, max_examples=400,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+PROPERTY = dict(
+    deadline=None,
+    database=None,
+    max_examples=400,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 def service(text: bytes):
@@ -140,26 +143,42 @@ def test_nesting_too_deep_for_msgspec_is_decoded_whole():
     if whole is None:
         assert got is None
     else:
-        assert set(got) == set(whole) == {"job_id", "x"} and got["job_id"] == "a"  # whole, not just the fields
+        assert (
+            set(got) == set(whole) == {"job_id", "x"} and got["job_id"] == "a"
+        )  # whole, not just the fields
 
 
 def test_a_deciding_record_comes_as_just_its_fields():
     assert decoded(CASES["plain"]) == {"job_id": "a", "created_at": "2026-03-01T00:00:00+00:00"}
     assert decoded(b'[{"occurred_at": "t", "x": 1}, {}]', ("occurred_at",), array=True) == [
-        {"occurred_at": "t"}, {"occurred_at": None}]
-    assert decoded(b'{"occurred_at": "t"}', ("occurred_at",), array=True) == {"occurred_at": "t"}  # whole
+        {"occurred_at": "t"},
+        {"occurred_at": None},
+    ]
+    assert decoded(b'{"occurred_at": "t"}', ("occurred_at",), array=True) == {
+        "occurred_at": "t"
+    }  # whole
 
 
 # -- hypothesis: generated records, serialised several ways, and mutated --------------------------
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(1 << 70), max_value=1 << 70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(1 << 70), max_value=1 << 70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
     st.sampled_from(["2026-03-01T00:00:00+00:00", "\ud800", "\u2728", "\x00", "job"]),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-                      max_leaves=8)
-keys = st.sampled_from(["job_id", "created_at", "x", "job\u005fid", "Job_id", "created_at "]) | st.text(max_size=6)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+keys = st.sampled_from(
+    ["job_id", "created_at", "x", "job\u005fid", "Job_id", "created_at "]
+) | st.text(max_size=6)
 records = st.lists(st.tuples(keys, values), max_size=6)
 
 
@@ -187,7 +206,9 @@ def test_mutated_records_agree(pairs, data):
     for _ in range(data.draw(st.integers(1, 3))):
         where = data.draw(st.integers(0, len(text)))
         how = data.draw(st.sampled_from(["insert", "delete", "replace"]))
-        byte = data.draw(st.sampled_from(b'\x00\x01\t\n "\\,:[]{}0-.eE+nNaI\x80\xbf\xc0\xe2\xed\xf0\xff'))
+        byte = data.draw(
+            st.sampled_from(b'\x00\x01\t\n "\\,:[]{}0-.eE+nNaI\x80\xbf\xc0\xe2\xed\xf0\xff')
+        )
         if how == "insert":
             text[where:where] = bytes([byte])
         elif where < len(text):
@@ -204,11 +225,17 @@ def test_mutated_records_agree(pairs, data):
 def test_the_judge_reads_missing_and_null_alike():
     judge_missing, judge_null = Judge(passes.POLICY), Judge(passes.POLICY)
     terminal = {"a"}
-    assert judge_missing.result({"job_id": "a"}, terminal) == judge_null.result({"job_id": "a", "created_at": None}, terminal)
-    assert judge_missing.result({}, terminal) == judge_null.result({"job_id": None, "created_at": None}, terminal)
+    assert judge_missing.result({"job_id": "a"}, terminal) == judge_null.result(
+        {"job_id": "a", "created_at": None}, terminal
+    )
+    assert judge_missing.result({}, terminal) == judge_null.result(
+        {"job_id": None, "created_at": None}, terminal
+    )
     assert judge_missing.results == judge_null.results
     assert Judge.terminal({}) == Judge.terminal({"status": None}) is False
-    assert (judge_missing.event_batch([{}], True) == judge_null.event_batch([{"occurred_at": None}], True))
+    assert judge_missing.event_batch([{}], True) == judge_null.event_batch(
+        [{"occurred_at": None}], True
+    )
     assert judge_missing.events == judge_null.events
 
 
@@ -217,7 +244,9 @@ def test_the_judge_reads_missing_and_null_alike():
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    return processes.generate(tmp_path_factory.mktemp("fields") / "store.v1.json", 1_000_000, seed=11)
+    return processes.generate(
+        tmp_path_factory.mktemp("fields") / "store.v1.json", 1_000_000, seed=11
+    )
 
 
 def test_a_store_cleaned_with_and_without_msgspec_is_the_same(generated, monkeypatch):

@@ -1,7 +1,7 @@
 """The judge: the retention rule written once. Its batch form for a job's whole events array
 must give exactly the plain form's verdicts and counts, whatever the events hold."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,17 +10,19 @@ from streamclean.index import JobIndex
 from streamclean.judge import Judge
 from streamclean.policy import RetentionPolicy
 
-NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 CUTOFF = NOW - timedelta(days=3)
 
 moments = st.datetimes(min_value=datetime(2026, 3, 1), max_value=datetime(2026, 3, 12))
 timestamps = st.one_of(
-    moments.map(lambda m: m.replace(tzinfo=timezone.utc).isoformat()),  # the service's own form
+    moments.map(lambda m: m.replace(tzinfo=UTC).isoformat()),  # the service's own form
     moments.map(lambda m: m.replace(tzinfo=timezone(timedelta(hours=5))).isoformat()),
     moments.map(lambda m: m.isoformat()),  # naive: read as UTC
     moments.map(lambda m: m.strftime("%Y-%m-%dT%H:%M:%SZ")),
     st.just(CUTOFF.isoformat()),  # the cutoff itself goes (<=)
-    st.sampled_from(["", "  ", "yesterday", " 2026-03-01T00:00:00+00:00 ", "2026-03-01T00:00:00+00:00Z"]),
+    st.sampled_from(
+        ["", "  ", "yesterday", " 2026-03-01T00:00:00+00:00 ", "2026-03-01T00:00:00+00:00Z"]
+    ),
     st.one_of(st.none(), st.integers(), st.floats(allow_nan=True), st.booleans()),
 )
 events = st.one_of(
@@ -69,6 +71,14 @@ def test_a_result_belongs_to_its_job_by_the_index():
     assert not judge.result({"job_id": "j1"}, index)  # no timestamp: kept and counted as skipped
     assert not judge.result(["not", "a", "result"], index)  # not counted at all
     results = judge.results
-    assert (results.total, results.eligible_terminal, results.delete_count, results.skipped_missing_timestamp) == (
-        3, 2, 1, 1,
+    assert (
+        results.total,
+        results.eligible_terminal,
+        results.delete_count,
+        results.skipped_missing_timestamp,
+    ) == (
+        3,
+        2,
+        1,
+        1,
     )

@@ -22,13 +22,16 @@ def assert_same(data: bytes, policy=POLICY):
     for split in [None, *split_points(data)]:
         actual = fast_path(data, policy, split)
         assert actual[0] == expected[0], f"split={split}"
-        assert (actual[1].terminal_count, actual[1].active_count) == (expected[1].terminal_count, expected[1].active_count)
+        assert (actual[1].terminal_count, actual[1].active_count) == (
+            expected[1].terminal_count,
+            expected[1].active_count,
+        )
         assert actual[2:] == expected[2:], f"split={split}"
     return actual
 
 
 def test_small_store_same_on_both_paths():
-    new, _, results, events = assert_same(service_bytes(small_state()))
+    _new, _, results, events = assert_same(service_bytes(small_state()))
     assert results.delete_count == 1 and events.delete_count == 2
 
 
@@ -41,7 +44,9 @@ def test_window_refills_do_not_change_the_result(monkeypatch, block):
 def _generate(tmp_path, size):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("generate_store", ROOT / "scripts" / "generate_store.py")
+    spec = importlib.util.spec_from_file_location(
+        "generate_store", ROOT / "scripts" / "generate_store.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     path = tmp_path / "generated.json"
@@ -59,7 +64,10 @@ def test_generated_store_same_on_both_paths(tmp_path, monkeypatch):
 
 MIXED = {
     "events": {
-        "a": [{"occurred_at": t} for t in ["2026-01-01", "2026-03-10", "2026-01-02", "x", "2026-03-10"]],
+        "a": [
+            {"occurred_at": t}
+            for t in ["2026-01-01", "2026-03-10", "2026-01-02", "x", "2026-03-10"]
+        ],
         "b": [{"occurred_at": "2026-01-01"}, {"occurred_at": "2026-01-01"}],
         "c": [],
         "d": [1, "two", None, {"occurred_at": "2026-01-01"}],
@@ -79,9 +87,15 @@ MIXED = {
 @pytest.mark.parametrize("whole_array_limit", [8, 1 << 22])
 def test_mixed_arrays_and_odd_rows_same_on_both_paths(monkeypatch, block, whole_array_limit):
     monkeypatch.setattr(layout, "BLOCK_SIZE", block)
-    monkeypatch.setattr(layout, "WHOLE_ARRAY_LIMIT", whole_array_limit)  # huge arrays go element-wise
+    monkeypatch.setattr(
+        layout, "WHOLE_ARRAY_LIMIT", whole_array_limit
+    )  # huge arrays go element-wise
     new, *_ = assert_same(service_bytes(MIXED))
-    assert json.loads(new)["events"]["a"] == [{"occurred_at": "2026-03-10"}, {"occurred_at": "x"}, {"occurred_at": "2026-03-10"}]
+    assert json.loads(new)["events"]["a"] == [
+        {"occurred_at": "2026-03-10"},
+        {"occurred_at": "x"},
+        {"occurred_at": "2026-03-10"},
+    ]
     assert json.loads(new)["events"]["b"] == []
 
 
@@ -115,14 +129,23 @@ def test_other_layouts_step_aside(layout):
 
 
 def test_inside_a_record_any_valid_layout_is_copied_exactly():
-    data = service_bytes(small_state()).replace(b'"status": "completed"\n', b'"status":"completed"  \n', 1)
+    data = service_bytes(small_state()).replace(
+        b'"status": "completed"\n', b'"status":"completed"  \n', 1
+    )
     assert_same(data)
 
 
 def test_unsorted_sections_in_the_service_layout_stay_on_the_fast_path():
     state = small_state()
-    unsorted = {"zzz": 1, "results": state["results"], "jobs": state["jobs"], "events": state["events"]}
-    new, _, results, events = assert_same(json.dumps(unsorted, indent=2, ensure_ascii=False).encode())
+    unsorted = {
+        "zzz": 1,
+        "results": state["results"],
+        "jobs": state["jobs"],
+        "events": state["events"],
+    }
+    new, _, results, events = assert_same(
+        json.dumps(unsorted, indent=2, ensure_ascii=False).encode()
+    )
     assert list(json.loads(new)) == ["zzz", "results", "jobs", "events"]
     assert (results.delete_count, events.delete_count) == (1, 2)
 
@@ -131,7 +154,10 @@ def test_a_whole_run_on_another_layout_still_cleans(tmp_path):
     path = tmp_path / "store.json"
     path.write_bytes(json.dumps(small_state(), separators=(",", ":")).encode())
     report = cleanup.clean(path, POLICY)
-    assert report.delete_count == 3 and json.loads(path.read_bytes())["results"].keys() == {"r2", "r3"}
+    assert report.delete_count == 3 and json.loads(path.read_bytes())["results"].keys() == {
+        "r2",
+        "r3",
+    }
 
 
 def test_service_stores_take_the_layout_reader(tmp_path):
@@ -145,41 +171,76 @@ def test_duplicate_job_ids_last_one_wins_on_both_paths():
     data = service_bytes(small_state()).replace(
         b'  "jobs": {\n', b'  "jobs": {\n    "j2": {\n      "status": "completed"\n    },\n', 1
     )
-    _, index, results, _ = assert_same(data)
+    _, index, _results, _ = assert_same(data)
     assert index.terminal_count == 2 and index.active_count == 1  # the later "running" wins
 
 
 records = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats(allow_nan=True) | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**80), 2**80)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
     max_leaves=6,
 )
-stamps = st.sampled_from(["2026-01-01T00:00:00+00:00", "2026-03-10T00:00:00Z", "2026-03-03T12:00:00", "bad", "", None, 5])
+stamps = st.sampled_from(
+    ["2026-01-01T00:00:00+00:00", "2026-03-10T00:00:00Z", "2026-03-03T12:00:00", "bad", "", None, 5]
+)
 ids = st.sampled_from(["j1", "j2", "j3", "7"])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    jobs=st.dictionaries(ids, st.fixed_dictionaries({"status": st.sampled_from(["completed", "failed", "running", "Completed"])}) | records),
-    events=st.dictionaries(ids, st.lists(st.fixed_dictionaries({"occurred_at": stamps, "p": records}) | records, max_size=4) | records),
-    results=st.dictionaries(st.text(max_size=4), st.fixed_dictionaries({"job_id": ids | st.just(7), "created_at": stamps}) | records, max_size=5),
+    jobs=st.dictionaries(
+        ids,
+        st.fixed_dictionaries(
+            {"status": st.sampled_from(["completed", "failed", "running", "Completed"])}
+        )
+        | records,
+    ),
+    events=st.dictionaries(
+        ids,
+        st.lists(st.fixed_dictionaries({"occurred_at": stamps, "p": records}) | records, max_size=4)
+        | records,
+    ),
+    results=st.dictionaries(
+        st.text(max_size=4),
+        st.fixed_dictionaries({"job_id": ids | st.just(7), "created_at": stamps}) | records,
+        max_size=5,
+    ),
     block=st.sampled_from([5, 1 << 20]),
 )
 def test_both_paths_agree_on_generated_states(jobs, events, results, block):
     original = layout.BLOCK_SIZE
     layout.BLOCK_SIZE = block
     try:
-        assert_same(service_bytes({"events": events, "jobs": jobs, "results": results, "schema_version": 5}))
+        assert_same(
+            service_bytes({"events": events, "jobs": jobs, "results": results, "schema_version": 5})
+        )
     finally:
         layout.BLOCK_SIZE = original
 
 
-uuids = st.integers(0, 2**128 - 1).map(lambda n: "%08x-%04x-%04x-%04x-%012x" % (n >> 96, (n >> 80) & 0xFFFF, (n >> 64) & 0xFFFF, (n >> 48) & 0xFFFF, n & (2**48 - 1)))
-job_ids = uuids | st.sampled_from(["j1", "7", "", "ABCDEF01-0000-0000-0000-000000000000", "00000000-0000-0000-0000-000000000001"])
+uuids = st.integers(0, 2**128 - 1).map(
+    lambda n: (
+        "%08x-%04x-%04x-%04x-%012x"
+        % (n >> 96, (n >> 80) & 0xFFFF, (n >> 64) & 0xFFFF, (n >> 48) & 0xFFFF, n & (2**48 - 1))
+    )
+)
+job_ids = uuids | st.sampled_from(
+    ["j1", "7", "", "ABCDEF01-0000-0000-0000-000000000000", "00000000-0000-0000-0000-000000000001"]
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(job_ids, st.booleans()), max_size=40), st.booleans(), st.lists(job_ids, max_size=10))
+@given(
+    st.lists(st.tuples(job_ids, st.booleans()), max_size=40),
+    st.booleans(),
+    st.lists(job_ids, max_size=10),
+)
 def test_job_index_is_exact_in_any_order(entries, ascending, probes):
     """The compact index answers exactly as a dict with last-wins would."""
     from streamclean.index import JobIndex
@@ -197,9 +258,16 @@ def test_job_index_is_exact_in_any_order(entries, ascending, probes):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(job_ids, st.booleans()), max_size=40), st.integers(0, 40), st.booleans(),
-       st.lists(job_ids, max_size=10), st.booleans())
-def test_an_index_built_in_two_halves_is_the_index_built_whole(entries, cut, ascending, probes, sent):
+@given(
+    st.lists(st.tuples(job_ids, st.booleans()), max_size=40),
+    st.integers(0, 40),
+    st.booleans(),
+    st.lists(job_ids, max_size=10),
+    st.booleans(),
+)
+def test_an_index_built_in_two_halves_is_the_index_built_whole(
+    entries, cut, ascending, probes, sent
+):
     """Pass 1 on two processes: the second half's word wins, exactly as if added in one go,
     whether merged here or sent as the worker sends it."""
     from streamclean.index import JobIndex
@@ -255,7 +323,9 @@ def test_a_key_with_invalid_utf8_sends_the_run_to_the_general_path(tmp_path):
     "change",
     [
         # a section before `jobs` repeated after it: each part alone has no duplicate
-        lambda data: data.replace(b'\n  "schema_version"', b'\n  "events": {},\n  "schema_version"', 1),
+        lambda data: data.replace(
+            b'\n  "schema_version"', b'\n  "events": {},\n  "schema_version"', 1
+        ),
         lambda data: data + b"\n{}",
         lambda data: data[:-1] + b"  }",
     ],
@@ -286,7 +356,10 @@ def test_workers_started_anywhere_give_the_same_bytes_or_step_aside(data):
     expected = general(store)
     if data.draw(st.booleans()):  # near a real split point, where a wrong guess is likeliest
         offset, in_events = data.draw(st.sampled_from(split_points(store)))
-        split = (offset + data.draw(st.integers(-6, 6)), data.draw(st.sampled_from([in_events, not in_events])))
+        split = (
+            offset + data.draw(st.integers(-6, 6)),
+            data.draw(st.sampled_from([in_events, not in_events])),
+        )
     else:
         split = (data.draw(st.integers(0, len(store))), data.draw(st.booleans()))
     real_middle_job = layout._middle_job
@@ -310,8 +383,13 @@ def test_workers_started_anywhere_give_the_same_bytes_or_step_aside(data):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=120), st.sampled_from([b'\n  "', b"ab", b"a"]), st.integers(0, 130),
-       st.sampled_from([1, 3, 8, 1 << 20]), st.none() | st.integers(0, 130))
+@given(
+    st.binary(max_size=120),
+    st.sampled_from([b'\n  "', b"ab", b"a"]),
+    st.integers(0, 130),
+    st.sampled_from([1, 3, 8, 1 << 20]),
+    st.none() | st.integers(0, 130),
+)
 def test_scan_finds_what_bytes_find_finds(data, pattern, start, block, limit):
     data = data.replace(b"\n", b'\n  "', 3)
     original, layout.SCAN_BLOCK = layout.SCAN_BLOCK, block  # patterns straddle every block edge
@@ -344,7 +422,9 @@ def _jobs_stores():
     yield "jobs sorted first", {"aaa": {"x": [1]}, **base}
 
 
-@pytest.mark.parametrize("name, state", list(_jobs_stores()), ids=[name for name, _ in _jobs_stores()])
+@pytest.mark.parametrize(
+    "name, state", list(_jobs_stores()), ids=[name for name, _ in _jobs_stores()]
+)
 @pytest.mark.parametrize("block, probe", [(64, 64), (256, 1 << 18), (1 << 22, 1 << 18)])
 def test_the_jobs_line_is_found_where_a_scan_finds_it(monkeypatch, name, state, block, probe):
     """The bisection (`layout._jobs_line`) ends in the line a scan from the start finds,

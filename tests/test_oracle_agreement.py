@@ -28,26 +28,42 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from oracle import clean_state, dump_like_service  # noqa: E402
-from strategies import (INVALID_STAMPS, JOB_ID_VALUES, JOB_KEYS,  # noqa: E402
-                        NON_STRING_STAMPS, NOW, NOW_ISO, ODD_VALID_STAMPS, Scenario, Ttl,
-                        renderings, scenarios)
-
-from streamclean.cli import main  # noqa: E402
+from oracle import clean_state, dump_like_service
+from strategies import (
+    INVALID_STAMPS,
+    JOB_ID_VALUES,
+    JOB_KEYS,
+    NON_STRING_STAMPS,
+    NOW,
+    NOW_ISO,
+    ODD_VALID_STAMPS,
+    Scenario,
+    Ttl,
+    renderings,
+    scenarios,
+)
+from streamclean.cli import main
 
 # pyproject turns warnings into errors; hypothesis's failure-patch writer imports libcst,
 # whose mypy_extensions import warns, which would turn a plain test failure into an
 # INTERNALERROR that hides the falsifying example.
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
+    "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
+)
 
 STORE_NAME = "store.v1.json"
 # Options must not depend on whatever the test process's environment holds.
-CLEAN_ENV = {"ASYNC_JOBS_STORE_FILE": None, "ASYNC_JOB_RESULTS_RETENTION_SECONDS": None,
-             "ASYNC_JOB_EVENTS_RETENTION_SECONDS": None}
+CLEAN_ENV = {
+    "ASYNC_JOBS_STORE_FILE": None,
+    "ASYNC_JOB_RESULTS_RETENTION_SECONDS": None,
+    "ASYNC_JOB_EVENTS_RETENTION_SECONDS": None,
+}
 
-PROPERTY = dict(deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = dict(
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 SERIALISERS = {
     "ascii": lambda s: json.dumps(s, ensure_ascii=True, sort_keys=True, indent=2),
@@ -57,6 +73,7 @@ SERIALISERS = {
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def cli_args(path, results: Ttl, events: Ttl, now_arg: str, dry_run=False):
     args = ["clean", "--store-file", str(path), "--now", now_arg]
@@ -73,8 +90,10 @@ def cli_args(path, results: Ttl, events: Ttl, now_arg: str, dry_run=False):
 def run_cli(args, env=None):
     result = CliRunner().invoke(main, args, env=CLEAN_ENV if env is None else env)
     tb = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else ""
-    assert result.exit_code == 0, (f"exit {result.exit_code} for {args}\n"
-                                   f"stdout={result.stdout!r}\nstderr={result.stderr!r}\n{tb}")
+    assert result.exit_code == 0, (
+        f"exit {result.exit_code} for {args}\n"
+        f"stdout={result.stdout!r}\nstderr={result.stderr!r}\n{tb}"
+    )
     return json.loads(result.stdout)
 
 
@@ -111,8 +130,12 @@ def deleted(report):
 
 
 def oracle_for(text_or_bytes, sc: Scenario):
-    return clean_state(json.loads(text_or_bytes), results_ttl=sc.results.seconds,
-                       events_ttl=sc.events.seconds, now=sc.now)
+    return clean_state(
+        json.loads(text_or_bytes),
+        results_ttl=sc.results.seconds,
+        events_ttl=sc.events.seconds,
+        now=sc.now,
+    )
 
 
 def semantic(value) -> str:
@@ -132,6 +155,7 @@ def now_arg_for(sc, form):
 
 # --------------------------------------------------------------------------- properties
 
+
 @settings(max_examples=300, **PROPERTY)
 @given(sc=scenarios(surrogates=False), now_form=st.sampled_from(["aware", "naive"]))
 def test_service_format_store_matches_oracle_byte_for_byte(sc, now_form, reader):
@@ -143,10 +167,14 @@ def test_service_format_store_matches_oracle_byte_for_byte(sc, now_form, reader)
         listing = os.listdir(folder)
         ino, mtime, _ = fingerprint(path)
 
-        report = run_cli(cli_args(path, sc.results, sc.events, now_arg_for(sc, now_form)),
-                         env={**CLEAN_ENV, "STREAMCLEAN_READER": reader})
+        report = run_cli(
+            cli_args(path, sc.results, sc.events, now_arg_for(sc, now_form)),
+            env={**CLEAN_ENV, "STREAMCLEAN_READER": reader},
+        )
 
-        assert report["reader"] == reader  # the service's own layout: the layout reader did the work
+        assert (
+            report["reader"] == reader
+        )  # the service's own layout: the layout reader did the work
         assert_report(report, oracle_report, path=path, dry_run=False)
         assert path.read_bytes() == dump_like_service(new_state)
         if deleted(oracle_report) == 0:
@@ -171,7 +199,10 @@ def test_ascii_and_compact_stores_match_oracle(sc, fmt, reader):
             # Another layout: the layout reader either reads it exactly or refuses it whole.
             result = CliRunner().invoke(main, args, env=env)
             if result.exit_code == 1:
-                assert "not in the service's layout" in result.stderr and result.stderr.count("\n") == 1
+                assert (
+                    "not in the service's layout" in result.stderr
+                    and result.stderr.count("\n") == 1
+                )
                 assert fingerprint(path) == before and not leftovers(folder, listing)
                 return
             assert result.exit_code == 0, result.stderr
@@ -195,8 +226,9 @@ def test_second_run_deletes_nothing_and_does_not_rewrite(fmt, data):
     sc = data.draw(scenarios(surrogates=fmt != "service"), label="scenario")
     blob = store_bytes(sc, fmt)
     new_state, _ = oracle_for(blob, sc)
-    _, second_oracle = clean_state(new_state, results_ttl=sc.results.seconds,
-                                   events_ttl=sc.events.seconds, now=sc.now)
+    _, second_oracle = clean_state(
+        new_state, results_ttl=sc.results.seconds, events_ttl=sc.events.seconds, now=sc.now
+    )
     assert deleted(second_oracle) == 0  # oracle sanity: the rule is idempotent
     args_now = sc.now.isoformat()
     with tempfile.TemporaryDirectory() as folder:
@@ -296,19 +328,28 @@ def make_store(folder, state_or_text):
 
 def clean(path, results="7d", events="3d", now=NOW_ISO, extra=()):
     args = ["clean", "--store-file", str(path), "--now", now]
-    args += ["--disable-results-retention"] if results is None else ["--results-ttl-seconds", results]
+    args += (
+        ["--disable-results-retention"] if results is None else ["--results-ttl-seconds", results]
+    )
     args += ["--disable-events-retention"] if events is None else ["--events-ttl-seconds", events]
     return run_cli(args + list(extra))
 
 
 def counts(total, eligible, delete, skipped, cutoff):
-    return {"total": total, "eligible_terminal": eligible, "delete_count": delete,
-            "kept_count": total - delete, "skipped_missing_timestamp": skipped, "cutoff": cutoff}
+    return {
+        "total": total,
+        "eligible_terminal": eligible,
+        "delete_count": delete,
+        "kept_count": total - delete,
+        "skipped_missing_timestamp": skipped,
+        "cutoff": cutoff,
+    }
 
 
 def test_oracle_on_spec_store_deletes_both():
-    new_state, report = clean_state(json.loads(SPEC_STORE), results_ttl=604800.0,
-                                    events_ttl=259200.0, now=NOW)
+    new_state, report = clean_state(
+        json.loads(SPEC_STORE), results_ttl=604800.0, events_ttl=259200.0, now=NOW
+    )
     assert dump_like_service(new_state) == SPEC_STORE_CLEANED.encode()
     assert report["results"] == counts(1, 1, 1, 0, "2026-03-03T12:00:00+00:00")
     assert report["events"] == counts(1, 1, 1, 0, "2026-03-07T12:00:00+00:00")
@@ -318,16 +359,26 @@ def test_spec_tiny_store(tmp_path):
     path = make_store(tmp_path, SPEC_STORE)
     report = clean(path)
     assert path.read_text(encoding="utf-8") == SPEC_STORE_CLEANED
-    assert report == {**report, **{
-        "runner": "streamclean", "store_file": str(path), "now": "2026-03-10T12:00:00+00:00",
-        "dry_run": False, "results_ttl_seconds": 604800.0, "events_ttl_seconds": 259200.0,
-        "ttl_seconds": {"results": 604800.0, "events": 259200.0},
-        "terminal_job_count": 1, "active_job_count": 0,
-    }}
-    assert {k: report["results"][k] for k in counts(0, 0, 0, 0, None)} == \
-        counts(1, 1, 1, 0, "2026-03-03T12:00:00+00:00")
-    assert {k: report["events"][k] for k in counts(0, 0, 0, 0, None)} == \
-        counts(1, 1, 1, 0, "2026-03-07T12:00:00+00:00")
+    assert report == {
+        **report,
+        **{
+            "runner": "streamclean",
+            "store_file": str(path),
+            "now": "2026-03-10T12:00:00+00:00",
+            "dry_run": False,
+            "results_ttl_seconds": 604800.0,
+            "events_ttl_seconds": 259200.0,
+            "ttl_seconds": {"results": 604800.0, "events": 259200.0},
+            "terminal_job_count": 1,
+            "active_job_count": 0,
+        },
+    }
+    assert {k: report["results"][k] for k in counts(0, 0, 0, 0, None)} == counts(
+        1, 1, 1, 0, "2026-03-03T12:00:00+00:00"
+    )
+    assert {k: report["events"][k] for k in counts(0, 0, 0, 0, None)} == counts(
+        1, 1, 1, 0, "2026-03-07T12:00:00+00:00"
+    )
 
 
 def test_default_ttls_are_reported_as_floats(tmp_path):
@@ -353,12 +404,17 @@ def boundary_state(results_cutoff, events_cutoff):
     us = timedelta(microseconds=1)
 
     def stamps(cutoff):
-        return {"before": (cutoff - us).isoformat(), "equal": cutoff.isoformat(),
-                "after": (cutoff + us).isoformat()}
+        return {
+            "before": (cutoff - us).isoformat(),
+            "equal": cutoff.isoformat(),
+            "after": (cutoff + us).isoformat(),
+        }
 
     rs, es = stamps(results_cutoff), stamps(events_cutoff)
     return {
-        "events": {"j1": [{"event_id": k, "job_id": "j1", "occurred_at": v} for k, v in es.items()]},
+        "events": {
+            "j1": [{"event_id": k, "job_id": "j1", "occurred_at": v} for k, v in es.items()]
+        },
         "jobs": {"j1": {"job_id": "j1", "status": "failed"}},
         "results": {k: {"created_at": v, "job_id": "j1", "result_id": k} for k, v in rs.items()},
         "schema_version": 5,
@@ -417,14 +473,20 @@ def test_one_kind_disabled_other_enabled(tmp_path):
     assert path.read_bytes() == dump_like_service(new_state)
 
 
-@pytest.mark.parametrize("state", [
-    {"events": {}, "jobs": {}, "notifications": {}, "results": {}, "schema_version": 5},
-    {"jobs": {"j1": {"job_id": "j1", "status": "completed"}}, "schema_version": 1},
-    {"events": {"j1": [{"occurred_at": "2020-01-01T00:00:00+00:00"}]}, "schema_version": 1},
-    {"jobs": {"j1": {"job_id": "j1", "status": "completed"}},
-     "results": {"r1": {"job_id": "j1", "created_at": "2020-01-01T00:00:00+00:00"}}},
-    {},
-], ids=["empty-sections", "no-results-no-events", "no-jobs", "no-events", "empty-object"])
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"events": {}, "jobs": {}, "notifications": {}, "results": {}, "schema_version": 5},
+        {"jobs": {"j1": {"job_id": "j1", "status": "completed"}}, "schema_version": 1},
+        {"events": {"j1": [{"occurred_at": "2020-01-01T00:00:00+00:00"}]}, "schema_version": 1},
+        {
+            "jobs": {"j1": {"job_id": "j1", "status": "completed"}},
+            "results": {"r1": {"job_id": "j1", "created_at": "2020-01-01T00:00:00+00:00"}},
+        },
+        {},
+    ],
+    ids=["empty-sections", "no-results-no-events", "no-jobs", "no-events", "empty-object"],
+)
 def test_empty_and_missing_sections(tmp_path, state):
     path = make_store(tmp_path, state)
     before = fingerprint(path)
@@ -451,30 +513,40 @@ def test_rewrite_keeps_permissions(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
 
 
-@pytest.mark.parametrize("first, last, terminal", [("completed", "running", False),
-                                                   ("running", "completed", True)])
+@pytest.mark.parametrize(
+    "first, last, terminal", [("completed", "running", False), ("running", "completed", True)]
+)
 def test_duplicate_job_key_last_occurrence_wins(tmp_path, first, last, terminal):
-    text = ('{"jobs": {"j1": {"job_id": "j1", "status": "%s"}, '
-            '"j1": {"job_id": "j1", "status": "%s"}}, '
-            '"results": {"r1": {"created_at": "2020-01-01T00:00:00+00:00", "job_id": "j1"}}}'
-            % (first, last))
+    text = (
+        '{"jobs": {"j1": {"job_id": "j1", "status": "%s"}, '
+        '"j1": {"job_id": "j1", "status": "%s"}}, '
+        '"results": {"r1": {"created_at": "2020-01-01T00:00:00+00:00", "job_id": "j1"}}}'
+        % (first, last)
+    )
     path = make_store(tmp_path, text)
     report = clean(path)
-    new_state, oracle_report = clean_state(json.loads(text), results_ttl=604800,
-                                           events_ttl=259200, now=NOW)
+    new_state, oracle_report = clean_state(
+        json.loads(text), results_ttl=604800, events_ttl=259200, now=NOW
+    )
     assert report["terminal_job_count"] == int(terminal)
-    assert report["results"]["eligible_terminal"] == report["results"]["delete_count"] == int(terminal)
+    assert (
+        report["results"]["eligible_terminal"] == report["results"]["delete_count"] == int(terminal)
+    )
     assert report["results"] == {**report["results"], **oracle_report["results"]}
     assert semantic(json.loads(path.read_bytes())) == semantic(new_state)
 
 
-@pytest.mark.parametrize("status", [["completed"], {"completed": True}, 1, None, "Completed",
-                                    "FAILED", " canceled", "cancelled"])
+@pytest.mark.parametrize(
+    "status",
+    [["completed"], {"completed": True}, 1, None, "Completed", "FAILED", " canceled", "cancelled"],
+)
 def test_non_terminal_status_values(tmp_path, status):
     """Only the exact strings completed/failed/canceled are terminal (SPEC §2.1)."""
-    state = {"jobs": {"j1": {"job_id": "j1", "status": status}},
-             "results": {"r1": {"created_at": "2020-01-01T00:00:00+00:00", "job_id": "j1"}},
-             "events": {"j1": [{"occurred_at": "2020-01-01T00:00:00+00:00"}]}}
+    state = {
+        "jobs": {"j1": {"job_id": "j1", "status": status}},
+        "results": {"r1": {"created_at": "2020-01-01T00:00:00+00:00", "job_id": "j1"}},
+        "events": {"j1": [{"occurred_at": "2020-01-01T00:00:00+00:00"}]},
+    }
     path = make_store(tmp_path, state)
     before = fingerprint(path)
     report = clean(path)
@@ -510,13 +582,21 @@ def test_every_timestamp_form_at_the_boundary(tmp_path, now):
         for i, value in enumerate(every_stamp(e_cut)):
             events[job].append({"event_seq": i, "occurred_at": value})
         events[job] += [{"event_seq": -1}, None, 3, "2020-01-01T00:00:00+00:00", []]
-    state = {"events": events, "jobs": {"j1": {"status": "canceled"}, "j2": {"status": "partial"}},
-             "results": results, "schema_version": 5}
+    state = {
+        "events": events,
+        "jobs": {"j1": {"status": "canceled"}, "j2": {"status": "partial"}},
+        "results": results,
+        "schema_version": 5,
+    }
     path = make_store(tmp_path, state)
     report = clean(path, results="7d", events="1.5", now=now.isoformat())
     new_state, oracle_report = clean_state(state, results_ttl=604800, events_ttl=1.5, now=now)
-    assert 0 < oracle_report["results"]["delete_count"] < oracle_report["results"]["eligible_terminal"]
-    assert 0 < oracle_report["events"]["delete_count"] < oracle_report["events"]["eligible_terminal"]
+    assert (
+        0 < oracle_report["results"]["delete_count"] < oracle_report["results"]["eligible_terminal"]
+    )
+    assert (
+        0 < oracle_report["events"]["delete_count"] < oracle_report["events"]["eligible_terminal"]
+    )
     assert_report(report, oracle_report, path=path, dry_run=False)
     assert path.read_bytes() == dump_like_service(new_state)
 
@@ -525,16 +605,19 @@ def test_every_timestamp_form_at_the_boundary(tmp_path, now):
 def test_job_id_coercion_matches_str_of_value_or_empty(tmp_path, fmt):
     """Eligibility is `str(result.get("job_id") or "") in terminal ids` (SPEC §2.2)."""
     jobs = {key: {"status": "completed"} for key in JOB_KEYS}
-    results = {f"r{i:02d}": {"created_at": "2020-01-01T00:00:00Z", "job_id": value}
-               for i, value in enumerate(JOB_ID_VALUES)}
+    results = {
+        f"r{i:02d}": {"created_at": "2020-01-01T00:00:00Z", "job_id": value}
+        for i, value in enumerate(JOB_ID_VALUES)
+    }
     results["r-missing"] = {"created_at": "2020-01-01T00:00:00Z"}
     state = {"jobs": jobs, "results": results}
     if fmt == "service":
         path = make_store(tmp_path, state)
     else:
         path = make_store(tmp_path, SERIALISERS["ascii"](state))
-    new_state, oracle_report = clean_state(json.loads(path.read_bytes()), results_ttl=604800,
-                                           events_ttl=259200, now=NOW)
+    new_state, oracle_report = clean_state(
+        json.loads(path.read_bytes()), results_ttl=604800, events_ttl=259200, now=NOW
+    )
     report = clean(path)
     assert_report(report, oracle_report, path=path, dry_run=False)
     assert semantic(json.loads(path.read_bytes())) == semantic(new_state)

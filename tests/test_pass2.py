@@ -1,7 +1,6 @@
 """Pass 2 on every reader: deletions leave out byte ranges; everything kept is copied byte for byte."""
 
 import copy
-import io
 import json
 
 import pytest
@@ -58,7 +57,11 @@ def test_any_subset_of_results_can_go(drop, shape, reader):
     for i in range(3):
         created = "2026-01-01T00:00:00" if i in drop else "2026-03-10T00:00:00"
         state["results"][f"r{i}"] = {"created_at": created, "job_id": "j"}
-    dump = service_bytes if shape == "service" else (lambda s: json.dumps(s, separators=(",", ":")).encode())
+    dump = (
+        service_bytes
+        if shape == "service"
+        else (lambda s: json.dumps(s, separators=(",", ":")).encode())
+    )
     out, tallies = run_filter(reader, dump(state), in_layout=shape == "service")
     if out is None:
         return
@@ -88,7 +91,11 @@ def test_odd_whitespace_is_kept_and_deletion_still_yields_valid_json(reader):
 
 def test_non_records_are_kept_and_not_counted(reader):
     state = {
-        "events": {"j": [{"occurred_at": "2026-01-01"}, 5, "x", None], "k": "not an array", "a": [1]},
+        "events": {
+            "j": [{"occurred_at": "2026-01-01"}, 5, "x", None],
+            "k": "not an array",
+            "a": [1],
+        },
         "jobs": {"j": {"status": "completed"}, "a": {"status": "running"}, "bad": "completed"},
         "results": {"r": [1, 2], "s": None, "t": {"job_id": "j", "created_at": "2026-01-01"}},
     }
@@ -98,6 +105,14 @@ def test_non_records_are_kept_and_not_counted(reader):
     kept["events"]["j"].pop(0)
     assert out.text.encode() == service_bytes(kept)
     assert (results.total, results.eligible_terminal, results.delete_count) == (1, 1, 1)
-    assert (events.total, events.eligible_terminal, events.delete_count, events.skipped_missing_timestamp) == (
-        5, 4, 1, 3,
+    assert (
+        events.total,
+        events.eligible_terminal,
+        events.delete_count,
+        events.skipped_missing_timestamp,
+    ) == (
+        5,
+        4,
+        1,
+        3,
     )

@@ -52,28 +52,45 @@ def initial_state(seed: int) -> dict:
     state: dict = {"events": {}, "jobs": {}, "notifications": {}, "results": {}}
     for i in range(40):
         key = f"job-{i:03d}" if i % 7 else f"jöb-{i:03d}-✓"
-        status = rnd.choice(TERMINAL + ("running", "queued"))
+        status = rnd.choice((*TERMINAL, "running", "queued"))
         finished = NOW1 - timedelta(days=rnd.uniform(0, 40))
-        job = {"job_id": key, "status": status, "title": rnd.choice(["plain", "ünïcode ✓", 'q"uote\\']),
-               "created_at": stamp(finished - timedelta(days=3))}
+        job = {
+            "job_id": key,
+            "status": status,
+            "title": rnd.choice(["plain", "ünïcode ✓", 'q"uote\\']),
+            "created_at": stamp(finished - timedelta(days=3)),
+        }
         if status in TERMINAL:
             job["finished_at"] = stamp(finished)
         state["jobs"][key] = job
         if rnd.random() < 0.8:
             state["events"][key] = [
-                {"seq": f"{key}/{n}", "occurred_at": stamp(finished - timedelta(days=3) + timedelta(hours=9 * n)),
-                 "n": rnd.randint(0, 10**20)}
-                for n in range(rnd.randint(0, 9))]
+                {
+                    "seq": f"{key}/{n}",
+                    "occurred_at": stamp(finished - timedelta(days=3) + timedelta(hours=9 * n)),
+                    "n": rnd.randint(0, 10**20),
+                }
+                for n in range(rnd.randint(0, 9))
+            ]
         for n in range(rnd.randint(0, 3)):
-            state["results"][f"r-{i:03d}-{n}"] = {"job_id": key, "created_at": stamp(finished - timedelta(days=n)),
-                                                   "value": rnd.random(), "odd": [1e16, 1e-7, -0.0, 2**70, "\x7f"]}
+            state["results"][f"r-{i:03d}-{n}"] = {
+                "job_id": key,
+                "created_at": stamp(finished - timedelta(days=n)),
+                "value": rnd.random(),
+                "odd": [1e16, 1e-7, -0.0, 2**70, "\x7f"],
+            }
         for n in range(rnd.randint(0, 2)):
             state["notifications"][f"n-{i:03d}-{n}"] = {"job_id": key, "channel": "mail"}
     # one job whose events two cleanups take in turn (events TTL), and which job retention
     # then takes whole in the second cleanup when it runs with it
-    state["jobs"]["job-two"] = {"job_id": "job-two", "status": "completed", "finished_at": stamp(NOW1 - timedelta(days=17))}
-    state["events"]["job-two"] = [{"seq": f"two/{n}", "occurred_at": stamp(NOW1 - timedelta(days=9 - n))}
-                                  for n in range(9)]
+    state["jobs"]["job-two"] = {
+        "job_id": "job-two",
+        "status": "completed",
+        "finished_at": stamp(NOW1 - timedelta(days=17)),
+    }
+    state["events"]["job-two"] = [
+        {"seq": f"two/{n}", "occurred_at": stamp(NOW1 - timedelta(days=9 - n))} for n in range(9)
+    ]
     return state
 
 
@@ -82,15 +99,22 @@ def service_changes(state: dict, seed: int) -> dict:
     finished, a record changed, events appended to a job the cleanup kept."""
     rnd = random.Random(seed + 1000)
     state = copy.deepcopy(state)
-    for key, job in sorted(state["jobs"].items()):
+    for _, job in sorted(state["jobs"].items()):
         if job["status"] == "running" and rnd.random() < 0.5:
             job["status"] = "completed"
             job["finished_at"] = stamp(NOW1 + timedelta(days=1))
     for i in range(6):
         key = f"new-{i}"
-        state["jobs"][key] = {"job_id": key, "status": "running", "created_at": stamp(NOW1 + timedelta(days=i))}
+        state["jobs"][key] = {
+            "job_id": key,
+            "status": "running",
+            "created_at": stamp(NOW1 + timedelta(days=i)),
+        }
         state["events"][key] = [{"seq": f"{key}/0", "occurred_at": stamp(NOW1 + timedelta(days=i))}]
-        state["results"][f"r-new-{i}"] = {"job_id": key, "created_at": stamp(NOW1 + timedelta(days=i))}
+        state["results"][f"r-new-{i}"] = {
+            "job_id": key,
+            "created_at": stamp(NOW1 + timedelta(days=i)),
+        }
     kept_results = sorted(state["results"])
     if kept_results:
         state["results"][kept_results[0]]["changed"] = "by the service"
@@ -104,8 +128,12 @@ def service_changes(state: dict, seed: int) -> dict:
 def removed(before: dict, after: dict) -> dict:
     """What a cleanup took: records by key, whole events arrays, and single events with the
     positions they had (events are unique, so each is found by value)."""
-    taken: dict = {section: {k: v for k, v in before.get(section, {}).items() if k not in after.get(section, {})}
-                   for section in SECTIONS}
+    taken: dict = {
+        section: {
+            k: v for k, v in before.get(section, {}).items() if k not in after.get(section, {})
+        }
+        for section in SECTIONS
+    }
     taken["arrays"] = {k: v for k, v in before["events"].items() if k not in after["events"]}
     taken["singles"] = {}
     for key, events in before["events"].items():
@@ -121,7 +149,9 @@ def only_jobs(taken: dict, jobs: set[str]) -> dict:
     return {
         "jobs": {k: v for k, v in taken["jobs"].items() if k in jobs},
         "results": {k: v for k, v in taken["results"].items() if v.get("job_id") in jobs},
-        "notifications": {k: v for k, v in taken["notifications"].items() if v.get("job_id") in jobs},
+        "notifications": {
+            k: v for k, v in taken["notifications"].items() if v.get("job_id") in jobs
+        },
         "arrays": {k: v for k, v in taken["arrays"].items() if k in jobs},
         "singles": {k: v for k, v in taken["singles"].items() if k in jobs},
     }
@@ -147,20 +177,38 @@ def put_back(state: dict, taken: dict) -> dict:
 
 
 def clean_args(store: Path, now: datetime, archive: Path, jobs_ttl: bool) -> list:
-    args = ["clean", "--store-file", store, "--now", stamp(now), "--results-ttl-seconds", str(RESULTS_TTL),
-            "--events-ttl-seconds", str(EVENTS_TTL), "--archive-file", archive]
+    args = [
+        "clean",
+        "--store-file",
+        store,
+        "--now",
+        stamp(now),
+        "--results-ttl-seconds",
+        str(RESULTS_TTL),
+        "--events-ttl-seconds",
+        str(EVENTS_TTL),
+        "--archive-file",
+        archive,
+    ]
     return args + (["--jobs-ttl-seconds", str(JOBS_TTL)] if jobs_ttl else [])
 
 
 def oracle_clean(state: dict, now: datetime, jobs_ttl: bool) -> dict:
-    return clean_state(state, results_ttl=RESULTS_TTL, events_ttl=EVENTS_TTL, now=now,
-                       jobs_ttl=JOBS_TTL if jobs_ttl else None)[0]
+    return clean_state(
+        state,
+        results_ttl=RESULTS_TTL,
+        events_ttl=EVENTS_TTL,
+        now=now,
+        jobs_ttl=JOBS_TTL if jobs_ttl else None,
+    )[0]
 
 
 class History:
     """Two cleanups with the service in between, in `folder`; the states the oracle knows."""
 
-    def __init__(self, folder: Path, seed: int, jobs_ttl: bool, second_jobs_ttl: bool | None = None) -> None:
+    def __init__(
+        self, folder: Path, seed: int, jobs_ttl: bool, second_jobs_ttl: bool | None = None
+    ) -> None:
         self.folder = folder
         self.store = folder / "store.v1.json"
         archives = folder / "archives"
@@ -201,17 +249,32 @@ def test_restore_everything_from_repeated_archive_files(tmp_path, seed, jobs_ttl
     history = History(tmp_path, seed, jobs_ttl)
     env = {"STREAMCLEAN_READER": reader}
     # given oldest first: the tool orders them by the time in their header
-    report = run(["restore", "--store-file", history.store, "--archive-file", history.archives[0],
-                  "--archive-file", history.archives[1]], env=env)
+    report = run(
+        [
+            "restore",
+            "--store-file",
+            history.store,
+            "--archive-file",
+            history.archives[0],
+            "--archive-file",
+            history.archives[1],
+        ],
+        env=env,
+    )
     want = history.expected()
     if reader == "layout":
         assert_restored(history.store, want)
     else:
         assert json.loads(history.store.read_bytes()) == want
     assert report["reader"] == reader and report["rewritten"] is True
-    assert [use["file"] for use in report["archives"]] == [str(history.archives[1]), str(history.archives[0])]
+    assert [use["file"] for use in report["archives"]] == [
+        str(history.archives[1]),
+        str(history.archives[0]),
+    ]
     assert report["archive_file"] == str(history.archives[1])
-    assert report["restored"]["total"] == sum(use["restored"]["total"] for use in report["archives"])
+    assert report["restored"]["total"] == sum(
+        use["restored"]["total"] for use in report["archives"]
+    )
     # a second restore finds everything there and leaves the file alone
     before = os.stat(history.store)
     again = history.restore("--archive-dir", history.archives[0].parent)
@@ -247,7 +310,10 @@ def test_an_archive_dir_without_archives_is_refused(tmp_path):
     (empty / "a.jsonl").write_text('{"hello": 1}\n')
     before = history.store.read_bytes()
     result = history.restore("--archive-dir", empty, code=1)
-    assert result.stderr == f"streamclean: error: no streamclean archive in {empty}; the store was left unchanged\n"
+    assert (
+        result.stderr
+        == f"streamclean: error: no streamclean archive in {empty}; the store was left unchanged\n"
+    )
     assert history.store.read_bytes() == before
 
 
@@ -259,7 +325,9 @@ def test_events_taken_by_two_cleanups_come_back_in_order(tmp_path):
         history = History(folder, 8, False, second_jobs_ttl)
         first, second = history.taken
         assert "job-two" in first["singles"]
-        assert ("job-two" in second["arrays"]) if second_jobs_ttl else ("job-two" in second["singles"])
+        assert (
+            ("job-two" in second["arrays"]) if second_jobs_ttl else ("job-two" in second["singles"])
+        )
         report = history.restore("--archive-dir", history.archives[0].parent)
         assert_restored(history.store, history.expected())
         events = json.loads(history.store.read_bytes())["events"]["job-two"]
@@ -273,15 +341,25 @@ def test_restore_by_job(tmp_path, seed):
     gone = sorted(set(history.taken[0]["jobs"]) | set(history.taken[1]["jobs"]))
     assert len(gone) >= 2
     asked = [gone[0], gone[-1], "no-such-job"]
-    report = history.restore("--archive-dir", history.archives[0].parent, *[f"--job={job}" for job in asked])
+    report = history.restore(
+        "--archive-dir", history.archives[0].parent, *[f"--job={job}" for job in asked]
+    )
     assert_restored(history.store, history.expected(set(asked)))
     jobs = report["jobs"]
-    assert jobs["no-such-job"] == {"found": False, "restored": {"total": 0}, "already_present": {"total": 0},
-                                   "archives": []}
+    assert jobs["no-such-job"] == {
+        "found": False,
+        "restored": {"total": 0},
+        "already_present": {"total": 0},
+        "archives": [],
+    }
     assert report["jobs_not_found"] == ["no-such-job"]
     for job in asked[:2]:
         assert jobs[job]["found"] and jobs[job]["restored"]["jobs"] == 1
-        holding = [str(path) for path, taken in zip(history.archives, history.taken) if job in taken["jobs"]]
+        holding = [
+            str(path)
+            for path, taken in zip(history.archives, history.taken, strict=False)
+            if job in taken["jobs"]
+        ]
         assert set(holding) <= set(jobs[job]["archives"])
     assert report["restored"]["total"] == sum(jobs[job]["restored"]["total"] for job in asked)
 
@@ -289,9 +367,13 @@ def test_restore_by_job(tmp_path, seed):
 def test_restore_by_job_found_nowhere_exits_1(tmp_path):
     history = History(tmp_path, 11, True)
     before = history.store.read_bytes()
-    result = history.restore("--archive-dir", history.archives[0].parent, "--job", "nope", "--job", "nada", code=1)
-    assert result.stderr == ("streamclean: error: none of the jobs asked for is in the archives given: nope, nada; "
-                             "the store was left unchanged\n")
+    result = history.restore(
+        "--archive-dir", history.archives[0].parent, "--job", "nope", "--job", "nada", code=1
+    )
+    assert result.stderr == (
+        "streamclean: error: none of the jobs asked for is in the archives given: nope, nada; "
+        "the store was left unchanged\n"
+    )
     assert history.store.read_bytes() == before
 
 
@@ -300,9 +382,18 @@ def test_a_dry_run_reports_what_the_restore_then_does(tmp_path):
     before = os.stat(history.store)
     listing = sorted(os.listdir(tmp_path))
     dry = history.restore("--archive-dir", history.archives[0].parent, "--dry-run")
-    assert os.stat(history.store).st_mtime_ns == before.st_mtime_ns and sorted(os.listdir(tmp_path)) == listing
+    assert (
+        os.stat(history.store).st_mtime_ns == before.st_mtime_ns
+        and sorted(os.listdir(tmp_path)) == listing
+    )
     real = history.restore("--archive-dir", history.archives[0].parent)
-    for key in ("restored", "already_present", "store_bytes_after", "archives", "store_matches_archive"):
+    for key in (
+        "restored",
+        "already_present",
+        "store_bytes_after",
+        "archives",
+        "store_matches_archive",
+    ):
         assert dry[key] == real[key], key
     assert dry["rewritten"] is False and real["rewritten"] is True
     assert real["store_bytes_after"] == history.store.stat().st_size
@@ -327,7 +418,10 @@ def test_a_single_event_without_its_array_is_refused(tmp_path):
     result = history.restore("--archive-file", history.archives[1], code=1)
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and f"archive {history.archives[1]}: line " in lines[0]
-    assert "of job 'job-two' has no place: the job's events array is neither in the store nor whole" in lines[0]
+    assert (
+        "of job 'job-two' has no place: the job's events array is neither in the store nor whole"
+        in lines[0]
+    )
     assert history.store.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["archives", "store.v1.json", "store.v1.json.lock"]
 
@@ -379,11 +473,34 @@ def test_events_restored_and_taken_again_come_back_once(tmp_path):
 
 
 _SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(),
-    st.sampled_from([1e16, 1e-7, -0.0, 5e-324, 1.7976931348623157e308, 123456789.0, 0.1, "\x7f", "\u2028", "\x00", "\ud800"]))
-_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                            max_size=4), max_leaves=20)
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(),
+    st.sampled_from(
+        [
+            1e16,
+            1e-7,
+            -0.0,
+            5e-324,
+            1.7976931348623157e308,
+            123456789.0,
+            0.1,
+            "\x7f",
+            "\u2028",
+            "\x00",
+            "\ud800",
+        ]
+    ),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=500, deadline=None)

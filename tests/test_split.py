@@ -56,13 +56,25 @@ def stores(tmp_path_factory):
 def _invoke(store: Path, *extra: str, split: bool = True):
     """A run in this process, with the workers forced on (also on a machine with one CPU)."""
     env = {"STREAMCLEAN_WORKERS": "2" if split else "1"}
-    return CliRunner().invoke(main, ["clean", "-q", "--store-file", str(store), "--now", NOW, *extra], env=env)
+    return CliRunner().invoke(
+        main, ["clean", "-q", "--store-file", str(store), "--now", NOW, *extra], env=env
+    )
 
 
 def _counts(stdout: str) -> dict:
     report = json.loads(stdout)
-    return {key: report[key] for key in ("results", "events", "terminal_job_count", "active_job_count",
-                                         "store_bytes_after", "rewritten", "reader")}
+    return {
+        key: report[key]
+        for key in (
+            "results",
+            "events",
+            "terminal_job_count",
+            "active_job_count",
+            "store_bytes_after",
+            "rewritten",
+            "reader",
+        )
+    }
 
 
 def _fresh(folder: Path, data: bytes) -> Path:
@@ -115,32 +127,44 @@ def test_two_processes_write_what_one_writes(tmp_path, stores, monkeypatch):
 
 
 @pytest.mark.parametrize("slow", ["answer", "writes"])
-def test_the_output_forwarded_while_the_worker_works_is_the_output(tmp_path, stores, monkeypatch, slow):
+def test_the_output_forwarded_while_the_worker_works_is_the_output(
+    tmp_path, stores, monkeypatch, slow
+):
     """The worker's output is copied behind ours while it works (`TailWorker.forward_to`):
     with its answer held back after its last write ("answer"), all of it is forwarded before
     `copy_output`; with every write slowed ("writes"), it is forwarded in pieces as it grows.
     Either way the new store is the one-process run's, byte for byte."""
     old, new, counts = stores
     forwarded = []
-    real_forward, real_filter, real_write = worker.TailWorker._forward, worker.pass2.filter_tail, worker.RangeWriter
+    real_forward, real_filter, real_write = (
+        worker.TailWorker._forward,
+        worker.pass2.filter_tail,
+        worker.RangeWriter,
+    )
+
     def forward(self):
         before = self._forwarded
         real_forward(self)
         if self._forwarded > before:
             forwarded.append(self._forwarded - before)
+
     monkeypatch.setattr(worker.TailWorker, "_forward", forward)
     if slow == "answer":
+
         def filter_tail(*args, **kwargs):  # runs in the worker, which the fork gives this patch
             done = real_filter(*args, **kwargs)
             time.sleep(0.5)
             return done
+
         monkeypatch.setattr(worker.pass2, "filter_tail", filter_tail)
     else:
+
         def writer(*args, **kwargs):
             out = real_write(*args, **kwargs)
             emit = out._write
             out._write = lambda fd, data: (time.sleep(0.02), emit(fd, data))[1]
             return out
+
         monkeypatch.setattr(worker, "RangeWriter", writer)
         monkeypatch.setattr(splice, "WRITE_CHUNK", 1 << 14)  # many small writes
     store = _fresh(tmp_path, old)
@@ -153,7 +177,9 @@ def test_the_output_forwarded_while_the_worker_works_is_the_output(tmp_path, sto
         assert len(forwarded) > 1, forwarded
 
 
-def test_a_dry_run_on_two_processes_counts_the_same_and_writes_nothing(tmp_path, stores, monkeypatch):
+def test_a_dry_run_on_two_processes_counts_the_same_and_writes_nothing(
+    tmp_path, stores, monkeypatch
+):
     old, _, counts = stores
     spy = Spy(monkeypatch)
     store = _fresh(tmp_path, old)
@@ -169,8 +195,12 @@ def test_a_tail_only_the_general_path_reads_falls_back_to_it(tmp_path, stores, m
     """The worker's LayoutMismatch reaches this process, which starts over on the general path."""
     old, _, _ = stores
     state = json.loads(old)
-    compact_tail = json.dumps({"results": state["results"], "schema_version": 5}, ensure_ascii=False)
-    data = old[: old.index(b'\n  "notifications": ')] + b"\n  " + compact_tail[1:-1].encode() + b"\n}"
+    compact_tail = json.dumps(
+        {"results": state["results"], "schema_version": 5}, ensure_ascii=False
+    )
+    data = (
+        old[: old.index(b'\n  "notifications": ')] + b"\n  " + compact_tail[1:-1].encode() + b"\n}"
+    )
     assert json.loads(data)["results"] == state["results"]
     reference = tmp_path / "reference.json"
     reference.write_bytes(data)
@@ -188,7 +218,9 @@ def test_a_tail_only_the_general_path_reads_falls_back_to_it(tmp_path, stores, m
     assert children_of(os.getpid()) == []
 
 
-def test_without_o_tmpfile_the_worker_file_is_named_and_unlinked_at_once(tmp_path, stores, monkeypatch):
+def test_without_o_tmpfile_the_worker_file_is_named_and_unlinked_at_once(
+    tmp_path, stores, monkeypatch
+):
     old, new, _ = stores
     monkeypatch.delattr(os, "O_TMPFILE", raising=False)
     spy = Spy(monkeypatch)
@@ -199,7 +231,7 @@ def test_without_o_tmpfile_the_worker_file_is_named_and_unlinked_at_once(tmp_pat
 
 
 def test_no_worker_without_a_file_for_it_or_room_for_it(tmp_path, stores, monkeypatch):
-    old, new, counts = stores
+    old, new, _ = stores
     spy = Spy(monkeypatch)
     with monkeypatch.context() as patch:
         patch.setattr(cleanup, "unnamed_file", lambda beside, store_mode: None)
@@ -212,8 +244,20 @@ def test_no_worker_without_a_file_for_it_or_room_for_it(tmp_path, stores, monkey
     def roomy_but_not_enough(path):  # the old store's size is free, not that plus the tail's
         vfs = real_statvfs(path)
         blocks = (len(old) + len(old) // 10) // vfs.f_frsize
-        return os.statvfs_result((vfs.f_bsize, vfs.f_frsize, vfs.f_blocks, blocks, blocks,
-                                  vfs.f_files, vfs.f_ffree, vfs.f_favail, vfs.f_flag, vfs.f_namemax))
+        return os.statvfs_result(
+            (
+                vfs.f_bsize,
+                vfs.f_frsize,
+                vfs.f_blocks,
+                blocks,
+                blocks,
+                vfs.f_files,
+                vfs.f_ffree,
+                vfs.f_favail,
+                vfs.f_flag,
+                vfs.f_namemax,
+            )
+        )
 
     monkeypatch.setattr(os, "statvfs", roomy_but_not_enough)
     store = _fresh(tmp_path, old)
@@ -233,10 +277,25 @@ class RoleFaults:
     run (it forwards the worker's output as it grows), so a position in the whole sequence
     would name different operations in different runs."""
 
-    def __init__(self, real, log: Path, parent: int, role: str = "", name: str = "", fail_at: int = -1,
-                 code: int = errno.ENOSPC, for_good: bool = False):
+    def __init__(
+        self,
+        real,
+        log: Path,
+        parent: int,
+        role: str = "",
+        name: str = "",
+        fail_at: int = -1,
+        code: int = errno.ENOSPC,
+        for_good: bool = False,
+    ):
         self.real, self.log, self.parent = real, log, parent
-        self.role, self.name, self.fail_at, self.code, self.for_good = role, name, fail_at, code, for_good
+        self.role, self.name, self.fail_at, self.code, self.for_good = (
+            role,
+            name,
+            fail_at,
+            code,
+            for_good,
+        )
         self.count = 0
         self.failing = False
 
@@ -272,7 +331,9 @@ def _operations_by_role(tmp_path: Path, old: bytes, monkeypatch, *extra: str):
     return folder, real_call, counting.operations()
 
 
-def test_failing_any_file_operation_of_either_process_leaves_the_store(tmp_path, stores, monkeypatch):
+def test_failing_any_file_operation_of_either_process_leaves_the_store(
+    tmp_path, stores, monkeypatch
+):
     old, new, _ = stores
     folder, real_call, operations = _operations_by_role(tmp_path, old, monkeypatch)
     assert (folder / "store.v1.json").read_bytes() == new
@@ -288,17 +349,27 @@ def test_failing_any_file_operation_of_either_process_leaves_the_store(tmp_path,
                     continue  # after the swap: test_faults covers it, the worker is long gone
                 k = ops[:n].count(op)  # the k-th operation of its name
                 log = tmp_path / f"{role}-{n}-{for_good}.log"
-                monkeypatch.setattr(fs, "call", RoleFaults(real_call, log, os.getpid(), role, op, k, for_good=for_good))
+                monkeypatch.setattr(
+                    fs,
+                    "call",
+                    RoleFaults(real_call, log, os.getpid(), role, op, k, for_good=for_good),
+                )
                 store = _fresh(folder, old)
                 result = _invoke(store)
                 case = f"{role} {op} #{k}{' for good' if for_good else ''}"
                 lines = result.stderr.splitlines()
                 if f"{role} failed" not in log.read_text().splitlines():
                     # This run made fewer such operations (fewer, larger copies): nothing failed.
-                    assert result.exit_code == 0 and store.read_bytes() == new, (case, result.stderr)
+                    assert result.exit_code == 0 and store.read_bytes() == new, (
+                        case,
+                        result.stderr,
+                    )
                     continue
                 assert result.exit_code == 1, (case, result.stderr)
-                assert len(lines) == 1 and lines[0].startswith("streamclean: error: "), (case, result.stderr)
+                assert len(lines) == 1 and lines[0].startswith("streamclean: error: "), (
+                    case,
+                    result.stderr,
+                )
                 assert os.strerror(errno.ENOSPC) in lines[0], case
                 assert store.read_bytes() == old, case
                 assert sorted(os.listdir(folder)) == ["store.v1.json", "store.v1.json.lock"], case
@@ -312,7 +383,9 @@ def test_failing_any_file_operation_of_either_process_leaves_the_store(tmp_path,
 
 def _start_slow(store: Path, slow: str) -> processes.subprocess.Popen:
     argv = [processes.PYTHON, "-c", RUNNER, slow, "clean", "--store-file", str(store), "--now", NOW]
-    return processes.start(argv, start_new_session=True, env={**os.environ, "STREAMCLEAN_WORKERS": "2"})
+    return processes.start(
+        argv, start_new_session=True, env={**os.environ, "STREAMCLEAN_WORKERS": "2"}
+    )
 
 
 def _cmdline(pid: int) -> bytes | None:
@@ -368,8 +441,10 @@ def test_a_killed_worker_fails_the_run_in_one_line(tmp_path, stores, slow):
     os.kill(_worker_of(proc), signal.SIGKILL)
     code, stdout, stderr = processes.finish(proc)
     assert code == 1 and stdout == ""
-    assert stderr == (f"streamclean: error: the process {WORKERS[slow]} ended without an answer "
-                      "(killed by SIGKILL); the store was left unchanged; run again\n"), stderr
+    assert stderr == (
+        f"streamclean: error: the process {WORKERS[slow]} ended without an answer "
+        "(killed by SIGKILL); the store was left unchanged; run again\n"
+    ), stderr
     _assert_untouched_and_recovers(store, old, new)
 
 
@@ -399,7 +474,9 @@ def test_an_interrupted_run_stops_its_worker(tmp_path, stores, how, slow):
     code, stdout, stderr = processes.finish(proc)
     signame = how.split("-")[0]
     assert code == 1 and stdout == ""
-    assert stderr == f"streamclean: error: interrupted by {signame}; the store was left unchanged\n", stderr
+    assert (
+        stderr == f"streamclean: error: interrupted by {signame}; the store was left unchanged\n"
+    ), stderr
     assert _gone(helper)
     _assert_untouched_and_recovers(store, old, new)
 
@@ -464,30 +541,51 @@ def test_two_processes_archive_what_one_archives(tmp_path, stores, monkeypatch):
     assert _gzip_members(archives[True].read_bytes()) == 3  # the header, ours, the worker's
 
 
-def test_failing_any_file_operation_of_the_worker_while_archiving_leaves_no_archive(tmp_path, stores, monkeypatch):
-    old, new, _ = stores
-    folder, real_call, operations = _operations_by_role(tmp_path, old, monkeypatch, "--archive-file",
-                                                         str(tmp_path / "store" / "a.jsonl.gz"))
+def test_failing_any_file_operation_of_the_worker_while_archiving_leaves_no_archive(
+    tmp_path, stores, monkeypatch
+):
+    old, _new, _ = stores
+    folder, real_call, operations = _operations_by_role(
+        tmp_path, old, monkeypatch, "--archive-file", str(tmp_path / "store" / "a.jsonl.gz")
+    )
     ops = [op for role, op in operations if role == "worker"]
     assert ops.count("write") >= 2, ops  # the worker's new store and its part of the archive
     for n, op in enumerate(ops):
         k = ops[:n].count(op)
-        monkeypatch.setattr(fs, "call", RoleFaults(real_call, tmp_path / f"{n}.log", os.getpid(), "worker", op, k))
+        monkeypatch.setattr(
+            fs, "call", RoleFaults(real_call, tmp_path / f"{n}.log", os.getpid(), "worker", op, k)
+        )
         store = _fresh(folder, old)
         result = _invoke(store, "--archive-file", str(folder / "a.jsonl.gz"))
         case = f"worker {op} #{k}"
-        assert result.exit_code == 1 and os.strerror(errno.ENOSPC) in result.stderr, (case, result.stderr)
+        assert result.exit_code == 1 and os.strerror(errno.ENOSPC) in result.stderr, (
+            case,
+            result.stderr,
+        )
         assert store.read_bytes() == old, case
         assert sorted(os.listdir(folder)) == ["store.v1.json", "store.v1.json.lock"], case
         assert children_of(os.getpid()) == [], case
 
 
 def test_a_killed_worker_while_archiving_leaves_no_archive(tmp_path, stores):
-    old, new, _ = stores
+    old, _new, _ = stores
     store = _fresh(tmp_path, old)
-    argv = [processes.PYTHON, "-c", RUNNER, "tail", "clean", "--store-file", str(store), "--now", NOW,
-            "--archive-file", str(tmp_path / "a.jsonl.gz")]
-    proc = processes.start(argv, start_new_session=True, env={**os.environ, "STREAMCLEAN_WORKERS": "2"})
+    argv = [
+        processes.PYTHON,
+        "-c",
+        RUNNER,
+        "tail",
+        "clean",
+        "--store-file",
+        str(store),
+        "--now",
+        NOW,
+        "--archive-file",
+        str(tmp_path / "a.jsonl.gz"),
+    ]
+    proc = processes.start(
+        argv, start_new_session=True, env={**os.environ, "STREAMCLEAN_WORKERS": "2"}
+    )
     os.kill(_worker_of(proc), signal.SIGKILL)
     code, _, stderr = processes.finish(proc)
     assert code == 1 and "ended without an answer (killed by SIGKILL)" in stderr, stderr

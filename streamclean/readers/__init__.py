@@ -33,5 +33,13 @@ def candidates(choice: str) -> tuple[str, ...]:
     return ("layout", "general") if choice == "auto" else (check_reader(choice),)
 
 
-__all__ = ["READERS", "LayoutMismatch", "Member", "LayoutReader", "GeneralReader", "check_reader",
-           "reader_class", "candidates"]
+__all__ = [
+    "READERS",
+    "GeneralReader",
+    "LayoutMismatch",
+    "LayoutReader",
+    "Member",
+    "candidates",
+    "check_reader",
+    "reader_class",
+]

@@ -9,7 +9,8 @@ docs/performance.md; `tests/test_fields.py` holds it to the standard library.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 try:
     import msgspec
@@ -19,13 +20,15 @@ except ImportError:  # without msgspec the layout reader decodes whole records (
 AVAILABLE = msgspec is not None
 
 
-def decoder(names: tuple[str, ...], array: bool, whole: Callable[[bytes], object]) -> Callable[[bytes], object] | None:
+def decoder(
+    names: tuple[str, ...], array: bool, whole: Callable[[bytes], object]
+) -> Callable[[bytes], object] | None:
     """A function from a record's bytes (or, with `array`, a job's events array's bytes) to a
     dict of the fields `names` (a list of such dicts), or None without msgspec. `whole(text)`
     decodes a record in full; it is used wherever msgspec could disagree with the stdlib."""
     if msgspec is None:
         return None
-    fields = msgspec.defstruct("Fields", [(name, Optional[str], None) for name in names], gc=False)
+    fields = msgspec.defstruct("Fields", [(name, str | None, None) for name in names], gc=False)
     decode = msgspec.json.Decoder(list[fields] if array else fields).decode
     refused = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
     asdict = msgspec.structs.asdict
@@ -43,3 +46,25 @@ def decoder(names: tuple[str, ...], array: bool, whole: Callable[[bytes], object
         return [asdict(item) for item in found] if array else asdict(found)
 
     return fields_of
+
+
+REFUSED = () if msgspec is None else (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+
+
+def strict_decoder(names: tuple[str, ...], array: bool) -> Callable[[Any], Any] | None:
+    """A function from a record's bytes (with `array`, a job's events array's bytes) to a
+    struct of just the fields `names` (a list of such structs), strings or None; it raises one
+    of `REFUSED` wherever msgspec alone cannot say what the stdlib would read (see above; the
+    UTF-8 of the skipped strings is for the caller to check). None without msgspec."""
+    if msgspec is None:
+        return None
+    fields: Any = msgspec.defstruct(
+        "Fields", [(name, str | None, None) for name in names], gc=False
+    )
+    return msgspec.json.Decoder(list[fields] if array else fields).decode
+
+
+def raw_array_decoder() -> Callable[[Any], list[Any]] | None:
+    """A function from an array's bytes to its elements as raw bytes (`msgspec.Raw`, whose
+    lengths say where each one ends); None without msgspec."""
+    return None if msgspec is None else msgspec.json.Decoder(list[msgspec.Raw]).decode

@@ -11,12 +11,14 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 from ..errors import InvalidStoreError, StoreFileError
-from .base import STREAM, Member, Walk
+from .base import STREAM, Member, Powers, Walk
 
-CHUNK_SIZE = 1 << 16  # larger chunks cost memory (a decoded chunk with one emoji takes 4 bytes a character) and gain no speed
+# larger chunks cost memory (a decoded chunk with one emoji takes 4 bytes a character) and gain no speed
+CHUNK_SIZE = 1 << 16
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _decode_value = json.JSONDecoder().raw_decode
@@ -151,7 +153,11 @@ class Scanner:
 
     def _found(self, expectation: str) -> str:
         char = self.peek()
-        return f"{expectation}, found {char!r}" if char else f"{expectation}, found the end of the file (truncated?)"
+        return (
+            f"{expectation}, found {char!r}"
+            if char
+            else f"{expectation}, found the end of the file (truncated?)"
+        )
 
     def expect_end(self) -> str:
         """Check that only whitespace follows; return it."""
@@ -182,7 +188,7 @@ class TextMember:
     the end of the key to the start of the value (`": "` in the service's layout).
     """
 
-    __slots__ = ("key", "lead", "key_text", "colon")
+    __slots__ = ("colon", "key", "key_text", "lead")
 
     def __init__(self, key: str, lead: str, key_text: str, colon: str) -> None:
         self.key = key
@@ -275,6 +281,11 @@ class GeneralReader:
 
     name = "general"
     window = None  # kept bytes are copied from the old store in the kernel
+    tail_split = None  # pass 2 is not split: the general walk cannot start in the middle
+    powers = Powers()  # neither split points nor the block path
+
+    def moved(self, what: str) -> Exception:
+        return InvalidStoreError(f"{what} (did the file change?)")
 
     def __init__(self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None) -> None:
         self.sc = Scanner(stream, on_progress=on_progress)
@@ -299,7 +310,9 @@ class GeneralReader:
                 raise sc.error(f"duplicate top-level key {member.key_text}", key_start)
             seen.add(member.key)
             value_start = sc.offset()
-            yield Member(member.key, value_start - _utf8_len(member.key_text + member.colon), value_start, -1)
+            yield Member(
+                member.key, value_start - _utf8_len(member.key_text + member.colon), value_start, -1
+            )
         sc.expect_end()
 
     def first_byte(self, member: Member) -> int:
@@ -324,17 +337,28 @@ class GeneralReader:
     def known_section(self, member: Member, span: tuple[int, int] | None, out) -> int:
         end = self.check(member)[0]
         if span is not None and (member.value_start, end) != span:
-            raise self.sc.error("the jobs section is not where pass 1 read it")  # the file changed under us
+            # the file changed under us
+            raise self.sc.error("the jobs section is not where pass 1 read it")
         return end
 
     # -- records ---------------------------------------------------------------------------------
 
-    def records(self, open_at: int | None, exact: str | None = None, resume_after: int | None = None,
-                fields: tuple[str, ...] | None = None):
+    def records(
+        self,
+        open_at: int | None,
+        exact: str | None = None,
+        resume_after: int | None = None,
+        fields: tuple[str, ...] | None = None,
+    ):
         # Every record is decoded whole, by the stdlib itself: `exact` and `fields` change nothing.
         return _Records(self.sc, "records", open_at)
 
-    def job_arrays(self, open_at: int | None, resume_after: int | None = None, fields: tuple[str, ...] | None = None):
+    def job_arrays(
+        self,
+        open_at: int | None,
+        resume_after: int | None = None,
+        fields: tuple[str, ...] | None = None,
+    ):
         return Walk(self._job_arrays)
 
     def _job_arrays(self, arrays: Walk):
@@ -381,7 +405,7 @@ class _Records:
 
     def __init__(self, sc: Scanner, where: str, open_at: int | None, decode: bool = True) -> None:
         self._sc, self._where, self._decode = sc, where, decode
-        self.close: int | None = None
+        self.close: int = -1  # set once the iteration is over
 
     def __iter__(self):
         sc, decode = self._sc, self._decode
@@ -389,7 +413,11 @@ class _Records:
         previous_end = None
         for text_member in members:
             start = sc.offset()
-            comma_at = None if previous_end is None else previous_end + len(text_member.lead.partition(",")[0])
+            comma_at = (
+                None
+                if previous_end is None
+                else previous_end + len(text_member.lead.partition(",")[0])
+            )
             member = Member(text_member.key, start, start, -1, comma_at)
             if decode:
                 member.value = sc.value()[0]

@@ -3,19 +3,23 @@
 `json.dumps(indent=2)` ends a record at depth d at the first line that is its closing bracket
 indented by 2·d spaces, which `bytes.find` locates at memory speed; each record found so must
 then decode whole, so a wrong guess cannot pass. Anything else raises `LayoutMismatch`. It also
-offers the split points the second core needs. See docs/design.md.
+offers the split points the second core needs, and a section's members a block at a time
+(`blocks`: one scan finds them, one msgspec call each proves them, and the record-by-record walk
+takes over wherever that proof fails). See docs/design.md.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import BinaryIO, Callable
+from bisect import bisect_left
+from collections.abc import Callable
+from typing import BinaryIO
 
 import orjson
 
 from . import fields as _fields
-from .base import STREAM, LayoutMismatch, Member, Walk
+from .base import STREAM, Block, LayoutMismatch, Member, Powers, Walk
 
 BLOCK_SIZE = 1 << 19  # bytes read at a time (the window grows beyond it for a record that needs it)
 _MAX_LINE_START = 1 << 16  # a key line longer than this is not the service's; take the general path
@@ -34,7 +38,9 @@ class Window:
     what it keeps of them first.
     """
 
-    def __init__(self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None, start: int = 0) -> None:
+    def __init__(
+        self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None, start: int = 0
+    ) -> None:
         self._stream = stream  # positioned at `start`
         self._on_progress = on_progress
         self.buf = bytearray()
@@ -62,6 +68,10 @@ class Window:
             self._on_progress(self.end)
         return True
 
+    def more(self) -> bool:
+        """Read one more block (dropping what lies before `keep`); False at the end of the stream."""
+        return self._more()
+
     def need(self, end: int) -> bool:
         """Make bytes up to offset `end` available; False if the stream ends first."""
         while self.end < end:
@@ -69,7 +79,9 @@ class Window:
                 return False
         return True
 
-    def find(self, pattern: bytes, start: int, release: bool = False, limit: int | None = None) -> int:
+    def find(
+        self, pattern: bytes, start: int, release: bool = False, limit: int | None = None
+    ) -> int:
         """Absolute offset of `pattern` at or after `start` (and before `limit`, if given), or
         -1 if the stream or the limit comes first.
 
@@ -173,13 +185,22 @@ class walk:
         resume_after: int | None = None,
         decode: Callable[[bytearray], object] | None = None,
     ) -> None:
-        self.close: int | None = None
+        self.close: int = -1  # set once the iteration is over
         self._steps = self._walk(w, open_at, indent, keyed, span_values, resume_after, decode)
 
     def __iter__(self):
         return self._steps
 
-    def _walk(self, w: Window, open_at: int, indent: int, keyed: bool, span_values: bool, resume_after, decode):
+    def _walk(
+        self,
+        w: Window,
+        open_at: int,
+        indent: int,
+        keyed: bool,
+        span_values: bool,
+        resume_after,
+        decode,
+    ):
         # The innermost loop of both passes, run once a record: the usual case is handled on
         # the buffer directly, and anything unusual goes through the Window's careful methods.
         # With `resume_after`, the walk starts behind a member value ending there, which
@@ -218,7 +239,10 @@ class walk:
                 value_start = base + match.end()
             else:
                 i = line - base
-                if buf[i : i + indent] != element_line or buf[i + indent : i + indent + 1] in (b" ", b""):
+                if buf[i : i + indent] != element_line or buf[i + indent : i + indent + 1] in (
+                    b" ",
+                    b"",
+                ):
                     raise LayoutMismatch("not an element line")
                 key, value_start = None, line + indent
             member = Member(key, line + indent, value_start, -1, comma_at)
@@ -290,7 +314,7 @@ def _top_level(w: Window, seen: set[str], resume_after: int | None = None):
     """The top-level members; the store must open with `{` and a newline, as the service
     writes it, and end with the closing brace. The consumer sets each `value_end`. Keys go
     into `seen`; with `resume_after`, the walk starts behind the member value ending there."""
-    if resume_after is None and not w.at(0, b"{\n  \"") and not w.at(0, b"{}"):
+    if resume_after is None and not w.at(0, b'{\n  "') and not w.at(0, b"{}"):
         raise LayoutMismatch("not the service's layout")
     members = walk(w, 0, 2, keyed=True, span_values=False, resume_after=resume_after)
     for member in members:
@@ -299,7 +323,8 @@ def _top_level(w: Window, seen: set[str], resume_after: int | None = None):
         seen.add(member.key)
         yield member
     if w.need(members.close + 2):
-        raise LayoutMismatch("data after the top-level object")  # trailing bytes: let the general path judge
+        # trailing bytes: let the general path judge
+        raise LayoutMismatch("data after the top-level object")
 
 
 # -- scanning ---------------------------------------------------------------------------------
@@ -361,7 +386,8 @@ def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
     return stream.read(size)
 
 
-_JOBS_LINE = b'\n  "jobs": '  # a long pattern: bytes.find runs about 2.5 times as fast on it as on `\n  "`
+# a long pattern: bytes.find runs about 2.5 times as fast on it as on `\n  "`
+_JOBS_LINE = b'\n  "jobs": '
 _PROBE = 1 << 18  # bytes read at each step of the search for the jobs line
 
 
@@ -422,6 +448,101 @@ def _middle_job(stream: BinaryIO, start: int) -> tuple[int, int] | None:
     return middle + found, close + 4
 
 
+_RAW_ARRAY = _fields.raw_array_decoder()
+
+# -- blocks of section members ---------------------------------------------------------------
+
+# A member line of a section object: `\n`, four spaces, a key without escapes or control
+# characters, `": ` and a value that does not begin with whitespace. In the service's layout
+# nothing else starts a line with four spaces and a quote (a string holds no raw newline).
+_MEMBER_LINE = re.compile(rb'\n    "([^"\\\x00-\x1f]*)": (?=[^ \t\r\n])')
+_SECTION_END = b"\n  }"
+_WHITESPACE = b" \t\r\n"
+_BLOCK_SLACK = 1 << 16  # read another block before scanning when fewer bytes than this are ahead
+
+
+def _scan_block(
+    w: Window,
+    line: int,
+    comma_at: int | None,
+    decode: Callable[[object], object],
+    stop_at: int | None,
+) -> tuple[Block | None, int]:
+    """The members of a section object from the one whose line begins at `line` on, as many
+    as the window holds whole (up to `stop_at`), each proven by decoding the bytes between two
+    cut points on its own: (the block, where it ends). Where that proof, or anything else the
+    layout promises, fails at the first member, (None, where the members refused end), for the
+    record-by-record path; where it fails at a later one, the block ends before it."""
+    buf, base = w.buf, w.base
+    first = line - 1 - base  # the newline before the member's line
+    found = list(_MEMBER_LINE.finditer(buf, first))
+    if not found or found[0].start() != first:
+        return None, line
+    lines = [match.start() for match in found]
+    ends = [newline - 1 for newline in lines[1:]]  # the commas between members
+    close = buf.find(_SECTION_END, lines[-1])
+    if close >= 0:
+        ends.append(close)
+    else:
+        del found[-1], lines[-1]  # the last member may go on beyond the window
+        if not found:
+            return None, line
+    if stop_at is not None and base + ends[-1] >= stop_at:
+        count = bisect_left(ends, stop_at - base)
+        if ends[count] != stop_at - base:
+            return None, stop_at  # the split point is not between two members: let the walk say so
+        del found[count + 1 :], lines[count + 1 :], ends[count + 1 :]
+    value_starts = [match.end() for match in found]
+    # Each range must hold one value that ends just before a separating comma (or the closing
+    # line); the first that does not may be where the section closes (the members behind it
+    # belong to the next section), or something the layout does not promise.
+    closing = len(ends) - 1 if ends[-1] == close else -1
+    bad = [
+        position
+        for position, end in enumerate(ends)
+        if buf[end - 1] in _WHITESPACE or (buf[end] != 0x2C and position != closing)
+    ]
+    values = []
+    with memoryview(buf) as view:
+        try:
+            checked = ends[: bad[0] if bad else None]
+            values = [
+                decode(view[start:end]) for start, end in zip(value_starts, checked, strict=False)
+            ]
+        except _fields.REFUSED:
+            for start, end in zip(value_starts, ends, strict=True):
+                try:
+                    values.append(decode(view[start:end]))
+                except _fields.REFUSED:
+                    break
+        count = len(values)
+        if count < len(ends):  # the member at `count` is refused: does the section close inside it?
+            start = value_starts[count]
+            close = buf.find(_SECTION_END, start, ends[count])
+            if close >= 0 and buf[close - 1] not in _WHITESPACE:
+                try:
+                    values.append(decode(view[start:close]))
+                except _fields.REFUSED:
+                    pass
+                else:
+                    ends[count] = closing = close
+                    count += 1
+            if not count:
+                return None, base + ends[0]
+            del found[count:], lines[count:], ends[count:], value_starts[count:]
+        try:
+            # msgspec checks the UTF-8 of the strings it decodes, not of those it skips
+            if not buf.isascii():
+                [str(view[start:end], "utf-8") for start, end in zip(lines, ends, strict=True)]
+            keys = b"\x00".join([match.group(1) for match in found]).decode("utf-8").split("\x00")
+        except UnicodeDecodeError:
+            return None, base + ends[-1]
+    if len(set(keys)) != len(keys):
+        # a repeated key: the record-by-record path takes it as it comes
+        return None, base + ends[-1]
+    return Block(
+        base, keys, lines, value_starts, ends, values, comma_at, ends[-1] == closing
+    ), base + ends[-1]
 
 
 # -- the reader ------------------------------------------------------------------------------
@@ -437,11 +558,19 @@ class LayoutReader:
     name = "layout"
     top_open = 0  # the store's opening brace: the service writes nothing before it
 
-    def __init__(self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None, start: int = 0) -> None:
+    def __init__(
+        self, stream: BinaryIO, on_progress: Callable[[int], None] | None = None, start: int = 0
+    ) -> None:
         self.stream = stream
         self.window = Window(stream, on_progress, start)
         self._on_progress = on_progress
         self.events_span: tuple[int, int] | None = None  # found by `find_jobs`, for the split
+        # blocks the fast path handed to the record-by-record path (`blocks`)
+        self.careful_blocks = 0
+        self.powers = Powers(splits=self, blocks=self)
+
+    def moved(self, what: str) -> Exception:
+        return LayoutMismatch(what)
 
     # -- the top level ---------------------------------------------------------------------------
 
@@ -487,23 +616,44 @@ class LayoutReader:
 
     # -- records ---------------------------------------------------------------------------------
 
-    def records(self, open_at: int | None, exact: str | None = None, resume_after: int | None = None,
-                fields: tuple[str, ...] | None = None):
+    def records(
+        self,
+        open_at: int | None,
+        exact: str | None = None,
+        resume_after: int | None = None,
+        fields: tuple[str, ...] | None = None,
+    ):
         """The members of the section object opening at `open_at`, each with its `value`
         decoded. With `exact`, a record whose field of that name came back as a float, a list
         or an object is read again by the stdlib (orjson reads integers beyond 64 bits as
         floats, also inside a list or an object; see `load_exact`). With `fields`,
         the only fields the consumer reads, a record may come as a dict of just those (see
         `fields.py`). `close` is the closing brace's offset once the walk is over."""
-        return walk(self.window, open_at, 4, keyed=True, resume_after=resume_after, decode=decoder(exact, fields))
+        return walk(
+            self.window,
+            open_at,
+            4,
+            keyed=True,
+            resume_after=resume_after,
+            decode=decoder(exact, fields),
+        )
 
-    def job_arrays(self, open_at: int | None, resume_after: int | None = None, fields: tuple[str, ...] | None = None):
+    def job_arrays(
+        self,
+        open_at: int | None,
+        resume_after: int | None = None,
+        fields: tuple[str, ...] | None = None,
+    ):
         """The members of the `events` section: each job's events. A member's `values` is its
         array decoded whole (a list), or None: then `value` is `STREAM` for an array to stream with
         `elements` (larger than WHOLE_ARRAY_LIMIT), or the value itself if it is not an array.
         With `fields`, the array's events may come as dicts of just those (see `records`).
         The consumer sets `value_end` of a streamed array to what `elements` leaves there."""
-        return Walk(lambda arrays: self._job_arrays(arrays, open_at, resume_after, decoder(None, fields, array=True)))
+        return Walk(
+            lambda arrays: self._job_arrays(
+                arrays, open_at, resume_after, decoder(None, fields, array=True)
+            )
+        )
 
     def _job_arrays(self, arrays: Walk, open_at: int | None, resume_after: int | None, decode):
         w = self.window
@@ -512,7 +662,9 @@ class LayoutReader:
             start = member.value_start
             # The usual case, an array that ends within the window, found inline: this runs once a job.
             i = start - w.base
-            found = _array_close(w.buf, i, i + WHOLE_ARRAY_LIMIT) if w.buf[i : i + 2] == b"[\n" else -1
+            found = (
+                _array_close(w.buf, i, i + WHOLE_ARRAY_LIMIT) if w.buf[i : i + 2] == b"[\n" else -1
+            )
             if found >= 0:
                 end = w.base + found + 6
             else:
@@ -530,6 +682,129 @@ class LayoutReader:
                     member.values, member.value = None, value
             yield member
         arrays.close = members.close
+
+    def blocks(
+        self,
+        open_at: int | None,
+        fields: tuple[str, ...],
+        array: bool = False,
+        exact: str | None = None,
+        resume_after: int | None = None,
+        stop_at: int | None = None,
+    ) -> Walk:
+        """The members of the section object opening at `open_at` (or behind `resume_after`),
+        a block at a time: a `Block` where one scan finds them and one msgspec call a member
+        proves them (each range between two cut points decoded on its own), and one `Member`
+        at a time, decoded as `records` (with `array`, `job_arrays`) decodes it, wherever that
+        proof fails, for the record-by-record path; each such hand-over is counted in
+        `careful_blocks`. With `stop_at`, the walk ends with the member whose value ends there.
+        `close` is the closing brace's offset once the walk is over."""
+        decode = _fields.strict_decoder(fields, array)
+
+        def careful(open_at: int | None, after: int | None) -> Walk | walk:
+            if array:
+                return self.job_arrays(open_at, after, fields)
+            return self.records(open_at, exact, after, fields)
+
+        return Walk(
+            lambda blocks: self._blocks(blocks, open_at, resume_after, stop_at, decode, careful)
+        )
+
+    def _blocks(
+        self,
+        blocks: Walk,
+        open_at: int | None,
+        resume_after: int | None,
+        stop_at: int | None,
+        decode: Callable[[object], object] | None,
+        careful: Callable,
+    ):
+        w = self.window
+        if decode is None:  # without msgspec: record by record
+            members = careful(open_at, resume_after)
+            yield from members
+            blocks.close = members.close
+            return
+        comma = resume_after  # the comma before the next member; None before the first
+        if comma is None:
+            after = w.byte(open_at + 1)
+            if after == 0x7D:  # "}": an empty section
+                blocks.close = open_at + 1
+                return
+            if after != 0x0A:
+                raise LayoutMismatch("not the service's layout")
+            line = open_at + 2
+        while True:
+            if comma is not None:
+                if stop_at is not None and comma >= stop_at:
+                    return
+                following = w.slice(comma, comma + len(_SECTION_END))
+                if following == _SECTION_END:
+                    blocks.close = comma + len(_SECTION_END) - 1
+                    return
+                if following[:2] != b",\n":
+                    raise LayoutMismatch("not the service's layout after a value")
+                line = comma + 2
+            # a deletion may start at the comma: the writer keeps what lies before
+            w.keep = line - 2
+            if w.end - line < _BLOCK_SLACK:
+                w.more()
+            block, until = _scan_block(w, line, comma, decode, stop_at)
+            if block is not None:
+                yield block
+                comma = block.end
+                if block.closed:
+                    blocks.close = comma + len(_SECTION_END) - 1
+                    return
+                continue
+            self.careful_blocks += 1
+            members = careful(open_at if comma is None else None, comma)
+            for member in members:
+                yield member
+                if member.value_end >= until:
+                    break
+            else:
+                blocks.close = members.close
+                return
+            comma = member.value_end
+
+    def array_elements(self, array: Member) -> list[Member] | None:
+        """The elements of a job's events array that the window holds whole (its `value_end`
+        known), found without decoding them again: msgspec reads the array as raw values,
+        whose lengths place them, and the layout's separators must lie exactly between them.
+        None where they do not (then `elements` walks the array)."""
+        w = self.window
+        start, end = array.value_start, array.value_end
+        if _RAW_ARRAY is None or start < w.base or end > w.end or end - start < 2:
+            return None
+        buf, base = w.buf, w.base
+        with memoryview(buf) as view:
+            try:
+                raws = _RAW_ARRAY(view[start - base : end - base])
+            except _fields.REFUSED:
+                return None
+            lengths = [len(raw) for raw in raws]
+            del raws  # they hold the view
+        if not lengths:
+            return [] if buf[start - base : end - base] == b"[]" else None
+        if buf[start - base : start - base + 8] != b"[\n      ":
+            return None
+        elements = []
+        at, comma = start + 8, None
+        for length in lengths:
+            value_end = at + length
+            elements.append(Member(None, at, at, value_end, comma))
+            comma, at = value_end, value_end + 8
+        separators = [
+            buf[member.value_end - base : member.value_end - base + 8] for member in elements[:-1]
+        ]
+        if (
+            not all(separator == b",\n      " for separator in separators)
+            or elements[-1].value_end + 6 != end
+            or (buf[end - 6 - base : end - base] != b"\n    ]")
+        ):
+            return None
+        return elements
 
     def elements(self, array: Member, count: int | None = None):
         """The elements of a job's events array, each decoded; sets the array's `value_end`.
@@ -572,7 +847,8 @@ class LayoutReader:
             # The service writes its sections in sorted order: `events` closes on the line
             # before `jobs`. Were another section between them, the split inside `events`
             # would not be met where it is expected, and the run would start over on `general`.
-            self.events_span = (events + len(b'\n  "events": '), line - 1)  # the value, without the comma
+            # the value, without the comma
+            self.events_span = (events + len(b'\n  "events": '), line - 1)
         start = line + len(_JOBS_LINE)
         if _read_at(stream, start, 1) != b"{":
             stream.seek(0)
@@ -590,9 +866,10 @@ class LayoutReader:
         self.stream.seek(self.window.end)  # where the window goes on reading
         return found
 
-
     @staticmethod
-    def tail_split(read_at: Callable[[int, int], bytes], size: int, jobs_span, events_span) -> tuple[int, bool]:
+    def tail_split(
+        read_at: Callable[[int, int], bytes], size: int, jobs_span, events_span
+    ) -> tuple[int, bool]:
         """Where a second process can take over pass 2 (see `tail_split` below)."""
         return tail_split(read_at, size, jobs_span, events_span)
 
@@ -628,7 +905,9 @@ RESULTS_WEIGHT = 1.25
 _BOUNDARY = b',\n    "'  # in the service's layout: one job's events end, the next job's begin
 
 
-def tail_split(read_at: Callable[[int, int], bytes], size: int, jobs_span: tuple[int, int], events_span) -> tuple[int, bool]:
+def tail_split(
+    read_at: Callable[[int, int], bytes], size: int, jobs_span: tuple[int, int], events_span
+) -> tuple[int, bool]:
     """Where a second process can take over pass 2, and whether that is inside `events`.
 
     The events section (before `jobs`, where the service writes it) is split between two jobs
