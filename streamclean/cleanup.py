@@ -248,11 +248,12 @@ class Run:
         """The archive, put together and fsynced before the swap: its header names the new
         store by size and SHA-256 (read back from the written file, still in the page cache)."""
         new_size = self.snapshot.size - out.skipped
+        assert replace.fd is not None  # open until `commit`
         header = archives.header(
             self.store,
             self.snapshot.size,
             new_size,
-            archives.digest(replace.temp),
+            archives.digest(replace.fd),
             self.policy.now.isoformat(),
         )
         archive.seal(header)

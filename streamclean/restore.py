@@ -13,7 +13,6 @@ what the service would write. The new store is swapped in as a cleanup's is. See
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import Counter
@@ -26,6 +25,7 @@ import orjson
 
 from . import signals
 from .archive import ArchiveError, ArchiveReader, Entry
+from .archive import digest as sha256_of
 from .cleanup import (
     _copy_range,
     _rolled_back_on_error,
@@ -329,7 +329,7 @@ def _match(uses: list[ArchiveUse], fd: int, size: int) -> None:
     for use in uses:
         after = use.header["after"]
         if after["size"] == size:
-            digest = digest or _digest(fd)
+            digest = digest or sha256_of(fd)
             use.store_matches = after["sha256"] == digest
 
 
@@ -417,15 +417,6 @@ def _ensure_space(store: Path, needed: int) -> None:
             f"{megabytes(free)} free, {megabytes(needed)} needed",
             "the store was left unchanged; free space there and run again",
         )
-
-
-def _digest(fd: int) -> str:
-    sha = hashlib.sha256()
-    offset = 0
-    while block := os.pread(fd, 1 << 20, offset):
-        sha.update(block)
-        offset += len(block)
-    return sha.hexdigest()
 
 
 class _Heads:

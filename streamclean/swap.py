@@ -177,7 +177,8 @@ class AtomicReplace:
         with signals.critical_section(deliver=True):
             try:
                 # its mode and owner at commit
-                fd = fs.create_file(self.temp, self.snapshot.mode, 0o600)
+                # readable too: the archive's header names it by its SHA-256 (`archive.digest`)
+                fd = fs.create_file(self.temp, self.snapshot.mode, 0o600, read=True)
             except OSError as exc:
                 raise StoreFileError(
                     f"cannot create the new store beside the old one: {exc.strerror}: {self.temp}",

@@ -52,6 +52,8 @@ def clean_command(store: Path, *extra: str) -> list[str]:
 
 
 def start(argv: list[str], **popen) -> subprocess.Popen:
+    # a child that hangs can be made to print every thread's stack (`finish`)
+    popen["env"] = {**(popen.get("env") or os.environ), "PYTHONFAULTHANDLER": "1"}
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
@@ -154,7 +156,22 @@ class Watch:
 
 
 def finish(proc: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str, str]:
-    stdout, stderr = proc.communicate(timeout=timeout)
+    """The child's exit status, stdout and stderr; a child still running after `timeout`
+    seconds fails the test with the stack of each of its threads (SIGABRT, to its
+    faulthandler), and is killed."""
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            _, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+        stacks = stderr.decode(errors="replace")
+        raise AssertionError(
+            f"the child still ran after {timeout} s; its threads:\n{stacks}"
+        ) from None
     return proc.returncode, stdout.decode(), stderr.decode()
 
 

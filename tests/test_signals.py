@@ -10,17 +10,22 @@ leave the file behind.
 from __future__ import annotations
 
 import errno
+import gc
+import hashlib
+import inspect
 import os
 import signal
+import sys
 import threading
 import time
+import warnings
 
 import pytest
 from click.testing import CliRunner
 
 import processes
 from processes import NOW, Watch
-from streamclean import fs, signals, swap
+from streamclean import archive, fs, signals, splice, swap
 from streamclean.cli import main
 from streamclean.errors import InterruptedRunError
 
@@ -210,3 +215,165 @@ def test_after_the_swap_an_interruption_does_not_claim_the_store_is_unchanged(ha
         "interrupted by SIGTERM after the cleaned store was swapped in; "
         "the store is cleaned; only the report is missing"
     )
+
+
+# -- the writer thread's queue and join ---------------------------------------------------------
+# A handler that raises may run between any two instructions of the main thread, also inside
+# `queue` and `threading` code. These tests put the signal at the worst such point, by a trace
+# function, and bound every wait with a timeout: without the critical sections in `_DiskWriter`
+# the first leaves the queue's lock taken (the writer thread, then `abandon`, wait for it
+# forever), the second has a thread still writing reported as ended.
+
+
+def _signal_at(code, event: str, line: int | None = None, only=lambda frame: True):
+    """A trace function that raises SIGTERM once, at `event` ("return", "line") of `code`."""
+    fired = []
+
+    def local(frame, what, arg):
+        if what == event and not fired and (line is None or frame.f_lineno == line):
+            fired.append(frame.f_lineno)
+            signal.raise_signal(signal.SIGTERM)  # the handler runs here, in this frame
+        return local
+
+    def tracer(frame, what, arg):
+        if what == "call" and frame.f_code is code and only(frame):
+            return local
+        return None
+
+    return tracer, fired
+
+
+def _abandoned_in_time(writer) -> bool:
+    """`abandon` (as `close()` calls it, after a failure) returns within seconds."""
+    done = threading.Thread(target=writer.abandon, daemon=True)
+    done.start()
+    done.join(10)
+    return not done.is_alive()
+
+
+@pytest.mark.parametrize("step", ["put", "close"])
+def test_a_signal_as_the_writer_queue_is_locked_does_not_leave_it_locked(step, handlers_restored):
+    read_end, write_end = os.pipe()
+    signals.install()
+    writer = splice._DiskWriter(lambda fd, data: os.write(fd, data), write_end)
+    try:
+        queue = writer._chunks
+        tracer, fired = _signal_at(
+            threading.Condition.__enter__.__code__,
+            "return",  # the queue's lock is taken, its `with` block not yet entered
+            only=lambda frame: frame.f_locals.get("self") in (queue.not_full, queue.not_empty),
+        )
+        previous = sys.gettrace()
+        sys.settrace(tracer)
+        try:
+            with pytest.raises(InterruptedRunError):
+                writer.put(b"chunk") if step == "put" else writer.close()
+        finally:
+            sys.settrace(previous)
+        assert fired
+        assert _abandoned_in_time(writer), (
+            "the queue's lock was left taken: abandon() waits forever"
+        )
+        assert not queue.mutex.locked()
+        assert not writer._thread.is_alive()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+@pytest.mark.skipif(
+    not hasattr(threading.Thread, "_wait_for_tstate_lock"), reason="join is not Python code here"
+)
+def test_a_signal_while_close_waits_for_the_thread_does_not_pass_a_thread_still_writing(
+    handlers_restored,
+):
+    read_end, write_end = os.pipe()
+    writing, may_finish, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_write(fd: int, data: bytes) -> None:
+        writing.set()
+        may_finish.wait(10)
+        os.write(fd, data)
+        finished.set()
+
+    signals.install()
+    writer = splice._DiskWriter(slow_write, write_end)
+    try:
+        writer.put(b"chunk")
+        assert writing.wait(10)
+        wait = threading.Thread._wait_for_tstate_lock
+        lines, first = inspect.getsourcelines(wait)
+        acquire = first + next(
+            i for i, text in enumerate(lines) if text.strip().startswith("if lock.acquire(")
+        )
+        tracer, fired = _signal_at(
+            wait.__code__,
+            "line",
+            acquire,
+            only=lambda frame: frame.f_locals.get("self") is writer._thread,
+        )
+        threading.Timer(0.5, may_finish.set).start()
+        previous = sys.gettrace()
+        sys.settrace(tracer)
+        try:
+            with pytest.raises(InterruptedRunError):
+                writer.close()
+        finally:
+            sys.settrace(previous)
+        assert fired
+        with signals.critical_section():  # as `RangeWriter.close` and `_Body.close` call it
+            writer.abandon()
+        # abandon() returned: the thread wrote its last byte (a closed descriptor may be reused)
+        assert finished.is_set()
+    finally:
+        may_finish.set()
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_signal_at_any_instruction_of_the_digest_leaves_no_file_open(tmp_path, handlers_restored):
+    # the new store's SHA-256, for the archive's header: a signal raised between opening a file
+    # and entering its `with` block leaves the file to the garbage collector (a ResourceWarning)
+    path = tmp_path / "store.v1.json"
+    path.write_bytes(os.urandom(2_500_000))  # three blocks
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    signals.install()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        at = 0
+        while True:
+            seen = []
+
+            def local(frame, event, arg, at=at, seen=seen):
+                if event == "opcode":
+                    seen.append(frame.f_lasti)
+                    if len(seen) - 1 == at:
+                        signal.raise_signal(signal.SIGTERM)  # the handler runs at this instruction
+                return local
+
+            def tracer(frame, event, arg, local=local):
+                if event == "call" and frame.f_code is archive.digest.__code__:
+                    frame.f_trace_opcodes = True
+                    return local
+                return None
+
+            previous = sys.gettrace()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                sys.settrace(tracer)
+                try:
+                    result = archive.digest(fd)
+                except InterruptedRunError:
+                    result = None
+                finally:
+                    sys.settrace(previous)
+                gc.collect()
+            assert not [w for w in caught if issubclass(w.category, ResourceWarning)], at
+            if len(seen) <= at:  # the digest ended before the signal's turn: every instruction done
+                assert result == expected
+                break
+            assert result is None, at
+            at += 1
+        assert at > 10
+    finally:
+        os.close(fd)
