@@ -75,7 +75,7 @@ class _Body:
         self._zip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
         self.written = 0
         self._finished = False
-        self._disk = None
+        self._disk: _DiskWriter | None = None
 
     def start_thread(self) -> None:
         """Compress and write on a thread from now on (call once this body is known to
@@ -209,15 +209,13 @@ class ArchiveWriter:
             raise WriteError(
                 f"a record at byte {value_start} is not UTF-8", "the store was left unchanged"
             ) from None
-        line = {"section": section, "key": key}
+        line: dict[str, object] = {"section": section, "key": key}
         if position is not None:
             line["position"] = position
         line["before"] = before
         line["text"] = text
         line["after"] = after
-        if self._body is None:
-            self._open_body()
-        self._body.write(_json_line(line))
+        self._opened_body().write(_json_line(line))
         self.records += 1
 
     @classmethod
@@ -240,20 +238,25 @@ class ArchiveWriter:
         """In the main process, once its own part is done: the worker's part after it."""
         if not records:
             return
-        if self._body is None:
-            self._open_body()
-        self._body.finish()
+        body = self._opened_body()
+        body.finish()
         try:
-            fs.copy_range(fd, self._body.fd, nbytes, 0)
+            fs.copy_range(fd, body.fd, nbytes, 0)
         except OSError as exc:
             raise WriteError(
                 f"cannot write the archive: {exc.strerror or exc}",
                 "the store was left unchanged; free space beside the archive and run again",
             ) from None
-        self._body.written += nbytes
+        body.written += nbytes
         self.records += records
 
-    def _open_body(self) -> None:
+    def _opened_body(self) -> _Body:
+        """The body, opened (with its writer thread) on the first record."""
+        if self._body is None:
+            self._body = self._open_body()
+        return self._body
+
+    def _open_body(self) -> _Body:
         # the worker file's kind: no name, so nothing left behind
         fd = unnamed_file(self.path, self._store_mode) if self._part_fd is None else self._part_fd
         if fd is None:
@@ -261,12 +264,14 @@ class ArchiveWriter:
                 f"cannot create the archive beside {self.path}",
                 "its folder must exist and be writable",
             )
-        self._body = _Body(fd, self._gzip)
-        self._body.start_thread()
+        body = _Body(fd, self._gzip)
+        self._body = body  # known to close_body() before its thread starts
+        body.start_thread()
+        return body
 
     def seal(self, header: dict) -> None:
         """Before the swap: header and body under the temporary name, fsynced."""
-        body = self._body
+        body = self._opened_body()
         body.finish()
         self.temp = temp_name(self.path)
         with signals.critical_section(deliver=True):
@@ -297,9 +302,12 @@ class ArchiveWriter:
     def publish(self) -> None:
         """After the swap: the archive under its name, never over another file (with
         `other_names`, under the next of them that is free)."""
+        temp = self.temp
+        if temp is None:
+            raise RuntimeError("an archive is published only after it is sealed")
         while True:
             try:
-                fs.link(str(self.temp), str(self.path))
+                fs.link(str(temp), str(self.path))
                 break
             except OSError as exc:
                 if exc.errno == errno.EEXIST and self._other_names is not None:
@@ -312,7 +320,7 @@ class ArchiveWriter:
                 ) from None
         self._temp_exists = False
         try:
-            os.unlink(self.temp)
+            os.unlink(temp)
             fs.fsync_dir(str(self.path.parent))
         except OSError as exc:
             raise ArchiveNotNamedError(
@@ -333,7 +341,7 @@ class ArchiveWriter:
     def rollback(self) -> None:
         with signals.critical_section():
             self.close_body()
-            if self._temp_exists:
+            if self._temp_exists and self.temp is not None:
                 try:
                     os.unlink(self.temp)
                 except OSError:
