@@ -2,7 +2,7 @@
 
 One pipeline, one module a stage: `readers` (the store as members with exact byte offsets:
 `layout` and `general`), `judge` (the retention rule, once), `pass1` (the job index), `pass2`
-(what is deleted, as byte ranges), `splice` (the new store's bytes), `split` (the second
+(what is deleted, as byte ranges), `splice` (the new store's bytes), `second_core` (the second
 core), `swap` (the atomic replace), `report` (the counts), `cleanup` (the run).
 Around it: `inspect` (a dry run that also surveys the store), `progress`, `metrics`, `cli`.
 """

@@ -220,7 +220,7 @@ class ArchiveWriter:
 
     @classmethod
     def part(cls, path: str | os.PathLike, source_fd: int, fd: int) -> ArchiveWriter:
-        """The archive of a worker's part of pass 2 (`split.TailWorker`), into the unnamed
+        """The archive of a worker's part of pass 2 (`second_core.TailWorker`), into the unnamed
         file `fd` the main process made: a gzip member of its own, appended to the main
         process's part afterwards (`append_part`)."""
         part = cls(path, source_fd, Path(path))

@@ -5,7 +5,7 @@
     >>> report.delete_count, report.reader
 
 `reader` names the reader (`auto`, `layout`, `general`; see `readers/`), `workers` how many
-processes may share the passes (`auto`, `1`, `2`; see `split.py`).
+processes may share the passes (`auto`, `1`, `2`; see `second_core.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import archive as archives
-from . import fs, pass1, pass2, signals, split
+from . import fs, pass1, pass2, second_core, signals
 from .archive_folder import ArchiveFolder, check_options
 from .errors import InvalidStoreError, StoreFileError, UsageError, WriteError
 from .index import NO_FINISHED_AT, REMOVED
@@ -230,8 +230,8 @@ class Run:
 
     # -- the stages ------------------------------------------------------------------------------
 
-    def _index_worker(self, fd: int, survey, boundary: int) -> split.IndexWorker:
-        return split.IndexWorker(fd, boundary, Judge(self.policy), survey)
+    def _index_worker(self, fd: int, survey, boundary: int) -> second_core.IndexWorker:
+        return second_core.IndexWorker(fd, boundary, Judge(self.policy), survey)
 
     def pass1(self, name: str, survey):
         self.source.seek(0)
@@ -294,7 +294,7 @@ class Run:
 
     def start_tail(
         self, name, index, jobs_span, events_span, judge, replace, survey, archive=None
-    ) -> split.TailWorker | None:
+    ) -> second_core.TailWorker | None:
         """The store's tail filtered on the second core, when there is one and room for the
         worker's output beside the old store and the new one (worst case: nothing deleted).
         With an archive, the worker archives its part into an unnamed file of its own, which
@@ -310,7 +310,7 @@ class Run:
             start, in_events = jobs_span[1], False
         else:
             start, in_events = splitter(
-                split.read_at(self.source.fileno()), size, jobs_span, events_span
+                second_core.read_at(self.source.fileno()), size, jobs_span, events_span
             )
         segment = None
         if replace is not None:
@@ -330,7 +330,7 @@ class Run:
                 if segment is not None:
                     os.close(segment)
                 return None
-        return split.TailWorker(
+        return second_core.TailWorker(
             self.source.fileno(),
             start,
             in_events,
@@ -357,7 +357,7 @@ class Run:
         ):
             return False
         return self.workers == "2" or (
-            self.snapshot.size >= split.MIN_STORE_BYTES and split.usable_cpus() >= 2
+            self.snapshot.size >= second_core.MIN_STORE_BYTES and second_core.usable_cpus() >= 2
         )
 
     def ensure_space(self, name: str, index, jobs_span) -> None:
@@ -429,7 +429,7 @@ class Run:
         return data
 
 
-def _both_processes(on_progress: Callable[[int], None], tail: split.TailWorker):
+def _both_processes(on_progress: Callable[[int], None], tail: second_core.TailWorker):
     """Pass 2's progress when the worker reads the tail: ours up to where it begins, plus its."""
     return (
         lambda done: on_progress(min(done, tail.start) + tail.done),

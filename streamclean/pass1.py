@@ -3,7 +3,7 @@
 The reader finds the section (`find_jobs`); the judge says which job is terminal; the index
 keeps the answer compactly for pass 2. A reader that offers split points (`powers.splits`) lets
 a worker on the second core index the later half while this process indexes the first
-(`split.IndexWorker`, which runs `index_from`).
+(`second_core.IndexWorker`, which runs `index_from`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def index_jobs(
     """The index and the (start, end) offsets of the `jobs` value (None without one).
 
     With `helper(boundary)`, which starts indexing the jobs behind `boundary` elsewhere (a
-    `split.IndexWorker`), the section is indexed in two halves where the reader offers a split.
+    `second_core.IndexWorker`), the section is indexed in two halves where the reader offers a split.
     """
     index = JobIndex()
     jobs = reader.find_jobs()

@@ -92,7 +92,7 @@ def merged_as_sent(into, part) -> bytes:
 
 
 class InProcessIndexer:
-    """`split.IndexWorker` for `pass1.index_jobs`, without the process."""
+    """`second_core.IndexWorker` for `pass1.index_jobs`, without the process."""
 
     def __init__(self, data: bytes, policy):
         self._data, self._policy = data, policy
@@ -114,7 +114,7 @@ class InProcessIndexer:
 
 
 class InProcessTail:
-    """`split.TailWorker`'s part in `pass2.filter_store`, without the process."""
+    """`second_core.TailWorker`'s part in `pass2.filter_store`, without the process."""
 
     def __init__(
         self, data: bytes, start: int, in_events: bool, index, jobs_span, policy, out: list
@@ -160,7 +160,7 @@ class InProcessTail:
         return tail
 
     def forward_to(self, fd):
-        # the new store: our part is written (forwarding itself: tests/test_split.py)
+        # the new store: our part is written (forwarding itself: tests/test_second_core.py)
         assert fd == 1
 
     def copy_output(self, fd, tail):

@@ -141,7 +141,7 @@ TailSplit = Callable[[Callable[[int, int], bytes], int, Span, "Span | None"], "t
 
 
 class SplitPoints(Protocol):
-    """A reader's power to split both passes over two cores (`split.py`)."""
+    """A reader's power to split both passes over two cores (`second_core.py`)."""
 
     events_span: Span | None  # the events section's value, found by `find_jobs` (if before `jobs`)
 

@@ -1,4 +1,4 @@
-"""Pass 2 on two processes: the store's tail filtered by a forked worker (streamclean/split.py).
+"""Pass 2 on two processes: the store's tail filtered by a forked worker (streamclean/second_core.py).
 
 The worker only runs for stores of 32 MiB and more; here it is forced on small generated stores
 (`STREAMCLEAN_WORKERS=2`), in this process or in a child started with RUNNER. Whatever
@@ -21,7 +21,7 @@ from click.testing import CliRunner
 import processes
 from processes import NOW
 from streamclean import cleanup, fs, splice
-from streamclean import split as worker
+from streamclean import second_core as worker
 from streamclean.cli import main
 
 # A cleanup in a child process with the workers forced on; one of them ("index": pass 1's,
