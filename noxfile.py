@@ -17,11 +17,12 @@ nox.options.sessions = ["tests", "tests_other", "lint"]
 
 # On the other versions: what could differ between Pythons. The oracle's byte-for-byte
 # agreement (json's output), both readers, msgspec's agreement with the stdlib, timestamp
-# parsing (datetime.fromisoformat changed across versions), the crash guarantees (os, signals,
+# parsing (datetime.fromisoformat changed across versions; the block path parses in bulk), the crash guarantees (os, signals,
 # fork) and the command line with its exit statuses.
 OTHER_VERSION_TESTS = [
     "tests/test_oracle_agreement.py",
     "tests/test_layout_reader.py",
+    "tests/test_blocks.py",
     "tests/test_general_reader.py",
     "tests/test_reader_choice.py",
     "tests/test_fields.py",
