@@ -16,9 +16,9 @@ nox.options.download_python = "never"
 nox.options.sessions = ["tests", "tests_other", "lint"]
 
 # On the other versions: what could differ between Pythons. The oracle's byte-for-byte
-# agreement (json's output), both readers, msgspec's agreement with the stdlib, timestamp
-# parsing (datetime.fromisoformat changed across versions; the block path parses in bulk), the crash guarantees (os, signals,
-# fork) and the command line with its exit statuses.
+# agreement (json's output), both readers and the block path, msgspec's agreement with the
+# stdlib, timestamp parsing (datetime.fromisoformat changed across versions), the crash
+# guarantees (os, signals, fork) and the command line with its exit statuses.
 OTHER_VERSION_TESTS = [
     "tests/test_oracle_agreement.py",
     "tests/test_layout_reader.py",
