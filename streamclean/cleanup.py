@@ -18,7 +18,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from . import archive as archives
 from . import fs, pass1, pass2, second_core, signals
@@ -29,12 +29,16 @@ from .judge import Judge
 from .lock import StoreLock
 from .outputs import ARCHIVE_DIR, LOCK
 from .outputs import check as check_outputs
+from .pass2 import Context
 from .policy import RetentionPolicy
 from .readers import LayoutMismatch, candidates, check_reader, reader_class
 from .report import CleanupReport
 from .splice import RangeWriter
 from .swap import AtomicReplace, Snapshot, remove_leftovers, unnamed_file
 from .units import megabytes
+
+if TYPE_CHECKING:
+    from .inspect import StoreSurvey
 
 Progress = Callable[[str, int, int], None]  # (pass name, bytes done, bytes total)
 WORKERS = ("auto", "1", "2")
@@ -58,7 +62,7 @@ def clean(
     progress: Progress | None = None,
     reader: str = "auto",
     workers: str | int = "auto",
-    survey: Callable[[], object] | None = None,
+    survey: Callable[[], StoreSurvey] | None = None,
     archive_file: str | os.PathLike | None = None,
     archive_dir: str | os.PathLike | None = None,
     archive_keep: float | None = None,
@@ -167,7 +171,7 @@ class Run:
     backup: bool
     progress: Progress | None
     workers: str
-    survey: Callable[[], object] | None
+    survey: Callable[[], StoreSurvey] | None
     archive_file: Path | None = None
     archive_names: Iterator[Path] | None = None  # with --archive-dir: the names after archive_file
 
@@ -185,14 +189,11 @@ class Run:
                 archive = archives.ArchiveWriter(
                     self.archive_file, self.source.fileno(), self.store, self.archive_names
                 )
+        context = Context(index, jobs_span, judge, self.snapshot.size, survey, archive)
         with _rolled_back_on_error(replace, archive):
-            tail = self.start_tail(
-                name, index, jobs_span, events_span, judge, replace, survey, archive
-            )
+            tail = self.start_tail(name, context, events_span, replace)
             try:
-                out = self.pass2(
-                    name, index, jobs_span, judge, replace, tail, survey, archive=archive
-                )
+                out = self.pass2(name, context, replace, tail)
             finally:
                 if tail is not None:
                     tail.stop()
@@ -260,15 +261,11 @@ class Run:
 
     def pass2(
         self,
-        name,
-        index,
-        jobs_span,
-        judge,
-        replace,
-        tail=None,
-        survey=None,
-        stage="filter",
-        archive=None,
+        name: str,
+        context: Context,
+        replace: AtomicReplace | None,
+        tail: second_core.TailWorker | None = None,
+        stage: str = "filter",
     ) -> RangeWriter:
         """Pass 2 into the new store (`replace`), or counting only (None)."""
         self.source.seek(0)
@@ -285,27 +282,30 @@ class Run:
             writeback=True,
         )
         try:
-            pass2.filter_store(
-                reader, out, index, jobs_span, judge, self.snapshot.size, tail, survey, archive
-            )
+            pass2.filter_store(reader, out, context, tail)
         finally:
             out.close()  # before anyone closes or removes the file it writes to
         return out
 
     def start_tail(
-        self, name, index, jobs_span, events_span, judge, replace, survey, archive=None
+        self,
+        name: str,
+        context: Context,
+        events_span: tuple[int, int] | None,
+        replace: AtomicReplace | None,
     ) -> second_core.TailWorker | None:
         """The store's tail filtered on the second core, when there is one and room for the
         worker's output beside the old store and the new one (worst case: nothing deleted).
         With an archive, the worker archives its part into an unnamed file of its own, which
         this process appends behind its own part (store order); with job retention, the tail
         starts where `jobs` ends (the events object is filtered whole)."""
+        jobs_span, archive = context.jobs_span, context.archive
         if jobs_span is None or not self.may_fork(name):
             return None
         splitter = reader_class(name).tail_split
         if splitter is None:
             return None
-        size = self.snapshot.size
+        size = context.size
         if self.policy.jobs.enabled:
             start, in_events = jobs_span[1], False
         else:
@@ -334,15 +334,10 @@ class Run:
             self.source.fileno(),
             start,
             in_events,
-            size,
-            index,
-            jobs_span,
-            judge,
+            context,
             segment,
             _copy_range,
             _write_new_store,
-            survey,
-            None if archive is None else archive.path,
             archive_fd,
         )
 
@@ -380,7 +375,8 @@ class Run:
         size = self.snapshot.size
         if free >= size:
             return
-        out = self.pass2(name, index, jobs_span, Judge(self.policy), None, stage="space")
+        counting = Context(index, jobs_span, Judge(self.policy), size)
+        out = self.pass2(name, counting, None, stage="space")
         needed = size - out.skipped if out.diverged else 0
         if needed > free:
             raise WriteError(
@@ -397,7 +393,8 @@ class Run:
         index, jobs_span = pass1.index_jobs(reader(self.source), judge)
         self.source.seek(0)
         out = RangeWriter(None, lambda: None, self._copy_source, _write_new_store)
-        pass2.filter_store(reader(self.source), out, index, jobs_span, judge, self.snapshot.size)
+        context = Context(index, jobs_span, judge, self.snapshot.size)
+        pass2.filter_store(reader(self.source), out, context)
         raise InvalidStoreError(
             "not in the service's layout, which STREAMCLEAN_READER=layout requires "
             "(valid JSON: unset it, or set auto or general)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .index import REMOVED, TERMINAL, JobIndex
 from .judge import Judge
@@ -20,22 +20,33 @@ from .readers import LayoutMismatch
 from .readers.base import STREAM, Block, Member, Reader
 from .splice import ArchivingSplice, RangeWriter, Splice
 
+if TYPE_CHECKING:
+    from .archive import ArchiveWriter
+    from .inspect import StoreSurvey
+
 Span = tuple[int, int]
 
 
-def filter_store(
-    reader: Reader,
-    out: RangeWriter,
-    index: JobIndex,
-    jobs_span: Span | None,
-    judge: Judge,
-    size: int,
-    tail=None,
-    survey=None,
-    archive=None,
-) -> None:
+@dataclass(frozen=True)
+class Context:
+    """What a run's pass 2 works from, built once per run: pass 1's index and the `jobs` span
+    it found (None: not found), the judge that counts, the store's size, and, if any, the
+    survey (`inspect`) and the archive. A worker filtering the tail has its own judge, survey
+    and archive part (`dataclasses.replace`)."""
+
+    index: JobIndex
+    jobs_span: Span | None
+    judge: Judge
+    size: int
+    survey: StoreSurvey | None = None
+    archive: ArchiveWriter | None = None
+
+
+def filter_store(reader: Reader, out: RangeWriter, context: Context, tail=None) -> None:
     """Filter the whole store (or, with `tail`, the part before the tail's start)."""
-    run = Pass(reader, out, index, jobs_span, judge, survey, archive)
+    run = Pass.of(reader, out, context)
+    jobs_span, judge = context.jobs_span, context.judge
+    survey, archive = context.survey, context.archive
     seen: set[str] = set()
     jobs_confirmed = jobs_span is None
     sections = reader.sections(seen)
@@ -61,7 +72,7 @@ def filter_store(
         if tail is not None:
             raise LayoutMismatch("the split point was not reached")
     if tail is None:
-        out.finish(size)
+        out.finish(context.size)
     else:
         if out.fd is not None:  # our part is written: the worker's output can follow it already
             out.finish(tail.start)
@@ -95,6 +106,18 @@ class Pass:
     survey: Any = None  # an `inspect` survey
     archive: Any = None  # an `archive.ArchiveWriter`
 
+    @classmethod
+    def of(cls, reader: Reader, out: RangeWriter, context: Context) -> Pass:
+        return cls(
+            reader,
+            out,
+            context.index,
+            context.jobs_span,
+            context.judge,
+            context.survey,
+            context.archive,
+        )
+
     @property
     def blocks(self):
         return self.reader.powers.blocks if self.survey is None else None
@@ -121,16 +144,7 @@ class Tail:
 
 
 def filter_tail(
-    reader: Reader,
-    start: int,
-    in_events: bool,
-    out: RangeWriter,
-    index: JobIndex,
-    jobs_span: Span | None,
-    judge: Judge,
-    size: int,
-    survey=None,
-    archive=None,
+    reader: Reader, out: RangeWriter, context: Context, start: int, in_events: bool
 ) -> Tail:
     """Pass 2 over the store's tail, every byte from `start`, as `filter_store` would filter
     it. `start` is where the top-level `jobs` value ends or, `in_events`, where a job's events
@@ -139,7 +153,9 @@ def filter_tail(
     Whether `start` really is such a place is for the caller to confirm, by reaching it on its
     own walk: this one only checks that what follows is the rest of such a store.
     """
-    run = Pass(reader, out, index, jobs_span, judge, survey, archive)
+    run = Pass.of(reader, out, context)
+    jobs_span, judge = context.jobs_span, context.judge
+    survey, archive = context.survey, context.archive
     seen: set[str] = set()
     resume_after = start
     if in_events:
@@ -151,7 +167,7 @@ def filter_tail(
     for section in reader.sections(seen, resume_after=resume_after):
         previous = section.value_end = _filter_section(run, section, previous)
         jobs_confirmed = jobs_confirmed or (section.key == "jobs" and jobs_span is not None)
-    out.finish(size)
+    out.finish(context.size)
     archived = archive.finish_part() if archive is not None else None
     return Tail(judge, seen, out.diverged, out.skipped, jobs_confirmed, survey, archived)
 

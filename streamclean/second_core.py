@@ -17,6 +17,7 @@ import select
 import signal
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 from typing import BinaryIO
 
 from . import fs, pass1, pass2, signals
@@ -216,9 +217,10 @@ class IndexWorker(Forked):
 
 class TailWorker(Forked):
     """Filters the store from `start` to its end: from where the top-level `jobs` value ends
-    or, `in_events`, where a job's events array ends (see `layout.tail_split`). `copy(src_fd, dst_fd,
-    nbytes, start)` copies bytes, errors worded; `write(fd, data)` writes them. With
-    `segment_fd` None it only counts (a dry run). `result()` gives a `pass2.Tail`, and
+    or, `in_events`, where a job's events array ends (see `layout.tail_split`), with the run's
+    `pass2.Context` (the worker counts with a judge, survey and archive part of its own).
+    `copy(src_fd, dst_fd, nbytes, start)` copies bytes, errors worded; `write(fd, data)` writes
+    them. With `segment_fd` None it only counts (a dry run). `result()` gives a `pass2.Tail`, and
     `copy_output(fd, tail)` appends the tail's new bytes to `fd`.
 
     Once this process's own part of the new store is written, `forward_to(fd)` lets `result()`
@@ -235,30 +237,23 @@ class TailWorker(Forked):
         source_fd: int,
         start: int,
         in_events: bool,
-        size: int,
-        index: JobIndex,
-        jobs_span: tuple[int, int],
-        judge: Judge,
+        context: pass2.Context,
         segment_fd: int | None,
         copy: Callable[[int, int, int, int], None],
         write: Callable[[int, bytes], None],
-        survey=None,
-        archive_path=None,
         archive_fd: int | None = None,
     ) -> None:
         self.start = start
         self.in_events = in_events
         self._source_fd = source_fd
-        self._size = size
-        self._index = index
-        self._jobs_span = jobs_span
-        self._judge = judge
+        self._size = context.size
+        self._context = context
         self._segment_fd = segment_fd
         self._copy = copy
         self._write = write
+        survey = context.survey
         self._survey = survey.fresh() if survey is not None else None
         # With an archive: the worker's part of it goes to a file of its own, with no name
-        self._archive_path = archive_path
         self.archive_fd = archive_fd
         self._read = mmap.mmap(-1, 8)  # how far the worker has read, for progress
         self._forward_fd: int | None = None
@@ -281,23 +276,14 @@ class TailWorker(Forked):
 
         reader = LayoutReader(_PositionedReader(source, start), progress, start)
         out = RangeWriter(reader.window, lambda: self._segment_fd, copy_source, self._write)
-        judge = Judge(self._judge.policy)  # this part's counts, added to the parent's
+        judge = Judge(self._context.judge.policy)  # this part's counts, added to the parent's
         archive = None
-        if self.archive_fd is not None:
-            archive = ArchiveWriter.part(self._archive_path, source, self.archive_fd)
+        whole = self._context.archive  # the run's archive, which this part is appended to
+        if whole is not None and self.archive_fd is not None:
+            archive = ArchiveWriter.part(whole.path, source, self.archive_fd)
+        part = replace(self._context, judge=judge, survey=self._survey, archive=archive)
         try:
-            return pass2.filter_tail(
-                reader,
-                start,
-                self.in_events,
-                out,
-                self._index,
-                self._jobs_span,
-                judge,
-                self._size,
-                self._survey,
-                archive,
-            )
+            return pass2.filter_tail(reader, out, part, start, self.in_events)
         finally:
             out.close()
             if archive is not None:

@@ -43,7 +43,7 @@ def run_passes(data: bytes, name: str, policy=POLICY, split=None):
         read_source=lambda offset, n: data[offset : offset + n],
     )
     try:
-        pass2.filter_store(reader, out, index, jobs_span, judge, len(data), tail)
+        pass2.filter_store(reader, out, pass2.Context(index, jobs_span, judge, len(data)), tail)
     finally:
         out.close()
     new = b"".join(chunks) if out.diverged else data
@@ -141,16 +141,8 @@ class InProcessTail:
             write=lambda fd, buf: self._segment.append(bytes(buf)),
         )
         try:
-            tail = pass2.filter_tail(
-                reader,
-                start,
-                self.in_events,
-                out,
-                self._index,
-                self._jobs_span,
-                Judge(self._policy),
-                len(data),
-            )
+            context = pass2.Context(self._index, self._jobs_span, Judge(self._policy), len(data))
+            tail = pass2.filter_tail(reader, out, context, start, self.in_events)
         finally:
             out.close()
         if tail.diverged:

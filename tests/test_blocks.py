@@ -91,7 +91,8 @@ def careful_count_of_refusal(data: bytes, policy=POLICY) -> int:
         second = Counting(io.BytesIO(data))
         out = RangeWriter(second.window, lambda: None, lambda *a: None, lambda *a: None)
         try:
-            pass2.filter_store(second, out, index, jobs_span, Judge(policy), len(data))
+            context = pass2.Context(index, jobs_span, Judge(policy), len(data))
+            pass2.filter_store(second, out, context)
         finally:
             out.close()
     return sum(reader.careful_blocks for reader in readers)
