@@ -137,7 +137,7 @@ class GrowthTally:
         offsets: list[float] | None = None,
     ) -> None:
         """`add` for many records of one section at once (a block's)."""
-        table, start = self.sums, self.window_start
+        table, start, now = self.sums, self.window_start, self.now
         for position, moment in enumerate(moments):
             nbytes, fate = sizes[position], fates[position]
             offset = 0.0 if offsets is None else offsets[position]
@@ -148,7 +148,13 @@ class GrowthTally:
                 sums.undated += nbytes
                 sums.undated_offset += nbytes * offset
             elif fate.pending:
-                self.add(section, moment, nbytes, fate, offset)
+                sums.dated += nbytes
+                hours = min(max(0, (now - moment) // _HOUR), _MAX_AGE_HOURS)
+                cell = sums.by_age_hours.get(hours)
+                if cell is None:
+                    cell = sums.by_age_hours[hours] = [0, 0.0]
+                cell[0] += nbytes
+                cell[1] += nbytes * offset
             else:
                 sums.dated += nbytes
                 if moment > start:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from itertools import pairwise
+from itertools import accumulate, pairwise
 
 from .cleanup import clean
 from .errors import StoreChangedError
@@ -282,10 +282,16 @@ class StoreSurvey:
         self.event_ages.add_ages(ages)
         growth = self.growth
         start = growth.window_start
+        # how many of the events up to each one lie within the window
+        within = [0, *accumulate([moment > start for moment in moments])]
         base, value_starts, ends = block.base, block.value_starts, block.value_ends
         previous = block.base + block.lines[0] + 5 if block.comma_at is None else block.comma_at
         # what is not dated, or not pending, summed by fate: (undated, dated, in the window)
         sums: dict[Fate, list[int]] = {}
+        # the dated and pending, one by one: as `add_many` takes them
+        pending_moments: list[datetime | None] = []
+        pending_sizes: list[int] = []
+        pending_fates: list[Fate] = []
         at = 0
         for position, events in enumerate(values):
             flag = flags[position]
@@ -294,27 +300,35 @@ class StoreSurvey:
             shared = value_end - previous - bare
             previous = value_end
             count = len(events)
-            mine = moments[at : at + count]
-            at += count
             fate = _fate(flag, 0)
             if flag & TERMINAL or not count:  # a bare array dated like the jobs, or empty
                 sums.setdefault(fate, [0, 0, 0])[0] += bare
+                if not count:
+                    continue
             else:
-                growth.add("events", mine[0], bare, fate)
-            if not count:
-                continue
+                pending_moments.append(moments[at])
+                pending_sizes.append(bare)
+                pending_fates.append(fate)
             fate = _fate(flag, BY_EVENTS)
-            if fate.pending:
-                growth.add_shared("events", mine, shared, fate)
-                continue
-            cell = sums.setdefault(fate, [0, 0, 0])
-            cell[1] += shared
-            if min(mine) > start:
-                cell[2] += shared
-            elif max(mine) > start:
-                cell[2] += shared * sum(1 for moment in mine if moment > start) // count
+            if fate.pending:  # as `add_shared`
+                share, rest = divmod(shared, count)
+                pending_moments += moments[at : at + count]
+                pending_moments.append(moments[at])
+                pending_sizes += [share] * count
+                pending_sizes.append(rest)
+                pending_fates += [fate] * (count + 1)
+            else:
+                cell = sums.setdefault(fate, [0, 0, 0])
+                cell[1] += shared
+                inside = within[at + count] - within[at]
+                if inside == count:
+                    cell[2] += shared
+                elif inside:
+                    cell[2] += shared * inside // count
+            at += count
         for fate, (undated, dated, window) in sums.items():
             growth.add_sums("events", fate, undated, dated, window)
+        growth.add_many("events", pending_moments, pending_sizes, pending_fates)
 
     def _events_stamps(self, stamps: list, member: Member, flags: int) -> None:
         """`events` for an array whose events are objects, by their `occurred_at` (None: missing)."""

@@ -74,6 +74,14 @@ def _odd_state() -> dict:
             "j0032": [{"occurred_at": "2026-11-20T00:00:00"}, {}],  # naive, and missing
             "j0042": [{"occurred_at": "2026-11-27T00:00:00Z"}],
             "j0052": [{"occurred_at": "nonsense"}, {"occurred_at": NOW.isoformat()}],
+            # across the start of the growth window (14 days), in a block of usual timestamps
+            "j0005": [
+                {
+                    "occurred_at": (NOW - timedelta(days=14, hours=hours)).isoformat(),
+                    "pad": "x" * 3000,
+                }
+                for hours in (1, -1, -24)
+            ],
         }
     )
     state["notifications"].update({"n0013": 4, "n0023": {"created_at": "2026-11-01T00:00:00Z"}})
@@ -97,9 +105,10 @@ def stores(tmp_path_factory):
     return {"generated": generated, "odd": odd}
 
 
-def _inspected(path, policy, monkeypatch, blocks: bool) -> tuple[dict, int, int]:
-    """`inspect --json`'s document, how many blocks the survey was told of, and how many
-    times the block path handed over to the record-by-record one."""
+def _inspected(path, policy, monkeypatch, blocks: bool) -> tuple[tuple, int, int]:
+    """`inspect --json`'s document with the growth tally behind it, how many blocks the
+    survey was told of, and how many times the block path handed over to the record-by-record
+    one."""
     told = []
     readers: list[LayoutReader] = []
     survey = inspect_module.StoreSurvey
@@ -123,7 +132,8 @@ def _inspected(path, policy, monkeypatch, blocks: bool) -> tuple[dict, int, int]
         patch.setattr(LayoutReader, "__init__", made)
         inspection = inspect_store(path, policy, reader="layout", workers=1)
     careful = sum(getattr(reader, "careful_blocks", 0) for reader in readers)
-    return inspection.as_dict(), len(told), careful
+    growth = inspection.survey.growth  # the tally, finer than the JSON's rounded figures
+    return (inspection.as_dict(), growth.sums, growth.run_hours), len(told), careful
 
 
 @pytest.mark.parametrize("block_size", [None, 4096], ids=["one-block", "small-blocks"])
@@ -142,5 +152,5 @@ def test_inspect_on_the_block_path_reports_what_it_reports_record_by_record(
         assert careful > 0  # some of it went record by record
     assert on == off
     if store == "odd":  # a missing status is told from a null one
-        statuses = on["jobs_by_status"]
+        statuses = on[0]["jobs_by_status"]
         assert statuses["(no status)"] == 1 and statuses["(status not a string)"] == 2
