@@ -161,6 +161,24 @@ class GrowthTally:
                     sums.window += nbytes
                     sums.window_offset += nbytes * offset
 
+    def add_pending(
+        self, section: str, ages: list[timedelta], sizes: list[int], fates: list[Fate]
+    ) -> None:
+        """`add` for many dated records of one section whose fates are pending, by their ages
+        (now minus their timestamps)."""
+        table = self.sums
+        for position, age in enumerate(ages):
+            nbytes, fate = sizes[position], fates[position]
+            sums = table.get((section, fate))
+            if sums is None:
+                sums = table[(section, fate)] = _Sums()
+            sums.dated += nbytes
+            hours = min(max(0, age // _HOUR), _MAX_AGE_HOURS)
+            cell = sums.by_age_hours.get(hours)
+            if cell is None:
+                cell = sums.by_age_hours[hours] = [0, 0.0]
+            cell[0] += nbytes
+
     def add_shared(self, section: str, moments: list[datetime], nbytes: int, fate: Fate) -> None:
         """`add` for records dated `moments` that share `nbytes` evenly (a job's events, in bulk)."""
         if fate.pending:

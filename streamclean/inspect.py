@@ -289,9 +289,10 @@ class StoreSurvey:
         # what is not dated, or not pending, summed by fate: (undated, dated, in the window)
         sums: dict[Fate, list[int]] = {}
         # the dated and pending, one by one: as `add_many` takes them
-        pending_moments: list[datetime | None] = []
+        pending_ages: list[timedelta] = []
         pending_sizes: list[int] = []
         pending_fates: list[Fate] = []
+        fates_of: dict[int, tuple[Fate, Fate]] = {}
         at = 0
         for position, events in enumerate(values):
             flag = flags[position]
@@ -300,20 +301,23 @@ class StoreSurvey:
             shared = value_end - previous - bare
             previous = value_end
             count = len(events)
-            fate = _fate(flag, 0)
+            both = fates_of.get(flag)
+            if both is None:
+                both = fates_of[flag] = (_fate(flag, 0), _fate(flag, BY_EVENTS))
+            fate = both[0]
             if flag & TERMINAL or not count:  # a bare array dated like the jobs, or empty
                 sums.setdefault(fate, [0, 0, 0])[0] += bare
                 if not count:
                     continue
             else:
-                pending_moments.append(moments[at])
+                pending_ages.append(ages[at])
                 pending_sizes.append(bare)
                 pending_fates.append(fate)
-            fate = _fate(flag, BY_EVENTS)
+            fate = both[1]
             if fate.pending:  # as `add_shared`
                 share, rest = divmod(shared, count)
-                pending_moments += moments[at : at + count]
-                pending_moments.append(moments[at])
+                pending_ages += ages[at : at + count]
+                pending_ages.append(ages[at])
                 pending_sizes += [share] * count
                 pending_sizes.append(rest)
                 pending_fates += [fate] * (count + 1)
@@ -328,7 +332,7 @@ class StoreSurvey:
             at += count
         for fate, (undated, dated, window) in sums.items():
             growth.add_sums("events", fate, undated, dated, window)
-        growth.add_many("events", pending_moments, pending_sizes, pending_fates)
+        growth.add_pending("events", pending_ages, pending_sizes, pending_fates)
 
     def _events_stamps(self, stamps: list, member: Member, flags: int) -> None:
         """`events` for an array whose events are objects, by their `occurred_at` (None: missing)."""
