@@ -128,6 +128,57 @@ class GrowthTally:
             sums.window += nbytes
             sums.window_offset += nbytes * offset
 
+    def add_many(
+        self,
+        section: str,
+        moments: list[datetime | None],
+        sizes: list[int],
+        fates: list[Fate],
+        offsets: list[float] | None = None,
+    ) -> None:
+        """`add` for many records of one section at once (a block's)."""
+        table, start, now = self.sums, self.window_start, self.now
+        for position, moment in enumerate(moments):
+            nbytes, fate = sizes[position], fates[position]
+            offset = 0.0 if offsets is None else offsets[position]
+            sums = table.get((section, fate))
+            if sums is None:
+                sums = table[(section, fate)] = _Sums()
+            if moment is None:
+                sums.undated += nbytes
+                sums.undated_offset += nbytes * offset
+            elif fate.pending:
+                sums.dated += nbytes
+                hours = min(max(0, (now - moment) // _HOUR), _MAX_AGE_HOURS)
+                cell = sums.by_age_hours.get(hours)
+                if cell is None:
+                    cell = sums.by_age_hours[hours] = [0, 0.0]
+                cell[0] += nbytes
+                cell[1] += nbytes * offset
+            else:
+                sums.dated += nbytes
+                if moment > start:
+                    sums.window += nbytes
+                    sums.window_offset += nbytes * offset
+
+    def add_pending(
+        self, section: str, ages: list[timedelta], sizes: list[int], fates: list[Fate]
+    ) -> None:
+        """`add` for many dated records of one section whose fates are pending, by their ages
+        (now minus their timestamps)."""
+        table = self.sums
+        for position, age in enumerate(ages):
+            nbytes, fate = sizes[position], fates[position]
+            sums = table.get((section, fate))
+            if sums is None:
+                sums = table[(section, fate)] = _Sums()
+            sums.dated += nbytes
+            hours = min(max(0, age // _HOUR), _MAX_AGE_HOURS)
+            cell = sums.by_age_hours.get(hours)
+            if cell is None:
+                cell = sums.by_age_hours[hours] = [0, 0.0]
+            cell[0] += nbytes
+
     def add_shared(self, section: str, moments: list[datetime], nbytes: int, fate: Fate) -> None:
         """`add` for records dated `moments` that share `nbytes` evenly (a job's events, in bulk)."""
         if fate.pending:
@@ -145,6 +196,16 @@ class GrowthTally:
             sums.window += nbytes
         elif max(moments) > start:
             sums.window += nbytes * sum(1 for moment in moments if moment > start) // len(moments)
+
+    def add_sums(self, section: str, fate: Fate, undated: int, dated: int, window: int) -> None:
+        """Bytes of records of one `fate` that is not pending, summed elsewhere: `undated`
+        (as `add` with no timestamp), `dated`, and of those `window` within the window."""
+        sums = self.sums.get((section, fate))
+        if sums is None:
+            sums = self.sums[(section, fate)] = _Sums()
+        sums.undated += undated
+        sums.dated += dated
+        sums.window += window
 
     def record_bytes(self, section: str) -> int:
         """The bytes of the records of `section`."""

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from itertools import accumulate, pairwise
 
 from .cleanup import clean
 from .errors import StoreChangedError
@@ -35,8 +36,8 @@ from .growth import (
     project,
 )
 from .index import NO_FINISHED_AT, TERMINAL, JobIndex
-from .policy import KindRule, RetentionPolicy, is_terminal, parse_timestamp
-from .readers.base import Member
+from .policy import TERMINAL_STATUSES, KindRule, RetentionPolicy, is_terminal, parse_timestamp
+from .readers.base import Block, Member
 from .report import CleanupReport
 from .swap import Snapshot
 from .units import percent, size
@@ -128,7 +129,10 @@ class StoreSurvey:
     A section's bytes run from its key to the end of its value. Pass 1 tells it of every job,
     pass 2 of every result, event and notification it reads; a worker's survey of its part is
     added in. Given the records themselves (their `Member`s, with byte offsets) and the job
-    index, it also tells `growth` each record's section, timestamp, bytes and fate.
+    index, it also tells `growth` each record's section, timestamp, bytes and fate. On the
+    layout reader's block path it is told of a block at a time (`jobs_block`, `block`,
+    `events_block`: the structs of its `block_fields` and the block's offsets), and of each
+    record the block path hands over one at a time, as above.
     """
 
     now: datetime
@@ -156,6 +160,49 @@ class StoreSurvey:
         if section == "jobs":
             return None
         return tuple(dict.fromkeys(judged + _SURVEY_FIELDS[section]))
+
+    def block_fields(
+        self, section: str, judged: tuple[str, ...]
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """`fields` for the block path, where records are not decoded whole: the fields, and
+        those whose absence must be told from a null (a job's status: see `job_status`)."""
+        if section == "jobs":
+            return tuple(dict.fromkeys((*judged, "status", "queued_at", "finished_at"))), (
+                "status",
+            )
+        return tuple(dict.fromkeys(judged + _SURVEY_FIELDS[section])), ()
+
+    def jobs_block(self, block: Block, statuses: list) -> None:
+        """A block of jobs (structs of `block_fields`; `statuses` theirs, missing ones not
+        strings nor None): as `job` told of each in turn."""
+        counted = self.jobs_by_status
+        for status in statuses:
+            if type(status) is not str:
+                status = STATUS_NOT_A_STRING if status is None else NO_STATUS
+            if status not in counted and len(counted) >= _MAX_STATUSES:
+                status = OTHER_STATUSES
+            counted[status] += 1
+        values = block.values
+        moments = [parse_timestamp(value.queued_at) for value in values]
+        fates: list[Fate] = []
+        offsets: list[float] = []
+        for position, value in enumerate(values):
+            if statuses[position] not in TERMINAL_STATUSES:
+                fates.append(_GOING)
+                offsets.append(0.0)
+                continue
+            finished = parse_timestamp(value.finished_at)
+            if finished is None:  # job retention keeps it
+                fates.append(_KEPT)
+                offsets.append(0.0)
+                continue
+            moment = moments[position]
+            ran = (finished - moment).total_seconds() if moment is not None else 0.0
+            fates.append(_ENDED)
+            offsets.append(max(ran, 0.0))
+            if moment is not None:
+                self.growth.ran(ran)
+        self.growth.add_many("jobs", moments, _block_sizes(block), fates, offsets)
 
     def other(self, section) -> None:
         if section.key == "schema_version":
@@ -200,6 +247,106 @@ class StoreSurvey:
             _record_bytes(member),
             _fate(index.flags_of(str(job_id or "")), 0),
         )
+
+    def block(self, section: str, block: Block, flags: list[int]) -> None:
+        """A block of results or notifications (their structs of the fields asked for, `fields`),
+        their jobs' index `flags`: as `result` or `notification` told of each in turn."""
+        moments = [parse_timestamp(value.created_at) for value in block.values]
+        if section == "results":
+            ages, now = self.result_ages, self.now
+            for moment in moments:
+                ages.add(moment, now)
+            fates = [
+                _fate(flag, BY_RESULTS if moment else 0)
+                for flag, moment in zip(flags, moments, strict=True)
+            ]
+        else:
+            fates = [_fate(flag, 0) for flag in flags]
+        self.growth.add_many(section, moments, _block_sizes(block), fates)
+
+    def events_block(self, block: Block, flags: list[int]) -> None:
+        """A block of jobs' events arrays (lists of structs), their jobs' index `flags`: as
+        `events` told of each array in turn, the usual timestamps parsed in one go."""
+        values = block.values
+        stamps = [event.occurred_at for events in values for event in events]
+        now = self.now
+        try:
+            moments = list(map(_from_iso, stamps))
+            ages = [now - moment for moment in moments]  # TypeError for a naive moment
+        except (TypeError, ValueError):
+            for position, events in enumerate(values):
+                self._events_stamps(
+                    [event.occurred_at for event in events], block.member(position), flags[position]
+                )
+            return
+        self.event_ages.add_ages(ages)
+        growth = self.growth
+        start = growth.window_start
+        # how many of the events up to each one lie within the window
+        within = [0, *accumulate([moment > start for moment in moments])]
+        base, value_starts, ends = block.base, block.value_starts, block.value_ends
+        previous = block.base + block.lines[0] + 5 if block.comma_at is None else block.comma_at
+        # what is not dated, or not pending, summed by fate: (undated, dated, in the window)
+        sums: dict[Fate, list[int]] = {}
+        # the dated and pending, one by one: as `add_many` takes them
+        pending_ages: list[timedelta] = []
+        pending_sizes: list[int] = []
+        pending_fates: list[Fate] = []
+        fates_of: dict[int, tuple[Fate, Fate]] = {}
+        at = 0
+        for position, events in enumerate(values):
+            flag = flags[position]
+            value_start, value_end = base + value_starts[position], base + ends[position]
+            bare = value_start + 2 - previous  # `"<job id>": []` and the comma before it
+            shared = value_end - previous - bare
+            previous = value_end
+            count = len(events)
+            both = fates_of.get(flag)
+            if both is None:
+                both = fates_of[flag] = (_fate(flag, 0), _fate(flag, BY_EVENTS))
+            fate = both[0]
+            if flag & TERMINAL or not count:  # a bare array dated like the jobs, or empty
+                sums.setdefault(fate, [0, 0, 0])[0] += bare
+                if not count:
+                    continue
+            else:
+                pending_ages.append(ages[at])
+                pending_sizes.append(bare)
+                pending_fates.append(fate)
+            fate = both[1]
+            if fate.pending:  # as `add_shared`
+                share, rest = divmod(shared, count)
+                pending_ages += ages[at : at + count]
+                pending_ages.append(ages[at])
+                pending_sizes += [share] * count
+                pending_sizes.append(rest)
+                pending_fates += [fate] * (count + 1)
+            else:
+                cell = sums.setdefault(fate, [0, 0, 0])
+                cell[1] += shared
+                inside = within[at + count] - within[at]
+                if inside == count:
+                    cell[2] += shared
+                elif inside:
+                    cell[2] += shared * inside // count
+            at += count
+        for fate, (undated, dated, window) in sums.items():
+            growth.add_sums("events", fate, undated, dated, window)
+        growth.add_pending("events", pending_ages, pending_sizes, pending_fates)
+
+    def _events_stamps(self, stamps: list, member: Member, flags: int) -> None:
+        """`events` for an array whose events are objects, by their `occurred_at` (None: missing)."""
+        try:
+            moments = list(map(_from_iso, stamps))
+            ages = [self.now - moment for moment in moments]  # TypeError for a naive moment
+        except (TypeError, ValueError):
+            odd = [parse_timestamp(stamp) for stamp in stamps]
+            for moment in odd:
+                self.event_ages.add(moment, self.now)
+            self._grow_odd_events(member, flags, odd)
+            return
+        self.event_ages.add_ages(ages)
+        self._grow_events(member, flags, moments)
 
     def events(self, events: list, member: Member | None = None, flags: int = 0) -> None:
         """A job's whole events array; the usual one (zoned isoformat() strings) in bulk.
@@ -379,6 +526,13 @@ def _fate(flags: int, own: int) -> Fate:
 def _record_bytes(member: Member) -> int:
     """A record's exact bytes: from the comma before it (or its first byte) to its end."""
     return member.value_end - (member.start if member.comma_at is None else member.comma_at)
+
+
+def _block_sizes(block: Block) -> list[int]:
+    """`_record_bytes` of each of a block's members."""
+    ends = block.value_ends
+    start = block.base + block.lines[0] + 5 if block.comma_at is None else block.comma_at
+    return [block.base + ends[0] - start, *[end - before for before, end in pairwise(ends)]]
 
 
 def _bare_array_bytes(member: Member) -> int:

@@ -69,16 +69,20 @@ def _jobs(
     resume_after: int | None = None,
     stop_at: int | None = None,
 ):
-    """The jobs, a block at a time where the reader can (and no survey reads every field)."""
+    """The jobs, a block at a time where the reader can. A survey reads more of them: record
+    by record, whole records; in blocks, its fields too, a missing status told from a null one."""
     fields = judge.fields("jobs")
-    if survey is not None:  # the survey reads what it asks for, record by record
-        return reader.records(
-            open_at, resume_after=resume_after, fields=survey.fields("jobs", fields)
-        )
     blocks = reader.powers.blocks
     if blocks is None:
+        if survey is not None:
+            fields = survey.fields("jobs", fields)
         return reader.records(open_at, resume_after=resume_after, fields=fields)
-    return blocks.blocks(open_at, fields, resume_after=resume_after, stop_at=stop_at)
+    told_apart: tuple[str, ...] = ()
+    if survey is not None:
+        fields, told_apart = survey.block_fields("jobs", fields)
+    return blocks.blocks(
+        open_at, fields, resume_after=resume_after, stop_at=stop_at, told_apart=told_apart
+    )
 
 
 def _index(records, judge: Judge, index: JobIndex, survey=None, stop_at: int | None = None) -> int:
@@ -88,8 +92,12 @@ def _index(records, judge: Judge, index: JobIndex, survey=None, stop_at: int | N
     for job in records:
         if type(job) is Block:
             values = job.values
+            statuses = [value.status for value in values]
+            if survey is not None:
+                survey.jobs_block(job, statuses)
+                statuses = [status if type(status) is str else None for status in statuses]
             flags = judge.job_flags_block(
-                [value.status for value in values],
+                statuses,
                 [value.finished_at for value in values] if jobs_on else None,
             )
             index.add_many(job.keys, flags)

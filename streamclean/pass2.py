@@ -120,7 +120,7 @@ class Pass:
 
     @property
     def blocks(self):
-        return self.reader.powers.blocks if self.survey is None else None
+        return self.reader.powers.blocks
 
     def splice(self, open_at: int, section: str, key: str | None = None) -> Splice:
         if self.archive is None:
@@ -230,14 +230,13 @@ def _filter_results(run: Pass, open_at: int, section: str = "results") -> tuple[
     `open_at`; where it ends, and how many members it has."""
     judge, index, survey = run.judge, run.index, run.survey
     splice = run.splice(open_at, section)
-    fields = judge.fields(section)
+    fields = _fields(judge, survey, section)
     blocks = run.blocks
     if blocks is None:
-        records = run.reader.records(
-            open_at, exact="job_id", fields=_fields(judge, survey, section)
-        )
+        records = run.reader.records(open_at, exact="job_id", fields=fields)
     else:
-        records = blocks.blocks(open_at, fields, exact="job_id")
+        records = blocks.blocks(open_at, fields or (), exact="job_id")
+    plain = index  # answers `flags_many`, for the blocks
     if survey is not None:  # the judge and the survey ask about each record's job in turn
         index = survey.remembering(index)
     jobs_on = judge.policy.jobs.enabled
@@ -256,11 +255,13 @@ def _filter_results(run: Pass, open_at: int, section: str = "results") -> tuple[
             values = record.values
             count += len(values)
             job_ids = [value.job_id for value in values]
+            if survey is not None:
+                survey.block(section, record, plain.flags_many([job or "" for job in job_ids]))
             if section == "notifications":
-                dropped = judge.notifications_block(job_ids, index)
+                dropped = judge.notifications_block(job_ids, plain) if jobs_on else []
             else:
                 dropped = judge.results_block(
-                    job_ids, [value.created_at for value in values], index
+                    job_ids, [value.created_at for value in values], plain
                 )
             splice.block(record, dropped)
             continue
@@ -301,7 +302,7 @@ def _filter_events(
         run.out,
         run.archive,
     )
-    fields = judge.fields("events")
+    fields = _fields(judge, survey, "events") or ()
     outer = None
     blocks = run.blocks
     if judge.policy.jobs.enabled:
@@ -320,8 +321,11 @@ def _filter_events(
     for job in arrays:
         if type(job) is Block:
             count += len(job)
-            terminal_flags = [flag & TERMINAL for flag in index.flags_many(job.keys)]
+            job_flags = index.flags_many(job.keys)
+            terminal_flags = [flag & TERMINAL for flag in job_flags]
             values = job.values
+            if survey is not None:
+                survey.events_block(job, job_flags)
             stamps = [[event.occurred_at for event in events] for events in values]
             for position, verdicts in judge.event_arrays(stamps, terminal_flags):
                 if verdicts is None and archive is None:  # every event goes: "[...]" becomes "[]"

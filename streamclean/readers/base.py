@@ -165,6 +165,7 @@ class BlockPath(Protocol):
         exact: str | None = None,
         resume_after: int | None = None,
         stop_at: int | None = None,
+        told_apart: tuple[str, ...] = (),
     ) -> Walk: ...
 
     def array_elements(self, array: Member) -> list[Member] | None:

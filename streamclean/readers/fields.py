@@ -55,15 +55,25 @@ def decoder(
 REFUSED = () if msgspec is None else (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 
-def strict_decoder(names: tuple[str, ...], array: bool) -> Callable[[Any], Any] | None:
+def strict_decoder(
+    names: tuple[str, ...], array: bool, told_apart: tuple[str, ...] = ()
+) -> Callable[[Any], Any] | None:
     """A function from a record's bytes (with `array`, a job's events array's bytes) to a
     struct of just the fields `names` (a list of such structs), strings or None; it raises one
     of `REFUSED` wherever msgspec alone cannot say what the stdlib would read (see above; the
-    UTF-8 of the skipped strings is for the caller to check). None without msgspec."""
+    UTF-8 of the skipped strings is for the caller to check). A missing field reads as None,
+    but one of `told_apart` as `msgspec.UNSET`, no string nor None. None without msgspec."""
     if msgspec is None:
         return None
     fields: Any = msgspec.defstruct(
-        "Fields", [(name, str | None, None) for name in names], gc=False
+        "Fields",
+        [
+            (name, str | None | msgspec.UnsetType, msgspec.UNSET)
+            if name in told_apart
+            else (name, str | None, None)
+            for name in names
+        ],
+        gc=False,
     )
     return msgspec.json.Decoder(list[fields] if array else fields).decode
 

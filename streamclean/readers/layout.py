@@ -725,6 +725,7 @@ class LayoutReader:
         exact: str | None = None,
         resume_after: int | None = None,
         stop_at: int | None = None,
+        told_apart: tuple[str, ...] = (),
     ) -> Walk:
         """The members of the section object opening at `open_at` (or behind `resume_after`),
         a block at a time: a `Block` where one scan finds them and one msgspec call a member
@@ -732,13 +733,17 @@ class LayoutReader:
         at a time, decoded as `records` (with `array`, `job_arrays`) decodes it, wherever that
         proof fails, for the record-by-record path; each such hand-over is counted in
         `careful_blocks`. With `stop_at`, the walk ends with the member whose value ends there.
-        `close` is the closing brace's offset once the walk is over."""
-        decode = _fields.strict_decoder(fields, array)
+        `close` is the closing brace's offset once the walk is over. The `fields` in
+        `told_apart` read as `msgspec.UNSET` where missing, not as None (see `fields.py`);
+        with any, the record-by-record path decodes whole records."""
+        decode = _fields.strict_decoder(fields, array, told_apart)
+        # the record-by-record decoders read a missing field as None: whole records, then
+        careful_fields = None if told_apart else fields
 
         def careful(open_at: int | None, after: int | None) -> Walk | walk:
             if array:
-                return self.job_arrays(open_at, after, fields)
-            return self.records(open_at, exact, after, fields)
+                return self.job_arrays(open_at, after, careful_fields)
+            return self.records(open_at, exact, after, careful_fields)
 
         return Walk(
             lambda blocks: self._blocks(blocks, open_at, resume_after, stop_at, decode, careful)
