@@ -14,6 +14,7 @@ import json
 import os
 import zlib
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -448,6 +449,15 @@ class Entry:
         return self.section, self.key, -1 if self.position is None else self.position
 
 
+def _header_time(text: str) -> datetime | None:
+    """The header's `now` as an aware time, or None where it is not one."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 def _header_problem(head: object) -> str | None:
     """What is wrong with a header line's value, if anything; its types are checked strictly
     (`true` is not format 1, a size is a whole number)."""
@@ -534,7 +544,12 @@ class ArchiveReader:
         problem = _header_problem(head)
         if problem is not None:
             raise self.error(problem)
-        self.header = head
+        now = _header_time(head["now"])
+        if now is None:
+            raise self.error(
+                f"the header's now is not a time with a UTC offset: {head['now'][:40]!r}"
+            )
+        self.header, self.now = head, now
         self._limit = _EXPANSION * (head["before"]["size"] - head["after"]["size"]) + _LINE_SLACK
 
     def error(self, problem: str, line: int | None = None) -> ArchiveError:

@@ -176,8 +176,8 @@ class ArchiveFolder:
             reader.close()
         finally:
             os.close(fd)
-        moment = _moment(head.get("now"))
-        if head.get("store") != str(self.store) or moment is None or moment >= cutoff:
+        moment = reader.now
+        if head["store"] != str(self.store) or moment >= cutoff:
             return None
         return (st.st_dev, st.st_ino), moment
 
@@ -224,16 +224,6 @@ def _has_first_line(fd: int) -> bool:
         except zlib.error:
             return False
     return b"\n" in raw
-
-
-def _moment(text: object) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
 
 
 def check_options(

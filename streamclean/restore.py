@@ -273,7 +273,7 @@ def _archives(files: list, folder) -> tuple[list[ArchiveUse], list[str]]:
     paths, skipped = archive_paths(files, folder)
     if not paths:
         raise UsageError("no archive given", "give --archive-file or --archive-dir")
-    uses: list[ArchiveUse] = []
+    uses: list[tuple[datetime, ArchiveUse]] = []
     seen: set[tuple] = set()
     for path in paths:
         reader = ArchiveReader(path)
@@ -283,9 +283,10 @@ def _archives(files: list, folder) -> tuple[list[ArchiveUse], list[str]]:
         if reader.identity in seen or same_run in seen:
             continue  # the same file under another name, or a copy of it: read once
         seen.update((reader.identity, same_run))
-        uses.append(ArchiveUse(path, head["now"], head["records"], head["store"], head))
-    uses.sort(key=lambda use: _moment(use), reverse=True)
-    return uses, skipped
+        use = ArchiveUse(path, head["now"], head["records"], head["store"], head)
+        uses.append((reader.now, use))
+    uses.sort(key=lambda pair: pair[0], reverse=True)
+    return [use for _, use in uses], skipped
 
 
 def _check_store_path(uses: list[ArchiveUse], store: Path) -> None:
@@ -304,22 +305,6 @@ def _is_archive(path: str) -> bool:
     except ArchiveError:
         return False
     return True
-
-
-def _moment(use: ArchiveUse) -> datetime:
-    try:
-        moment = datetime.fromisoformat(use.now)
-    except ValueError:
-        raise ArchiveError(
-            f"invalid archive {use.file}: line 1: the header's now is not a time: {use.now[:40]!r}",
-            "the store was left unchanged",
-        ) from None
-    if moment.tzinfo is None:
-        raise ArchiveError(
-            f"invalid archive {use.file}: line 1: the header's now has no UTC offset",
-            "the store was left unchanged",
-        )
-    return moment
 
 
 def _match(uses: list[ArchiveUse], fd: int, size: int) -> None:

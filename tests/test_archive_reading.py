@@ -168,6 +168,11 @@ def test_two_events_of_one_job_swapped_are_refused(tmp_path):
             "the header's after must hold a whole size and a sha256",
         ),
         ({"store": 7}, "the header's store and now must be strings"),
+        ({"now": "yesterday"}, "the header's now is not a time with a UTC offset: 'yesterday'"),
+        (
+            {"now": "2026-03-10T12:00:00"},
+            "the header's now is not a time with a UTC offset: '2026-03-10T12:00:00'",
+        ),
     ],
 )
 def test_the_headers_types_are_checked_strictly(cleaned, change, problem):
