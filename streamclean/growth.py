@@ -12,9 +12,12 @@ it is wrong: docs/operating.md, "Does the store stop growing?".
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from itertools import compress, repeat
+from operator import mul, sub
+from typing import NamedTuple, TypeGuard
 
 # Which TTLs can remove a record (a bit mask): its own kind's, and job retention's.
 BY_RESULTS = 1
@@ -105,13 +108,17 @@ class GrowthTally:
     def fresh(self) -> GrowthTally:
         return GrowthTally(self.now, self.window_seconds)
 
+    def _sums(self, section: str, fate: Fate) -> _Sums:
+        sums = self.sums.get((section, fate))
+        if sums is None:
+            sums = self.sums[(section, fate)] = _Sums()
+        return sums
+
     def add(
         self, section: str, moment: datetime | None, nbytes: int, fate: Fate, offset: float = 0.0
     ) -> None:
         """One record: its section, timestamp, exact bytes and fate (`offset`: see `Fate`)."""
-        sums = self.sums.get((section, fate))
-        if sums is None:
-            sums = self.sums[(section, fate)] = _Sums()
+        sums = self._sums(section, fate)
         if moment is None:
             sums.undated += nbytes
             sums.undated_offset += nbytes * offset
@@ -131,52 +138,67 @@ class GrowthTally:
     def add_many(
         self,
         section: str,
+        fate: Fate,
         moments: list[datetime | None],
         sizes: list[int],
-        fates: list[Fate],
         offsets: list[float] | None = None,
     ) -> None:
-        """`add` for many records of one section at once (a block's)."""
-        table, start, now = self.sums, self.window_start, self.now
-        for position, moment in enumerate(moments):
-            nbytes, fate = sizes[position], fates[position]
-            offset = 0.0 if offsets is None else offsets[position]
-            sums = table.get((section, fate))
-            if sums is None:
-                sums = table[(section, fate)] = _Sums()
-            if moment is None:
-                sums.undated += nbytes
-                sums.undated_offset += nbytes * offset
-            elif fate.pending:
-                sums.dated += nbytes
-                hours = min(max(0, (now - moment) // _HOUR), _MAX_AGE_HOURS)
-                cell = sums.by_age_hours.get(hours)
-                if cell is None:
-                    cell = sums.by_age_hours[hours] = [0, 0.0]
-                cell[0] += nbytes
-                cell[1] += nbytes * offset
-            else:
-                sums.dated += nbytes
-                if moment > start:
-                    sums.window += nbytes
-                    sums.window_offset += nbytes * offset
+        """`add` for many records of one section and one fate at once (a block's)."""
+        if _all_dated(moments):
+            dated = moments
+        else:  # the undated apart, then the rest
+            undated = [moment is None for moment in moments]
+            sums = self._sums(section, fate)
+            sizes_undated = list(compress(sizes, undated))
+            sums.undated += sum(sizes_undated)
+            if offsets is not None:
+                sums.undated_offset = _added(
+                    sums.undated_offset, map(mul, sizes_undated, compress(offsets, undated))
+                )
+                offsets = [offset for offset, no in zip(offsets, undated, strict=True) if not no]
+            sizes = [nbytes for nbytes, no in zip(sizes, undated, strict=True) if not no]
+            dated = [moment for moment in moments if moment is not None]
+            if not dated:
+                return
+        if fate.pending:
+            ages = list(map(sub, repeat(self.now, len(dated)), dated))
+            self.add_pending(section, fate, ages, sizes, offsets)
+            return
+        sums = self._sums(section, fate)
+        sums.dated += sum(sizes)
+        inside = list(map(self.window_start.__lt__, dated))
+        sums.window += sum(compress(sizes, inside))
+        if offsets is not None:
+            sums.window_offset = _added(
+                sums.window_offset, map(mul, compress(sizes, inside), compress(offsets, inside))
+            )
 
     def add_pending(
-        self, section: str, ages: list[timedelta], sizes: list[int], fates: list[Fate]
+        self,
+        section: str,
+        fate: Fate,
+        ages: list[timedelta],
+        sizes: list[int],
+        offsets: list[float] | None = None,
     ) -> None:
-        """`add` for many dated records of one section whose fates are pending, by their ages
+        """`add` for many dated records of one section and one pending fate, by their ages
         (now minus their timestamps)."""
-        table = self.sums
-        for position, age in enumerate(ages):
-            nbytes, fate = sizes[position], fates[position]
-            sums = table.get((section, fate))
-            if sums is None:
-                sums = table[(section, fate)] = _Sums()
-            sums.dated += nbytes
-            hours = min(max(0, age // _HOUR), _MAX_AGE_HOURS)
-            cell = sums.by_age_hours.get(hours)
-            if cell is None:
-                cell = sums.by_age_hours[hours] = [0, 0.0]
+        sums = self._sums(section, fate)
+        sums.dated += sum(sizes)
+        # whole hours of age, as `age // _HOUR` (the days and seconds of a timedelta are floored)
+        hours = [age.days * 24 + age.seconds // 3600 for age in ages]
+        by_age = sums.by_age_hours
+        if offsets is not None:  # floats: added in turn, as `add` adds them
+            for hour, nbytes, offset in zip(hours, sizes, offsets, strict=True):
+                cell = by_age.setdefault(min(max(0, hour), _MAX_AGE_HOURS), [0, 0.0])
+                cell[0] += nbytes
+                cell[1] += nbytes * offset
+            return
+        found: dict[int, int] = {}  # whole bytes: summed in any order, the same
+        for hour, nbytes in zip(hours, sizes, strict=True):
+            found[hour] = found.get(hour, 0) + nbytes
+        for hour, nbytes in found.items():
+            cell = by_age.setdefault(min(max(0, hour), _MAX_AGE_HOURS), [0, 0.0])
             cell[0] += nbytes
 
     def add_shared(self, section: str, moments: list[datetime], nbytes: int, fate: Fate) -> None:
@@ -187,9 +209,7 @@ class GrowthTally:
                 self.add(section, moment, share, fate)
             self.add(section, moments[0], rest, fate)
             return
-        sums = self.sums.get((section, fate))
-        if sums is None:
-            sums = self.sums[(section, fate)] = _Sums()
+        sums = self._sums(section, fate)
         sums.dated += nbytes
         start = self.window_start
         if min(moments) > start:
@@ -200,9 +220,7 @@ class GrowthTally:
     def add_sums(self, section: str, fate: Fate, undated: int, dated: int, window: int) -> None:
         """Bytes of records of one `fate` that is not pending, summed elsewhere: `undated`
         (as `add` with no timestamp), `dated`, and of those `window` within the window."""
-        sums = self.sums.get((section, fate))
-        if sums is None:
-            sums = self.sums[(section, fate)] = _Sums()
+        sums = self._sums(section, fate)
         sums.undated += undated
         sums.dated += dated
         sums.window += window
@@ -217,6 +235,11 @@ class GrowthTally:
         """An ended job ran this long (from `queued_at` to `finished_at`)."""
         # bounded, like the ages
         self.run_hours[min(max(0, int(-(-seconds // 3600))), _MAX_AGE_HOURS)] += 1
+
+    def ran_many(self, seconds: list[float]) -> None:
+        """`ran` for many ended jobs at once."""
+        for hours, count in Counter([int(-(-ran // 3600)) for ran in seconds]).items():
+            self.run_hours[min(max(0, hours), _MAX_AGE_HOURS)] += count
 
     def merge(self, other: GrowthTally) -> None:
         """Count in a worker's tally of its part of the store."""
@@ -235,6 +258,18 @@ class GrowthTally:
             if seen > allowed:
                 return max(hours, _MIN_RUNNING_HOURS)
         return _MIN_RUNNING_HOURS
+
+
+def _added(total: float, terms: Iterable[float]) -> float:
+    """`total` plus each of `terms` in turn, as `add` adds them one record at a time (the same
+    float, where `sum` may round otherwise)."""
+    for term in terms:
+        total += term
+    return total
+
+
+def _all_dated(moments: list[datetime | None]) -> TypeGuard[list[datetime]]:
+    return None not in moments
 
 
 @dataclass

@@ -17,7 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from itertools import accumulate, pairwise
+from itertools import accumulate, chain, compress, pairwise, repeat
+from operator import attrgetter
+from operator import sub as _minus
+from typing import TypeVar
 
 from .cleanup import clean
 from .errors import StoreChangedError
@@ -47,6 +50,7 @@ Progress = Callable[[str, int, int], None]  # as cleanup.clean takes it
 ONE_DAY = timedelta(days=1)
 _ZERO = timedelta(0)
 _from_iso = datetime.fromisoformat
+_whole_days = attrgetter("days")
 # lifecycle order
 KNOWN_STATUSES = ("queued", "running", "partial", "completed", "failed", "canceled")
 NOT_AN_OBJECT = "(not an object)"
@@ -106,9 +110,17 @@ class AgeHistogram:
 
     def add_ages(self, ages: list[timedelta]) -> None:
         """`add` for many records at once, by their ages (now minus their timestamps)."""
-        days = [age.days for age in ages if age >= _ZERO]
-        self.future += len(ages) - len(days)
-        self.per_day.update(days)
+        for day, number in Counter(map(_whole_days, ages)).items():
+            if day < 0:  # a negative timedelta has negative days, and only it
+                self.future += number
+            else:
+                self.per_day[day] += number
+
+    def add_moments(self, moments: list[datetime | None], now: datetime) -> None:
+        """`add` for many records at once."""
+        dated = [moment for moment in moments if moment is not None]
+        self.no_timestamp += len(moments) - len(dated)
+        self.add_ages(list(map(_minus, repeat(now, len(dated)), dated)))
 
     @property
     def total(self) -> int:
@@ -176,33 +188,48 @@ class StoreSurvey:
         """A block of jobs (structs of `block_fields`; `statuses` theirs, missing ones not
         strings nor None): as `job` told of each in turn."""
         counted = self.jobs_by_status
-        for status in statuses:
+        for status, number in Counter(statuses).items():  # in the order first seen, as `job`
             if type(status) is not str:
                 status = STATUS_NOT_A_STRING if status is None else NO_STATUS
             if status not in counted and len(counted) >= _MAX_STATUSES:
                 status = OTHER_STATUSES
-            counted[status] += 1
-        values = block.values
-        moments = [parse_timestamp(value.queued_at) for value in values]
-        fates: list[Fate] = []
-        offsets: list[float] = []
-        for position, value in enumerate(values):
-            if statuses[position] not in TERMINAL_STATUSES:
-                fates.append(_GOING)
-                offsets.append(0.0)
-                continue
-            finished = parse_timestamp(value.finished_at)
-            if finished is None:  # job retention keeps it
-                fates.append(_KEPT)
-                offsets.append(0.0)
-                continue
-            moment = moments[position]
-            ran = (finished - moment).total_seconds() if moment is not None else 0.0
-            fates.append(_ENDED)
-            offsets.append(max(ran, 0.0))
-            if moment is not None:
-                self.growth.ran(ran)
-        self.growth.add_many("jobs", moments, _block_sizes(block), fates, offsets)
+            counted[status] += number
+        values, sizes, growth = block.values, _block_sizes(block), self.growth
+        moments = _timestamps([value.queued_at for value in values])
+        terminal = [status in TERMINAL_STATUSES for status in statuses]
+        if False in terminal:
+            going = [not flag for flag in terminal]
+            growth.add_many("jobs", _GOING, _chosen(moments, going), _chosen(sizes, going))
+        if True not in terminal:
+            return
+        ended = list(compress(range(len(terminal)), terminal))
+        finished = _timestamps([values[position].finished_at for position in ended])
+        if None in finished:  # job retention keeps them
+            kept = [moment is None for moment in finished]
+            growth.add_many(
+                "jobs",
+                _KEPT,
+                [moments[position] for position in compress(ended, kept)],
+                [sizes[position] for position in compress(ended, kept)],
+            )
+            ended = [position for position, no in zip(ended, kept, strict=True) if not no]
+        started = [moments[position] for position in ended]
+        ended_at = [moment for moment in finished if moment is not None]
+        # how long each ran: from `queued_at` to `finished_at` (0 when it was not queued)
+        ran = [
+            (end - start).total_seconds() if start is not None else 0.0
+            for start, end in zip(started, ended_at, strict=True)
+        ]
+        growth.ran_many(
+            ran if None not in started else _chosen(ran, [start is not None for start in started])
+        )
+        growth.add_many(
+            "jobs",
+            _ENDED,
+            started,
+            [sizes[position] for position in ended],
+            [seconds if seconds > 0 else 0.0 for seconds in ran],
+        )
 
     def other(self, section) -> None:
         if section.key == "schema_version":
@@ -251,88 +278,102 @@ class StoreSurvey:
     def block(self, section: str, block: Block, flags: list[int]) -> None:
         """A block of results or notifications (their structs of the fields asked for, `fields`),
         their jobs' index `flags`: as `result` or `notification` told of each in turn."""
-        moments = [parse_timestamp(value.created_at) for value in block.values]
+        moments = _timestamps([value.created_at for value in block.values])
+        own = 0
         if section == "results":
-            ages, now = self.result_ages, self.now
-            for moment in moments:
-                ages.add(moment, now)
-            fates = [
-                _fate(flag, BY_RESULTS if moment else 0)
-                for flag, moment in zip(flags, moments, strict=True)
-            ]
-        else:
-            fates = [_fate(flag, 0) for flag in flags]
-        self.growth.add_many(section, moments, _block_sizes(block), fates)
+            self.result_ages.add_moments(moments, self.now)
+            own = BY_RESULTS
+        sizes, growth = _block_sizes(block), self.growth
+        for flag, chosen in _groups(flags):
+            dated = moments if chosen is None else _chosen(moments, chosen)
+            dated_sizes = sizes if chosen is None else _chosen(sizes, chosen)
+            if own and None in dated:  # one without a timestamp is not its own TTL's to remove
+                undated = [moment is None for moment in dated]
+                growth.add_many(
+                    section, _fate(flag, 0), [None] * sum(undated), _chosen(dated_sizes, undated)
+                )
+                dated = [moment for moment in dated if moment is not None]
+                dated_sizes = [
+                    size for size, no in zip(dated_sizes, undated, strict=True) if not no
+                ]
+            if dated:
+                growth.add_many(section, _fate(flag, own), dated, dated_sizes)
 
-    def events_block(self, block: Block, flags: list[int]) -> None:
+    def events_block(
+        self, block: Block, flags: list[int]
+    ) -> tuple[list[int], list[datetime]] | None:
         """A block of jobs' events arrays (lists of structs), their jobs' index `flags`: as
-        `events` told of each array in turn, the usual timestamps parsed in one go."""
+        `events` told of each array in turn, the usual timestamps parsed in one go. Gives the
+        arrays' lengths and every event's moment, in order, where every one parsed (for
+        `Judge.event_arrays_parsed`); else None."""
         values = block.values
         stamps = [event.occurred_at for events in values for event in events]
         now = self.now
         try:
             moments = list(map(_from_iso, stamps))
-            ages = [now - moment for moment in moments]  # TypeError for a naive moment
+            ages = list(map(_minus, repeat(now, len(moments)), moments))  # TypeError: naive
         except (TypeError, ValueError):
             for position, events in enumerate(values):
                 self._events_stamps(
                     [event.occurred_at for event in events], block.member(position), flags[position]
                 )
-            return
+            return None
         self.event_ages.add_ages(ages)
         growth = self.growth
-        start = growth.window_start
-        # how many of the events up to each one lie within the window
-        within = [0, *accumulate([moment > start for moment in moments])]
-        base, value_starts, ends = block.base, block.value_starts, block.value_ends
-        previous = block.base + block.lines[0] + 5 if block.comma_at is None else block.comma_at
-        # what is not dated, or not pending, summed by fate: (undated, dated, in the window)
-        sums: dict[Fate, list[int]] = {}
-        # the dated and pending, one by one: as `add_many` takes them
-        pending_ages: list[timedelta] = []
-        pending_sizes: list[int] = []
-        pending_fates: list[Fate] = []
-        fates_of: dict[int, tuple[Fate, Fate]] = {}
-        at = 0
-        for position, events in enumerate(values):
-            flag = flags[position]
-            value_start, value_end = base + value_starts[position], base + ends[position]
-            bare = value_start + 2 - previous  # `"<job id>": []` and the comma before it
-            shared = value_end - previous - bare
-            previous = value_end
-            count = len(events)
-            both = fates_of.get(flag)
-            if both is None:
-                both = fates_of[flag] = (_fate(flag, 0), _fate(flag, BY_EVENTS))
-            fate = both[0]
-            if flag & TERMINAL or not count:  # a bare array dated like the jobs, or empty
-                sums.setdefault(fate, [0, 0, 0])[0] += bare
-                if not count:
-                    continue
-            else:
-                pending_ages.append(ages[at])
-                pending_sizes.append(bare)
-                pending_fates.append(fate)
-            fate = both[1]
-            if fate.pending:  # as `add_shared`
-                share, rest = divmod(shared, count)
-                pending_ages += ages[at : at + count]
-                pending_ages.append(ages[at])
-                pending_sizes += [share] * count
-                pending_sizes.append(rest)
-                pending_fates += [fate] * (count + 1)
-            else:
-                cell = sums.setdefault(fate, [0, 0, 0])
-                cell[1] += shared
-                inside = within[at + count] - within[at]
-                if inside == count:
-                    cell[2] += shared
-                elif inside:
-                    cell[2] += shared * inside // count
-            at += count
-        for fate, (undated, dated, window) in sums.items():
-            growth.add_sums("events", fate, undated, dated, window)
-        growth.add_pending("events", pending_ages, pending_sizes, pending_fates)
+        counts = list(map(len, values))
+        firsts = list(accumulate(counts, initial=0))  # where each array's events begin in `ages`
+        # how many of the events before each array's lie within the window
+        before = list(accumulate(map(growth.window_start.__lt__, moments), initial=0))
+        at_firsts = [before[first] for first in firsts]
+        inside = list(map(_minus, at_firsts[1:], at_firsts))
+        starts, ends = block.value_starts, block.value_ends
+        first = block.lines[0] + 5 if block.comma_at is None else block.comma_at - block.base
+        # `"<job id>": []` and the comma before it: what is left when every event goes
+        bare = list(map(_minus, [start + 2 for start in starts], [first, *ends[:-1]]))
+        shared = [end - start - 2 for start, end in zip(starts, ends, strict=True)]  # the rest
+        for flag, chosen in _groups(flags):
+            arrays = (
+                range(len(values)) if chosen is None else list(compress(range(len(chosen)), chosen))
+            )
+            full = [position for position in arrays if counts[position]]
+            bare_fate, events_fate = _fate(flag, 0), _fate(flag, BY_EVENTS)
+            if flag & TERMINAL:  # a bare array dated like the jobs; events not pending
+                growth.add_sums("events", bare_fate, sum([bare[at] for at in arrays]), 0, 0)
+                if full:
+                    growth.add_sums(
+                        "events",
+                        events_fate,
+                        0,
+                        sum([shared[at] for at in full]),
+                        sum([shared[at] * inside[at] // counts[at] for at in full]),
+                    )
+                continue
+            if len(full) < len(arrays):  # an empty array, dated like the jobs
+                growth.add_sums(
+                    "events", bare_fate, sum([bare[at] for at in arrays if not counts[at]]), 0, 0
+                )
+            if not full:
+                continue
+            # pending: each array's bare bytes dated by its first event; its events share the
+            # rest evenly, the first event taking what does not divide (as `add_shared`)
+            heads = [ages[firsts[at]] for at in full]
+            growth.add_pending("events", bare_fate, heads, [bare[at] for at in full])
+            shares = [shared[at] // counts[at] for at in full]
+            events_ages = (  # the events of these arrays
+                ages
+                if chosen is None
+                else compress(ages, chain.from_iterable(map(repeat, chosen, counts)))
+            )
+            growth.add_pending(
+                "events",
+                events_fate,
+                [*events_ages, *heads],
+                [
+                    *chain.from_iterable(map(repeat, shares, [counts[at] for at in full])),
+                    *[shared[at] % counts[at] for at in full],
+                ],
+            )
+        return counts, moments
 
     def _events_stamps(self, stamps: list, member: Member, flags: int) -> None:
         """`events` for an array whose events are objects, by their `occurred_at` (None: missing)."""
@@ -521,6 +562,33 @@ def _fate(flags: int, own: int) -> Fate:
             fate = Fate(own | BY_JOBS, True)
         _FATES[flags << 3 | own] = fate
     return fate
+
+
+def _timestamps(values: list) -> list[datetime | None]:
+    """`parse_timestamp` of each value: clean zoned isoformat() strings in one go."""
+    try:
+        moments = list(map(_from_iso, values))
+    except (TypeError, ValueError):
+        return [parse_timestamp(value) for value in values]
+    if [moment for moment in moments if moment.tzinfo is None]:
+        return [parse_timestamp(value) for value in values]
+    return list(moments)
+
+
+_T = TypeVar("_T")
+
+
+def _chosen(items: list[_T], chosen: list[bool]) -> list[_T]:
+    """The `items` whose place in `chosen` is True."""
+    return list(compress(items, chosen))
+
+
+def _groups(keys: list[int]) -> list[tuple[int, list[bool] | None]]:
+    """The distinct `keys`, in the order first seen, each with where it is (None: everywhere)."""
+    distinct = dict.fromkeys(keys)
+    if len(distinct) == 1:
+        return [(keys[0], None)]
+    return [(key, list(map(key.__eq__, keys))) for key in distinct]
 
 
 def _record_bytes(member: Member) -> int:

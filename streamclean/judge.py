@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import accumulate
 
 from .index import NO_FINISHED_AT, REMOVED, TERMINAL
 from .policy import (
@@ -220,15 +221,44 @@ class Judge:
         array's `occurred_at` values (every event an object: a string, or None when missing),
         `terminal` whether each job is terminal. The same counts; the arrays that lose events,
         as (position, None) when every event goes, else (position, one verdict per event)."""
-        tally = self.events
-        tally.total += sum(map(len, stamps))
+        counts = list(map(len, stamps))
         chosen = [position for position, flag in enumerate(terminal) if flag]
-        eligible = sum([len(stamps[position]) for position in chosen])
+        moments: list[datetime] = []
+        skipped = 0
+        if self.policy.events.cutoff is not None:
+            moments, skipped = _moments(
+                [stamp for position in chosen for stamp in stamps[position]]
+            )
+        return self._dropped(counts, chosen, moments, skipped)
+
+    def event_arrays_parsed(
+        self, counts: Sequence[int], moments: list[datetime], terminal: Sequence[int]
+    ) -> list[tuple[int, list[bool] | None]]:
+        """`event_arrays` for arrays of `counts` events whose every `occurred_at` parsed, to
+        `moments` (in order, as `parse_timestamp` reads them; `inspect`'s survey parsed them
+        for itself): the same counts and verdicts, without parsing them again."""
+        chosen = [position for position, flag in enumerate(terminal) if flag]
+        if len(chosen) < len(counts):
+            firsts = list(accumulate(counts, initial=0))
+            moments = [
+                moment
+                for position in chosen
+                for moment in moments[firsts[position] : firsts[position + 1]]
+            ]
+        return self._dropped(counts, chosen, moments, 0)
+
+    def _dropped(
+        self, counts: Sequence[int], chosen: list[int], moments: list[datetime], skipped: int
+    ) -> list[tuple[int, list[bool] | None]]:
+        """The arrays of `counts` events that lose some: `chosen` those of terminal jobs, whose
+        events have `moments` (`_NEVER` where there is none; `skipped` of them)."""
+        tally = self.events
+        tally.total += sum(counts)
+        eligible = sum([counts[position] for position in chosen])
         tally.eligible_terminal += eligible
         cutoff = self.policy.events.cutoff
         if cutoff is None or not eligible:
             return []
-        moments, skipped = _moments([stamp for position in chosen for stamp in stamps[position]])
         tally.skipped_missing_timestamp += skipped
         verdicts = [moment <= cutoff for moment in moments]
         tally.delete_count += sum(verdicts)
@@ -237,7 +267,7 @@ class Judge:
             return dropped
         at = 0
         for position in chosen:
-            count = len(stamps[position])
+            count = counts[position]
             mine = verdicts[at : at + count]
             at += count
             if True in mine:

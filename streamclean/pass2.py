@@ -324,10 +324,14 @@ def _filter_events(
             job_flags = index.flags_many(job.keys)
             terminal_flags = [flag & TERMINAL for flag in job_flags]
             values = job.values
-            if survey is not None:
-                survey.events_block(job, job_flags)
-            stamps = [[event.occurred_at for event in events] for events in values]
-            for position, verdicts in judge.event_arrays(stamps, terminal_flags):
+            parsed = None if survey is None else survey.events_block(job, job_flags)
+            if parsed is not None:  # the survey parsed every event's time: judged by them
+                counts, moments = parsed
+                dropped = judge.event_arrays_parsed(counts, moments, terminal_flags)
+            else:
+                stamps = [[event.occurred_at for event in events] for events in values]
+                dropped = judge.event_arrays(stamps, terminal_flags)
+            for position, verdicts in dropped:
                 if verdicts is None and archive is None:  # every event goes: "[...]" becomes "[]"
                     out.skip_from(job.base + job.value_starts[position] + 1)
                     out.resume_at(job.base + job.value_ends[position] - 1)

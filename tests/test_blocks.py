@@ -8,7 +8,7 @@ they are also the oracle's.
 import importlib.util
 import io
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -340,6 +340,31 @@ def test_event_arrays_is_event_record_by_record(arrays, policy):
         == expected
     )
     assert batch.events == plain.events
+
+
+zoned_stamps = st.sampled_from(
+    [
+        "2026-03-07T12:00:00+00:00",
+        "2026-03-07T12:00:00.000001+00:00",
+        "2026-03-07T11:59:59.999999+00:00",
+        "2026-03-09T00:00:00Z",
+        "2026-03-02T00:00:00+05:00",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.lists(zoned_stamps, max_size=5)), max_size=6), policies)
+def test_event_arrays_parsed_is_event_arrays(arrays, policy):
+    """Judged by the moments `inspect`'s survey parsed already: the same verdicts and counts."""
+    plain, parsed = Judge(policy), Judge(policy)
+    stamps = [values for _, values in arrays]
+    terminal = [flag for flag, _ in arrays]
+    moments = [datetime.fromisoformat(stamp) for values in stamps for stamp in values]
+    assert parsed.event_arrays_parsed(
+        [len(values) for values in stamps], moments, terminal
+    ) == plain.event_arrays(stamps, terminal)
+    assert parsed.events == plain.events
 
 
 @settings(max_examples=150, deadline=None)

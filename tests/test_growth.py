@@ -21,6 +21,8 @@ from itertools import count
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import service_bytes, small_state
 from streamclean.growth import (
@@ -534,3 +536,46 @@ def test_the_tally_stays_small_whatever_the_timestamps():
     assert len(tally.run_hours) <= 4 and all(
         len(sums.by_age_hours) <= 4 for sums in tally.sums.values()
     )
+
+
+_moments = st.none() | st.datetimes(
+    min_value=datetime(2010, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+)
+_fates = st.sampled_from(
+    [Fate(0), Fate(BY_JOBS), Fate(BY_JOBS, True), Fate(BY_RESULTS | BY_JOBS, True), Fate(BY_EVENTS)]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(_moments, st.integers(0, 10**6), _fates, st.floats(0, 10**7)), max_size=40),
+    st.booleans(),
+)
+def test_a_block_at_a_time_tallies_what_a_record_at_a_time_does(records, with_offsets):
+    """`add_many` (and `add_pending` behind it), a fate at a time as the survey's blocks call
+    it, against `add` one record at a time: the same sums, to the last bit of each float."""
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    one, many = GrowthTally(now, 14 * 86400.0), GrowthTally(now, 14 * 86400.0)
+    for moment, nbytes, fate, offset in records:
+        one.add("jobs", moment, nbytes, fate, offset if with_offsets else 0.0)
+    for fate in dict.fromkeys(fate for _, _, fate, _ in records):
+        mine = [record for record in records if record[2] == fate]
+        many.add_many(
+            "jobs",
+            fate,
+            [moment for moment, _, _, _ in mine],
+            [nbytes for _, nbytes, _, _ in mine],
+            [offset for *_, offset in mine] if with_offsets else None,
+        )
+    assert many.sums == one.sums
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-(10**9), 10**10), max_size=30))
+def test_ran_many_counts_what_ran_counts(seconds):
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    one, many = GrowthTally(now, 86400.0), GrowthTally(now, 86400.0)
+    for ran in seconds:
+        one.ran(ran)
+    many.ran_many(seconds)
+    assert many.run_hours == one.run_hours

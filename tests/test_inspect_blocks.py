@@ -56,6 +56,9 @@ def _odd_state() -> dict:
         "j0030": {"status": 7},
         "j0040": "not a job",
         "j0050": {"status": "completed", "queued_at": "2026-11-20T00:00:00", "finished_at": None},
+        # ended, but never queued: it ran for no time at all
+        "j0060": {"status": "failed", "queued_at": None, "finished_at": "2026-11-20T00:00:00Z"},
+        "j0070": {"status": "completed", "finished_at": "2026-11-21T00:00:00+00:00"},
     }
     state["jobs"].update(odd)
     state["results"].update(
