@@ -181,15 +181,20 @@ def clean_options(command):
 # -- running clean -------------------------------------------------------------------------------
 
 
+def _freeze_what_is_imported() -> None:
+    """The process is ours, and what it imported lives as long as it does: frozen, the cyclic
+    collector stops walking those objects again each time a few hundred records have passed,
+    and once more at exit."""
+    gc.freeze()
+
+
 def run_clean(runner: str, *, summary: bool = True, **options) -> None:
     """Clean as the options and environment say: the report on stdout, a summary on stderr;
     on failure one line on stderr and the exit status (`outcome.Run` decides them)."""
     quiet = options.pop("quiet")
     metrics_file = options.pop("metrics_textfile")
     run = Run(runner, "cleaned", _elapsed_clock, _wall_clock)
-    # The process is ours, and what it imported lives as long as it does: frozen, the cyclic
-    # collector stops walking those objects again each time a few hundred records have passed.
-    gc.freeze()
+    _freeze_what_is_imported()
     with run.going():
         store_file = _store_file(options)
         archive_file, archive_dir = (
@@ -447,6 +452,7 @@ def inspect_command(
       streamclean inspect --json | jq .growth
       streamclean inspect --quiet --metrics-textfile /var/lib/prometheus/node-exporter/streamclean-store.prom
     """
+    _freeze_what_is_imported()
     with _errors_as_one_line("streamclean"):
         window = _growth_window(growth_window)
         if metrics_textfile:
