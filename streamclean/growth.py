@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import compress, repeat
-from operator import mul, sub
+from operator import floordiv, mul, neg, sub
 from typing import NamedTuple, TypeGuard
 
 # Which TTLs can remove a record (a bit mask): its own kind's, and job retention's.
@@ -144,7 +144,7 @@ class GrowthTally:
         offsets: list[float] | None = None,
     ) -> None:
         """`add` for many records of one section and one fate at once (a block's)."""
-        if _all_dated(moments):
+        if all_dated(moments):
             dated = moments
         else:  # the undated apart, then the rest
             undated = [moment is None for moment in moments]
@@ -238,8 +238,9 @@ class GrowthTally:
 
     def ran_many(self, seconds: list[float]) -> None:
         """`ran` for many ended jobs at once."""
-        for hours, count in Counter([int(-(-ran // 3600)) for ran in seconds]).items():
-            self.run_hours[min(max(0, hours), _MAX_AGE_HOURS)] += count
+        # -(-ran // 3600), the whole hours begun, as `ran` takes them: counted as floats
+        for hours, count in Counter(map(floordiv, map(neg, seconds), repeat(3600))).items():
+            self.run_hours[min(max(0, int(-hours)), _MAX_AGE_HOURS)] += count
 
     def merge(self, other: GrowthTally) -> None:
         """Count in a worker's tally of its part of the store."""
@@ -268,7 +269,8 @@ def _added(total: float, terms: Iterable[float]) -> float:
     return total
 
 
-def _all_dated(moments: list[datetime | None]) -> TypeGuard[list[datetime]]:
+def all_dated(moments: list[datetime | None]) -> TypeGuard[list[datetime]]:
+    """Whether every one of `moments` is there (none is None)."""
     return None not in moments
 
 

@@ -36,6 +36,7 @@ from .growth import (
     Growth,
     GrowthTally,
     TTLs,
+    all_dated,
     project,
 )
 from .index import NO_FINISHED_AT, TERMINAL, JobIndex
@@ -51,6 +52,7 @@ ONE_DAY = timedelta(days=1)
 _ZERO = timedelta(0)
 _from_iso = datetime.fromisoformat
 _whole_days = attrgetter("days")
+_seconds = timedelta.total_seconds
 # lifecycle order
 KNOWN_STATUSES = ("queued", "running", "partial", "completed", "failed", "canceled")
 NOT_AN_OBJECT = "(not an object)"
@@ -216,19 +218,21 @@ class StoreSurvey:
         started = [moments[position] for position in ended]
         ended_at = [moment for moment in finished if moment is not None]
         # how long each ran: from `queued_at` to `finished_at` (0 when it was not queued)
-        ran = [
-            (end - start).total_seconds() if start is not None else 0.0
-            for start, end in zip(started, ended_at, strict=True)
-        ]
-        growth.ran_many(
-            ran if None not in started else _chosen(ran, [start is not None for start in started])
-        )
+        if all_dated(started):
+            ran = list(map(_seconds, map(_minus, ended_at, started)))
+            growth.ran_many(ran)
+        else:
+            ran = [
+                (end - start).total_seconds() if start is not None else 0.0
+                for start, end in zip(started, ended_at, strict=True)
+            ]
+            growth.ran_many(_chosen(ran, [start is not None for start in started]))
         growth.add_many(
             "jobs",
             _ENDED,
             started,
             [sizes[position] for position in ended],
-            [seconds if seconds > 0 else 0.0 for seconds in ran],
+            list(map(max, ran, repeat(0.0))),
         )
 
     def other(self, section) -> None:
@@ -568,9 +572,10 @@ def _timestamps(values: list) -> list[datetime | None]:
     """`parse_timestamp` of each value: clean zoned isoformat() strings in one go."""
     try:
         moments = list(map(_from_iso, values))
+        # naive moments among zoned ones cannot be compared: a TypeError; all naive, the least
+        if moments and min(moments).tzinfo is None:
+            raise TypeError
     except (TypeError, ValueError):
-        return [parse_timestamp(value) for value in values]
-    if [moment for moment in moments if moment.tzinfo is None]:
         return [parse_timestamp(value) for value in values]
     return list(moments)
 

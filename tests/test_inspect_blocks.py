@@ -92,6 +92,33 @@ def _odd_state() -> dict:
     return state
 
 
+def _naive_state() -> dict:
+    """Ordinary records only, nothing the block path hands over, but some of their times naive
+    (read as UTC) among zoned ones, and whole blocks of naive ones."""
+    state: dict = {"events": {}, "jobs": {}, "results": {}, "notifications": {}}
+    statuses = ("completed", "running", "failed", "queued")
+    for number in range(400):
+        job = f"j{number:04d}"
+        at = NOW - timedelta(days=number % 20, hours=number % 5)
+        naive = number % 7 == 0 or number >= 300
+
+        def stamp(moment: datetime, naive: bool = naive) -> str:
+            return moment.replace(tzinfo=None).isoformat() if naive else moment.isoformat()
+
+        state["jobs"][job] = {
+            "job_id": job,
+            "status": statuses[number % 4],
+            "queued_at": stamp(at),
+            "finished_at": stamp(at + timedelta(hours=2)),
+        }
+        state["events"][job] = [
+            {"occurred_at": stamp(at + timedelta(minutes=k)), "n": k} for k in range(number % 3)
+        ]
+        state["results"][f"r{number:04d}"] = {"job_id": job, "created_at": stamp(at)}
+        state["notifications"][f"n{number:04d}"] = {"job_id": job, "created_at": stamp(at)}
+    return state
+
+
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     folder = tmp_path_factory.mktemp("stores")
@@ -105,7 +132,9 @@ def stores(tmp_path_factory):
     repeated = data.index(b'\n    "j0011": {', jobs)
     data = data[:repeated] + b'\n    "j0012"' + data[repeated + 12 :]
     odd.write_bytes(data)
-    return {"generated": generated, "odd": odd}
+    naive = folder / "naive.json"
+    naive.write_bytes(service_bytes(_naive_state()))
+    return {"generated": generated, "odd": odd, "naive": naive}
 
 
 def _inspected(path, policy, monkeypatch, blocks: bool) -> tuple[tuple, int, int]:
@@ -141,7 +170,7 @@ def _inspected(path, policy, monkeypatch, blocks: bool) -> tuple[tuple, int, int
 
 @pytest.mark.parametrize("block_size", [None, 4096], ids=["one-block", "small-blocks"])
 @pytest.mark.parametrize("policy", sorted(POLICIES))
-@pytest.mark.parametrize("store", ["generated", "odd"])
+@pytest.mark.parametrize("store", ["generated", "odd", "naive"])
 def test_inspect_on_the_block_path_reports_what_it_reports_record_by_record(
     stores, store, policy, block_size, monkeypatch
 ):
@@ -153,6 +182,8 @@ def test_inspect_on_the_block_path_reports_what_it_reports_record_by_record(
     assert told > 0 and told_off == 0  # the survey rode the block path, and then it did not
     if store == "odd":
         assert careful > 0  # some of it went record by record
+    if store == "naive":
+        assert careful == 0  # every naive time was read on the block path
     assert on == off
     if store == "odd":  # a missing status is told from a null one
         statuses = on[0]["jobs_by_status"]
