@@ -137,7 +137,9 @@ def stores(tmp_path_factory):
     return {"generated": generated, "odd": odd, "naive": naive}
 
 
-def _inspected(path, policy, monkeypatch, blocks: bool) -> tuple[tuple, int, int]:
+def _inspected(
+    path, policy, monkeypatch, blocks: bool, growth_window: float = 14 * 86400.0
+) -> tuple[tuple, int, int]:
     """`inspect --json`'s document with the growth tally behind it, how many blocks the
     survey was told of, and how many times the block path handed over to the record-by-record
     one."""
@@ -162,7 +164,9 @@ def _inspected(path, policy, monkeypatch, blocks: bool) -> tuple[tuple, int, int
                 self.powers = dataclasses.replace(self.powers, blocks=None)
 
         patch.setattr(LayoutReader, "__init__", made)
-        inspection = inspect_store(path, policy, reader="layout", workers=1)
+        inspection = inspect_store(
+            path, policy, reader="layout", workers=1, growth_window=growth_window
+        )
     careful = sum(getattr(reader, "careful_blocks", 0) for reader in readers)
     growth = inspection.survey.growth  # the tally, finer than the JSON's rounded figures
     return (inspection.as_dict(), growth.sums, growth.run_hours), len(told), careful
@@ -188,3 +192,11 @@ def test_inspect_on_the_block_path_reports_what_it_reports_record_by_record(
     if store == "odd":  # a missing status is told from a null one
         statuses = on[0]["jobs_by_status"]
         assert statuses["(no status)"] == 1 and statuses["(status not a string)"] == 2
+
+
+@pytest.mark.parametrize("window", [2 * 86400.0, 2.5 * 86400, 14 * 86400.0 + 1e-6])
+def test_the_growth_window_is_the_same_on_the_block_path(stores, window, monkeypatch):
+    """A window of whole days is told by the ages' days there; any other by the moments."""
+    on, told, _ = _inspected(stores["odd"], POLICIES["plain"], monkeypatch, True, window)
+    off, _, _ = _inspected(stores["odd"], POLICIES["plain"], monkeypatch, False, window)
+    assert told > 0 and on == off
