@@ -13,7 +13,7 @@ import pickle
 from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 _HEX_DIGITS = "0123456789abcdef"
 _LOW64 = (1 << 64) - 1
@@ -21,6 +21,21 @@ _LOW64 = (1 << 64) - 1
 TERMINAL = 1
 REMOVED = 2
 NO_FINISHED_AT = 4
+
+
+class FlagsOf(Protocol):
+    """What the judge asks of an index one record at a time (`JobIndex`, or the survey's
+    `RememberingIndex` in front of it)."""
+
+    def flags_of(self, job_id: object) -> int: ...
+
+    def __contains__(self, job_id: object) -> bool: ...
+
+
+class FlagsMany(Protocol):
+    """What the judge asks of an index a block at a time (`JobIndex`)."""
+
+    def flags_many(self, job_ids: list[str]) -> list[int]: ...
 
 
 class JobIndex:
@@ -222,7 +237,7 @@ _HEX_ONLY = str.maketrans("", "", "-\n")
 _NOT_HEX = str.maketrans("", "", _HEX_DIGITS)
 
 
-def _uuid_halves(job_ids: Sequence[str]) -> tuple[array, array] | None:
+def _uuid_halves(job_ids: Sequence[str]) -> tuple[array[int], array[int]] | None:
     """The upper and lower 64-bit halves of `job_ids` if every one is a canonical UUID, else
     None; all at once, in C: the ids' hex digits read as big-endian bytes."""
     count = len(job_ids)

@@ -10,11 +10,12 @@ forms.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from datetime import UTC, datetime
 from itertools import accumulate
+from typing import Any
 
-from .index import NO_FINISHED_AT, REMOVED, TERMINAL
+from .index import NO_FINISHED_AT, REMOVED, TERMINAL, FlagsMany, FlagsOf
 from .policy import (
     TERMINAL_STATUSES,
     KindRule,
@@ -95,7 +96,7 @@ class Judge:
     # -- pass 2: results -----------------------------------------------------------------------
 
     def results_block(
-        self, job_ids: Sequence[str | None], created: Sequence[str | None], index
+        self, job_ids: Sequence[str | None], created: Sequence[str | None], index: FlagsMany
     ) -> list[int]:
         """`result` (or `result_of_jobs`, with job retention on) over a block of results, each
         an object whose `job_id` and `created_at` are strings or missing: the same counts, and
@@ -123,7 +124,7 @@ class Judge:
         tally.delete_count += len(expired)
         return sorted(removed + expired) if removed else expired
 
-    def notifications_block(self, job_ids: Sequence[str | None], index) -> list[int]:
+    def notifications_block(self, job_ids: Sequence[str | None], index: FlagsMany) -> list[int]:
         """`notification` over a block of notifications, each an object: the positions deleted."""
         self.with_jobs.notifications_total += len(job_ids)
         flags = index.flags_many([job_id or "" for job_id in job_ids])
@@ -131,7 +132,7 @@ class Judge:
         self.with_jobs.notifications += len(removed)
         return removed
 
-    def result(self, record: object, terminal_jobs) -> bool:
+    def result(self, record: object, terminal_jobs: Container[object]) -> bool:
         """Count one member of `results`; True when it is deleted. `terminal_jobs` answers
         `job_id in terminal_jobs` (the index of pass 1)."""
         if not isinstance(record, dict):
@@ -142,7 +143,7 @@ class Judge:
             return False
         return _expired(record.get("created_at"), self.policy.results, tally)
 
-    def result_of_jobs(self, record: object, index) -> bool:
+    def result_of_jobs(self, record: object, index: FlagsOf) -> bool:
         """`result` with job retention on: a result of a removed job goes with it."""
         if isinstance(record, dict) and index.flags_of(str(record.get("job_id") or "")) & REMOVED:
             tally = self.results
@@ -153,7 +154,7 @@ class Judge:
             return True
         return self.result(record, index)
 
-    def notification(self, record: object, index) -> bool:
+    def notification(self, record: object, index: FlagsOf) -> bool:
         """A member of `notifications` (job retention on): True when its job is removed."""
         if not isinstance(record, dict):
             return False
@@ -182,7 +183,7 @@ class Judge:
         moment = record.get("occurred_at") if isinstance(record, dict) else None
         return _expired(moment, self.policy.events, tally)
 
-    def event_batch(self, records: list, job_terminal: bool) -> list[bool] | None:
+    def event_batch(self, records: list[Any], job_terminal: bool) -> list[bool] | None:
         """`event` over a job's whole events array in one call: the same verdicts and counts.
 
         Returns None when nothing is deleted (the usual case for a job that is not terminal,
@@ -276,7 +277,7 @@ class Judge:
 
     @staticmethod
     def _event_batch_one_by_one(
-        records: list, cutoff: datetime, tally: KindTally
+        records: list[Any], cutoff: datetime, tally: KindTally
     ) -> list[bool] | None:
         verdicts = []
         deleted = skipped = 0
@@ -316,7 +317,7 @@ class Judge:
         self.with_jobs.add(other.with_jobs)
 
 
-def _moments(values: list) -> tuple[list[datetime], int]:
+def _moments(values: Sequence[Any]) -> tuple[list[datetime], int]:
     """Each value's moment as `parse_timestamp` reads it, `_NEVER` where it does not parse,
     and how many do not: parsed in bulk, and one by one by the policy's own parser after any
     error."""

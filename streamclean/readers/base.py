@@ -40,7 +40,9 @@ from typing import (
     TYPE_CHECKING,
     Any,
     BinaryIO,
+    Generic,
     Protocol,
+    TypeVar,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 
 
 STREAM = object()  # a member's `value` when its array is to be read with `elements`
+_Step = TypeVar("_Step")
 
 
 class LayoutMismatch(Exception):
@@ -80,15 +83,15 @@ class Member:
         self.values: list[object] | None = None
 
 
-class Walk:
+class Walk(Generic[_Step]):
     """An iteration over a container whose `close` (the offset of its closing bracket) is
     known once the iteration is over. `steps(walk)` is a generator function that sets it."""
 
-    def __init__(self, steps) -> None:
+    def __init__(self, steps: Callable[[Walk[_Step]], Iterator[_Step]]) -> None:
         self.close: int = -1  # set once the iteration is over
         self._steps = steps(self)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[_Step]:
         return self._steps
 
 
@@ -108,7 +111,7 @@ class Block:
     lines: list[int]
     value_starts: list[int]
     value_ends: list[int]
-    values: list
+    values: list[Any]  # structs of msgspec.defstruct's making
     comma_at: int | None
     closed: bool
 
@@ -166,7 +169,7 @@ class BlockPath(Protocol):
         resume_after: int | None = None,
         stop_at: int | None = None,
         told_apart: tuple[str, ...] = (),
-    ) -> Walk: ...
+    ) -> Walk[Block | Member]: ...
 
     def array_elements(self, array: Member) -> list[Member] | None:
         """The elements of an array already read whole, without decoding them again; None
@@ -215,14 +218,14 @@ class Reader(Protocol):
         exact: str | None = None,
         resume_after: int | None = None,
         fields: tuple[str, ...] | None = None,
-    ) -> Walk: ...
+    ) -> Walk[Member]: ...
 
     def job_arrays(
         self,
         open_at: int | None,
         resume_after: int | None = None,
         fields: tuple[str, ...] | None = None,
-    ) -> Walk: ...
+    ) -> Walk[Member]: ...
 
     def elements(self, array: Member, count: int | None = None) -> Iterator[Member]: ...
 

@@ -37,7 +37,7 @@ def decoder(
     refused = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
     asdict = msgspec.structs.asdict
 
-    def fields_of(text):
+    def fields_of(text: bytes) -> object:
         try:
             found = decode(text)
         except refused:
@@ -75,7 +75,8 @@ def strict_decoder(
         ],
         gc=False,
     )
-    return msgspec.json.Decoder(list[fields] if array else fields).decode
+    decode: Callable[[Any], Any] = msgspec.json.Decoder(list[fields] if array else fields).decode
+    return decode
 
 
 def raw_array_decoder() -> Callable[[Any], list[Any]] | None:
@@ -84,4 +85,5 @@ def raw_array_decoder() -> Callable[[Any], list[Any]] | None:
     if msgspec is None:
         return None
     raw: Any = msgspec.Raw  # a class of a module that may be missing: not a type to mypy
-    return msgspec.json.Decoder(list[raw]).decode
+    decode: Callable[[Any], list[Any]] = msgspec.json.Decoder(list[raw]).decode
+    return decode
