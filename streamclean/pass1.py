@@ -9,17 +9,25 @@ a worker on the second core index the later half while this process indexes the 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .index import JobIndex
 from .judge import Judge
 from .readers import LayoutMismatch
-from .readers.base import Block
+from .readers.base import Block, Member, Reader, Walk
+
+if TYPE_CHECKING:  # they import this module
+    from .inspect import StoreSurvey
+    from .second_core import IndexWorker
 
 Span = tuple[int, int]
 
 
 def index_jobs(
-    reader, judge: Judge, helper: Callable | None = None, survey=None
+    reader: Reader,
+    judge: Judge,
+    helper: Callable[[int], IndexWorker] | None = None,
+    survey: StoreSurvey | None = None,
 ) -> tuple[JobIndex, Span | None]:
     """The index and the (start, end) offsets of the `jobs` value (None without one).
 
@@ -52,7 +60,9 @@ def index_jobs(
     return index, (jobs.value_start, end)
 
 
-def index_from(reader, boundary: int, judge: Judge, survey=None) -> tuple[JobIndex, int]:
+def index_from(
+    reader: Reader, boundary: int, judge: Judge, survey: StoreSurvey | None = None
+) -> tuple[JobIndex, int]:
     """Index the jobs behind the job ending at `boundary` to the end of the section; that part
     of the index and where the section ends. That `boundary` is such a place is for the caller
     to confirm, by ending its own walk there."""
@@ -62,21 +72,20 @@ def index_from(reader, boundary: int, judge: Judge, survey=None) -> tuple[JobInd
 
 
 def _jobs(
-    reader,
+    reader: Reader,
     judge: Judge,
-    survey,
+    survey: StoreSurvey | None,
     open_at: int | None,
     resume_after: int | None = None,
     stop_at: int | None = None,
-):
+) -> Walk[Block | Member]:
     """The jobs, a block at a time where the reader can. A survey reads more of them: record
     by record, whole records; in blocks, its fields too, a missing status told from a null one."""
     fields = judge.fields("jobs")
     blocks = reader.powers.blocks
     if blocks is None:
-        if survey is not None:
-            fields = survey.fields("jobs", fields)
-        return reader.records(open_at, resume_after=resume_after, fields=fields)
+        read = fields if survey is None else survey.fields("jobs", fields)
+        return reader.records(open_at, resume_after=resume_after, fields=read)
     told_apart: tuple[str, ...] = ()
     if survey is not None:
         fields, told_apart = survey.block_fields("jobs", fields)
@@ -85,12 +94,18 @@ def _jobs(
     )
 
 
-def _index(records, judge: Judge, index: JobIndex, survey=None, stop_at: int | None = None) -> int:
+def _index(
+    records: Walk[Block | Member],
+    judge: Judge,
+    index: JobIndex,
+    survey: StoreSurvey | None = None,
+    stop_at: int | None = None,
+) -> int:
     jobs_on = judge.policy.jobs.enabled
     terminal = judge.job_flags if jobs_on else judge.terminal
     count = 0
     for job in records:
-        if type(job) is Block:
+        if isinstance(job, Block):
             values = job.values
             statuses = [value.status for value in values]
             if survey is not None:
@@ -105,6 +120,7 @@ def _index(records, judge: Judge, index: JobIndex, survey=None, stop_at: int | N
             if stop_at is not None and job.end >= stop_at:
                 break  # the block ends there: `blocks` ends a block at `stop_at` or refuses it
             continue
+        assert job.key is not None  # a member of an object: it has its key
         index.add(job.key, terminal(job.value))
         count += 1
         if survey is not None:

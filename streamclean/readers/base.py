@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 
 STREAM = object()  # a member's `value` when its array is to be read with `elements`
-_Step = TypeVar("_Step")
+_Step = TypeVar("_Step", covariant=True)
 
 
 class LayoutMismatch(Exception):
