@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from itertools import accumulate, chain, compress, pairwise, repeat
 from operator import attrgetter
 from operator import sub as _minus
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .cleanup import clean
 from .errors import StoreChangedError
@@ -85,7 +85,7 @@ class SectionSize:
     count: int = 0
     at: int | None = None  # where its key begins: sections are listed in the file's order
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int]:
         return {"bytes": self.bytes, "count": self.count}
 
 
@@ -97,7 +97,7 @@ class AgeHistogram:
     timestamp is counted in `no_timestamp`, one dated after `now` in `future`.
     """
 
-    per_day: Counter = field(default_factory=Counter)
+    per_day: Counter[int] = field(default_factory=Counter)
     future: int = 0
     no_timestamp: int = 0
 
@@ -133,7 +133,7 @@ class AgeHistogram:
     def total(self) -> int:
         return sum(self.per_day.values()) + self.future + self.no_timestamp
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {
             "per_day": {str(day): self.per_day[day] for day in sorted(self.per_day)},
             "future": self.future,
@@ -157,7 +157,7 @@ class StoreSurvey:
     now: datetime
     growth_window: float = DEFAULT_GROWTH_WINDOW_SECONDS  # seconds
     sections: dict[str, SectionSize] = field(default_factory=dict)
-    jobs_by_status: Counter = field(default_factory=Counter)
+    jobs_by_status: Counter[str] = field(default_factory=Counter)
     result_ages: AgeHistogram = field(default_factory=AgeHistogram)
     event_ages: AgeHistogram = field(default_factory=AgeHistogram)
     schema_version: object = None
@@ -191,7 +191,7 @@ class StoreSurvey:
             )
         return tuple(dict.fromkeys(judged + _SURVEY_FIELDS[section])), ()
 
-    def jobs_block(self, block: Block, statuses: list) -> None:
+    def jobs_block(self, block: Block, statuses: list[Any]) -> None:
         """A block of jobs (structs of `block_fields`; `statuses` theirs, missing ones not
         strings nor None): as `job` told of each in turn."""
         counted = self.jobs_by_status
@@ -240,7 +240,7 @@ class StoreSurvey:
             list(map(max, ran, repeat(0.0))),
         )
 
-    def other(self, section) -> None:
+    def other(self, section: Member) -> None:
         if section.key == "schema_version":
             self.schema_version = section.value
 
@@ -393,7 +393,7 @@ class StoreSurvey:
             )
         return counts, moments
 
-    def _events_stamps(self, stamps: list, member: Member, flags: int) -> None:
+    def _events_stamps(self, stamps: list[Any], member: Member, flags: int) -> None:
         """`events` for an array whose events are objects, by their `occurred_at` (None: missing)."""
         try:
             moments = list(map(_from_iso, stamps))
@@ -407,7 +407,7 @@ class StoreSurvey:
         self.event_ages.add_ages(ages)
         self._grow_events(member, flags, moments)
 
-    def events(self, events: list, member: Member | None = None, flags: int = 0) -> None:
+    def events(self, events: list[Any], member: Member | None = None, flags: int = 0) -> None:
         """A job's whole events array; the usual one (zoned isoformat() strings) in bulk.
         With its `member`, the array's bytes go to the growth: its events share what is not
         the bare `"<job id>": []` evenly (the reader decoded them in one piece)."""
@@ -582,7 +582,7 @@ def _fate(flags: int, own: int) -> Fate:
     return fate
 
 
-def _timestamps(values: list) -> list[datetime | None]:
+def _timestamps(values: list[Any]) -> list[datetime | None]:
     """`parse_timestamp` of each value: clean zoned isoformat() strings in one go."""
     try:
         moments = list(map(_from_iso, values))
@@ -663,7 +663,7 @@ class Inspection:
         sections = {name: sizes.bytes for name, sizes in self.survey.in_file_order()}
         return project(self.survey.growth, ttls, sections, self.bytes_total)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         report = self.dry_run
         dry = report.as_dict()
         document = {
@@ -702,7 +702,7 @@ class Inspection:
 
 
 def inspect_store(
-    store_file: str | os.PathLike,
+    store_file: str | os.PathLike[str],
     policy: RetentionPolicy,
     progress: Progress | None = None,
     reader: str = "auto",
@@ -736,14 +736,14 @@ def inspect_store(
     return Inspection(report.bytes_before, survey, report)
 
 
-def _snapshot_at(path: str | os.PathLike) -> Snapshot | None:
+def _snapshot_at(path: str | os.PathLike[str]) -> Snapshot | None:
     try:
         return Snapshot.of(os.stat(path))
     except OSError:
         return None  # `clean` will say what is wrong with the path
 
 
-def _unchanged(path: str | os.PathLike, before: Snapshot) -> bool:
+def _unchanged(path: str | os.PathLike[str], before: Snapshot) -> bool:
     try:
         return before.matches(os.stat(path))
     except OSError:
@@ -854,7 +854,7 @@ def _days(seconds: float) -> str:
     return f"{seconds / 86400:g}d" if seconds % 86400 == 0 else f"{seconds:g}"
 
 
-def _jobs_block(statuses: Counter, report: CleanupReport) -> str:
+def _jobs_block(statuses: Counter[str], report: CleanupReport) -> str:
     jobs = sum(statuses.values())
     lines = [
         f"jobs by status ({jobs:,}; terminal {report.terminal_job_count:,}, active {report.active_job_count:,})"
@@ -866,7 +866,7 @@ def _jobs_block(statuses: Counter, report: CleanupReport) -> str:
     return "\n".join(lines)
 
 
-def _statuses_in_order(statuses: Counter):
+def _statuses_in_order(statuses: Counter[str]) -> Iterator[tuple[str, int]]:
     """The service's statuses in lifecycle order, then any others by name."""
     for status in KNOWN_STATUSES:
         if status in statuses:
