@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 from .index import REMOVED, TERMINAL, JobIndex
 from .judge import Judge
 from .readers import LayoutMismatch
-from .readers.base import STREAM, Block, Member, Reader
+from .readers.base import STREAM, Block, BlockPath, Member, Reader, Walk
 from .splice import ArchivingSplice, RangeWriter, Splice
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # they import this module
     from .archive import ArchiveWriter
     from .inspect import StoreSurvey
+    from .second_core import TailWorker
 
 Span = tuple[int, int]
 
@@ -42,7 +43,9 @@ class Context:
     archive: ArchiveWriter | None = None
 
 
-def filter_store(reader: Reader, out: RangeWriter, context: Context, tail=None) -> None:
+def filter_store(
+    reader: Reader, out: RangeWriter, context: Context, tail: TailWorker | None = None
+) -> None:
     """Filter the whole store (or, with `tail`, the part before the tail's start)."""
     run = Pass.of(reader, out, context)
     jobs_span, judge = context.jobs_span, context.judge
@@ -82,10 +85,11 @@ def filter_store(reader: Reader, out: RangeWriter, context: Context, tail=None) 
         if done.keys & seen:
             raise LayoutMismatch("a top-level key appears twice")
         judge.add(done.judge)
-        if survey is not None:
+        if survey is not None and done.survey is not None:  # the worker surveyed its part
             survey.add(done.survey)
         out.finish_with_tail(tail.start, done, tail.copy_output)
         if archive is not None and done.archived is not None:
+            assert tail.archive_fd is not None  # it archived its part into this file
             archive.append_part(tail.archive_fd, *done.archived)  # the worker's records follow ours
     if not jobs_confirmed:
         raise LayoutMismatch("the jobs section pass 1 read is not the top-level one")
@@ -119,7 +123,7 @@ class Pass:
         )
 
     @property
-    def blocks(self):
+    def blocks(self) -> BlockPath | None:
         return self.reader.powers.blocks
 
     def splice(self, open_at: int, section: str, key: str | None = None) -> Splice:
@@ -139,7 +143,7 @@ class Tail:
     diverged: bool
     skipped: int
     jobs_confirmed: bool = False
-    survey: object = None
+    survey: StoreSurvey | None = None
     archived: tuple[int, int] | None = None  # the archive part's records and bytes, if archiving
 
 
@@ -212,7 +216,7 @@ def _filter_jobs(run: Pass, section: Member) -> int:
     start = section.value_start
     records = reader.records(start, fields=()) if blocks is None else blocks.blocks(start, ())
     for job in records:
-        if type(job) is Block:
+        if isinstance(job, Block):
             flags = run.index.flags_many(job.keys)
             splice.block(job, [position for position, flag in enumerate(flags) if flag & REMOVED])
         elif flags_of(job.key) & REMOVED:
@@ -232,6 +236,7 @@ def _filter_results(run: Pass, open_at: int, section: str = "results") -> tuple[
     splice = run.splice(open_at, section)
     fields = _fields(judge, survey, section)
     blocks = run.blocks
+    records: Walk[Block | Member]
     if blocks is None:
         records = run.reader.records(open_at, exact="job_id", fields=fields)
     else:
@@ -251,7 +256,7 @@ def _filter_results(run: Pass, open_at: int, section: str = "results") -> tuple[
     )
     count = 0
     for record in records:
-        if type(record) is Block:
+        if isinstance(record, Block):
             values = record.values
             count += len(values)
             job_ids = [value.job_id for value in values]
@@ -280,7 +285,7 @@ def _kept(record: object, index: JobIndex) -> bool:
     return False
 
 
-def _fields(judge: Judge, survey, section: str) -> tuple[str, ...] | None:
+def _fields(judge: Judge, survey: StoreSurvey | None, section: str) -> tuple[str, ...] | None:
     """The fields of a `section`'s records that are read: the judge's, and the survey's."""
     fields = judge.fields(section)
     return fields if survey is None else survey.fields(section, fields)
@@ -311,6 +316,7 @@ def _filter_events(
         assert open_at is not None  # not resuming: the section's own opening brace
         outer = run.splice(open_at, "events")
         blocks = None  # a removed job's array goes whole, the others' events one by one: in turn
+    arrays: Walk[Block | Member]
     if blocks is None:
         arrays = reader.job_arrays(open_at, resume_after, fields=_fields(judge, survey, "events"))
     else:
@@ -319,7 +325,7 @@ def _filter_events(
         )
     count = 0
     for job in arrays:
-        if type(job) is Block:
+        if isinstance(job, Block):
             count += len(job)
             job_flags = index.flags_many(job.keys)
             terminal_flags = [flag & TERMINAL for flag in job_flags]
@@ -352,13 +358,13 @@ def _filter_events(
                 continue
             outer.keep(job)
         terminal = bool(flags & TERMINAL)
-        values = job.values
-        if values is not None:  # the whole array, decoded in one call
+        events = job.values
+        if events is not None:  # the whole array, decoded in one call
             if survey is not None:
-                survey.events(values, job, flags)
-            verdicts = judge.event_batch(values, terminal)
+                survey.events(events, job, flags)
+            verdicts = judge.event_batch(events, terminal)
             if verdicts is not None:
-                _drop_events(run, job, values, verdicts)
+                _drop_events(run, job, events, verdicts)
         elif job.value is STREAM:  # an array to stream, element by element
             splice = run.splice(job.value_start, "events", job.key)
             watch = None if survey is None else survey.events_array(job, flags)
@@ -405,7 +411,7 @@ def _removed_job_events(run: Pass, job: Member, flags: int) -> None:
         run.judge.events_of_removed_job(count)
 
 
-def _drop_events(run: Pass, job: Member, values: list, verdicts: list[bool]) -> None:
+def _drop_events(run: Pass, job: Member, values: list[Any], verdicts: list[bool]) -> None:
     """Leave out the events of one array the verdicts delete. A job's events lie close in
     time, so usually all of them go and the array is emptied whole; a mixed one (or any, to
     be archived) is walked element by element (the reader proves each piece is one of the

@@ -265,6 +265,11 @@ class TailWorker(Forked):
         """Bytes of the tail the worker has read so far."""
         return struct.unpack_from("Q", self._read)[0]
 
+    def result(self) -> pass2.Tail:
+        """What the worker's filter of the tail found (see `Forked.result`)."""
+        tail: pass2.Tail = super().result()
+        return tail
+
     def work(self) -> pass2.Tail:
         start, source = self.start, self._source_fd
 
