@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import compress, repeat
 from operator import floordiv, mul, neg, sub
-from typing import NamedTuple, TypeGuard
+from typing import NamedTuple
+
+from .policy import all_dated
 
 # Which TTLs can remove a record (a bit mask): its own kind's, and job retention's.
 BY_RESULTS = 1
@@ -267,11 +269,6 @@ def _added(total: float, terms: Iterable[float]) -> float:
     for term in terms:
         total += term
     return total
-
-
-def all_dated(moments: list[datetime | None]) -> TypeGuard[list[datetime]]:
-    """Whether every one of `moments` is there (none is None)."""
-    return None not in moments
 
 
 @dataclass

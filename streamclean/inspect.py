@@ -36,11 +36,18 @@ from .growth import (
     Growth,
     GrowthTally,
     TTLs,
-    all_dated,
     project,
 )
 from .index import NO_FINISHED_AT, TERMINAL, JobIndex
-from .policy import TERMINAL_STATUSES, KindRule, RetentionPolicy, is_terminal, parse_timestamp
+from .policy import (
+    TERMINAL_STATUSES,
+    KindRule,
+    RetentionPolicy,
+    all_dated,
+    is_terminal,
+    parse_timestamp,
+    parse_timestamps,
+)
 from .readers.base import Block, Member
 from .report import CleanupReport
 from .swap import Snapshot
@@ -48,8 +55,6 @@ from .units import percent, size
 
 Progress = Callable[[str, int, int], None]  # as cleanup.clean takes it
 
-ONE_DAY = timedelta(days=1)
-_ZERO = timedelta(0)
 _from_iso = datetime.fromisoformat
 _whole_days = attrgetter("days")
 _MAX_WHOLE_DAYS = timedelta.max.days
@@ -202,7 +207,7 @@ class StoreSurvey:
                 status = OTHER_STATUSES
             counted[status] += number
         values, sizes, growth = block.values, _block_sizes(block), self.growth
-        moments = _timestamps([value.queued_at for value in values])
+        moments = parse_timestamps([value.queued_at for value in values])
         terminal = [status in TERMINAL_STATUSES for status in statuses]
         if False in terminal:
             going = [not flag for flag in terminal]
@@ -210,7 +215,7 @@ class StoreSurvey:
         if True not in terminal:
             return
         ended = list(compress(range(len(terminal)), terminal))
-        finished = _timestamps([values[position].finished_at for position in ended])
+        finished = parse_timestamps([values[position].finished_at for position in ended])
         if None in finished:  # job retention keeps them
             kept = [moment is None for moment in finished]
             growth.add_many(
@@ -287,7 +292,7 @@ class StoreSurvey:
     def block(self, section: str, block: Block, flags: list[int]) -> None:
         """A block of results or notifications (their structs of the fields asked for, `fields`),
         their jobs' index `flags`: as `result` or `notification` told of each in turn."""
-        moments = _timestamps([value.created_at for value in block.values])
+        moments = parse_timestamps([value.created_at for value in block.values])
         own = 0
         if section == "results":
             self.result_ages.add_moments(moments, self.now)
@@ -580,18 +585,6 @@ def _fate(flags: int, own: int) -> Fate:
             fate = Fate(own | BY_JOBS, True)
         _FATES[flags << 3 | own] = fate
     return fate
-
-
-def _timestamps(values: list[Any]) -> list[datetime | None]:
-    """`parse_timestamp` of each value: clean zoned isoformat() strings in one go."""
-    try:
-        moments = list(map(_from_iso, values))
-        # naive moments among zoned ones cannot be compared: a TypeError; all naive, the least
-        if moments and min(moments).tzinfo is None:
-            raise TypeError
-    except (TypeError, ValueError):
-        return [parse_timestamp(value) for value in values]
-    return list(moments)
 
 
 _T = TypeVar("_T")

@@ -20,8 +20,10 @@ from .policy import (
     TERMINAL_STATUSES,
     KindRule,
     RetentionPolicy,
+    all_dated,
     is_terminal,
     parse_timestamp,
+    parse_timestamps,
 )
 from .report import KindTally, WithJobs
 
@@ -319,16 +321,11 @@ class Judge:
 
 def _moments(values: Sequence[Any]) -> tuple[list[datetime], int]:
     """Each value's moment as `parse_timestamp` reads it, `_NEVER` where it does not parse,
-    and how many do not: parsed in bulk, and one by one by the policy's own parser after any
-    error."""
-    try:
-        moments = list(map(_from_iso, values))
-    except (TypeError, ValueError):
-        parsed = list(map(parse_timestamp, values))
-        return [_NEVER if moment is None else moment for moment in parsed], parsed.count(None)
-    return [
-        moment if moment.tzinfo is not None else moment.replace(tzinfo=_UTC) for moment in moments
-    ], 0
+    and how many do not."""
+    moments = parse_timestamps(values)
+    if all_dated(moments):
+        return moments, 0
+    return [_NEVER if moment is None else moment for moment in moments], moments.count(None)
 
 
 def _expired(value: object, rule: KindRule, tally: KindTally) -> bool:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 from .errors import UsageError
 
@@ -85,6 +86,25 @@ def parse_timestamp(value: object) -> datetime | None:
     except (ValueError, TypeError):
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def parse_timestamps(values: Sequence[Any]) -> list[datetime | None]:
+    """`parse_timestamp` of each of `values`: the usual clean isoformat() strings in one go,
+    and after any error one by one."""
+    try:
+        moments = list(map(datetime.fromisoformat, values))
+        # naive moments among zoned ones cannot be compared: a TypeError
+        zoned = not moments or min(moments).tzinfo is not None
+    except (TypeError, ValueError):
+        return [parse_timestamp(value) for value in values]
+    if zoned:
+        return list(moments)
+    return [moment.replace(tzinfo=UTC) for moment in moments]  # every one naive: UTC
+
+
+def all_dated(moments: list[datetime | None]) -> TypeGuard[list[datetime]]:
+    """Whether every one of `moments` is there (none is None)."""
+    return None not in moments
 
 
 def _z_to_offset(text: str) -> str:

@@ -2,6 +2,8 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamclean.errors import UsageError
 from streamclean.policy import (
@@ -10,6 +12,7 @@ from streamclean.policy import (
     parse_duration,
     parse_now,
     parse_timestamp,
+    parse_timestamps,
 )
 
 UTC = UTC
@@ -110,3 +113,34 @@ def test_parse_now_naive_is_utc_and_bad_is_refused():
     assert parse_now("2026-03-10T13:00:00+01:00") == datetime(2026, 3, 10, 12, tzinfo=UTC)
     with pytest.raises(UsageError, match="--now"):
         parse_now("tomorrow")
+
+
+_STAMPS = st.one_of(
+    st.none(),
+    st.integers(0, 30000000),
+    st.sampled_from(
+        [
+            "2026-03-07T12:00:00+00:00",
+            "2026-03-07T12:00:00.000001+02:00",
+            "2026-03-01T00:00:00",
+            "2026-03-09T00:00:00Z",
+            " 2026-03-01T00:00:00Z ",
+            "20260301",
+            "yesterday",
+            "",
+        ]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_STAMPS, max_size=8))
+def test_parse_timestamps_is_parse_timestamp_of_each(values):
+    """In one go or one by one, naive, zoned, mixed or broken: each value read as the service
+    reads it, a naive time as UTC."""
+    got = parse_timestamps(values)
+    want = [parse_timestamp(value) for value in values]
+    assert got == want
+    assert [None if moment is None else moment.utcoffset() for moment in got] == [
+        None if moment is None else moment.utcoffset() for moment in want
+    ]
