@@ -54,31 +54,38 @@ def stores(tmp_path_factory):
     return old, store.read_bytes(), (folder / ARCHIVE).read_bytes()
 
 
-def _clean(store: Path, archive: Path):
-    return CliRunner().invoke(
-        main,
-        [
-            "clean",
-            "--store-file",
-            str(store),
-            "--now",
-            NOW,
-            "--jobs-ttl-seconds",
-            "10d",
-            "--archive-file",
-            str(archive),
-        ],
-        catch_exceptions=False,
-    )
+def _clean_args(store: Path, archive: Path, now: str = NOW) -> list[str]:
+    return [
+        "clean",
+        "--store-file",
+        str(store),
+        "--now",
+        now,
+        "--jobs-ttl-seconds",
+        "10d",
+        "--archive-file",
+        str(archive),
+    ]
+
+
+def _restore_args(store: Path, archive: Path) -> list[str]:
+    # the archives here were made from a store in another folder (the `stores` fixture's)
+    return [
+        "restore",
+        "--store-file",
+        str(store),
+        "--archive-file",
+        str(archive),
+        "--any-store-path",
+    ]
+
+
+def _clean(store: Path, archive: Path, now: str = NOW):
+    return CliRunner().invoke(main, _clean_args(store, archive, now), catch_exceptions=False)
 
 
 def _restore(store: Path, archive: Path):
-    # the archives here were made from a store in another folder (the `stores` fixture's)
-    return CliRunner().invoke(
-        main,
-        ["restore", "--store-file", str(store), "--archive-file", str(archive), "--any-store-path"],
-        catch_exceptions=False,
-    )
+    return CliRunner().invoke(main, _restore_args(store, archive), catch_exceptions=False)
 
 
 def _archives(folder: Path) -> list[Path]:
@@ -271,17 +278,7 @@ def test_killed_at_every_operation_of_a_clean_with_an_archive(tmp_path, stores, 
         for path in list(tmp_path.iterdir()):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         store.write_bytes(old)
-        return [
-            "clean",
-            "--store-file",
-            str(store),
-            "--now",
-            NOW,
-            "--jobs-ttl-seconds",
-            "10d",
-            "--archive-file",
-            str(archive),
-        ]
+        return _clean_args(store, archive)
 
     def check(case):
         state = _assert_old_without_or_new_with_archive(tmp_path, store, stores, case, monkeypatch)
@@ -304,14 +301,7 @@ def test_killed_at_every_operation_of_a_restore(tmp_path, stores, monkeypatch):
             path.unlink()
         store.write_bytes(new)
         archive.write_bytes(archive_bytes)
-        return [
-            "restore",
-            "--store-file",
-            str(store),
-            "--archive-file",
-            str(archive),
-            "--any-store-path",
-        ]
+        return _restore_args(store, archive)
 
     def check(case):
         data = store.read_bytes()
@@ -433,21 +423,7 @@ def changed(tmp_path_factory):
     store.write_bytes(processes.generate(folder / "old.json", 2_500_000, seed=29))
     earlier = (datetime.fromisoformat(NOW) - timedelta(days=4)).isoformat()
     for now, name in ((earlier, "first.jsonl.gz"), (NOW, "second.jsonl")):
-        result = CliRunner().invoke(
-            main,
-            [
-                "clean",
-                "--store-file",
-                str(store),
-                "--now",
-                now,
-                "--jobs-ttl-seconds",
-                "10d",
-                "--archive-file",
-                str(archives / name),
-            ],
-            catch_exceptions=False,
-        )
+        result = _clean(store, archives / name, now)
         assert result.exit_code == 0, result.stderr
         if name.startswith("first"):  # the service takes a job and changes another
             state = json.loads(store.read_bytes())

@@ -23,36 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import processes
 from conftest import NOW_ISO, service_bytes
-from test_jobs_retention import edge_state, run
+from test_jobs_retention import cleaned_with_archive, edge_state, run
+from test_oracle_agreement import fingerprint
 
 MB = 1 << 20
-
-
-def fingerprint(path: Path):
-    info = os.stat(path)
-    return info.st_ino, info.st_mtime_ns, path.read_bytes()
 
 
 @pytest.fixture
 def cleaned(tmp_path):
     """A store cleaned with job retention into a plain archive of ten records."""
-    store = tmp_path / "store.v1.json"
-    store.write_bytes(service_bytes(edge_state()))
-    archive = tmp_path / "archive.jsonl"
-    run(
-        [
-            "clean",
-            "--store-file",
-            store,
-            "--now",
-            NOW_ISO,
-            "--jobs-ttl-seconds",
-            "1d",
-            "--archive-file",
-            archive,
-        ]
-    )
-    return store, archive
+    return cleaned_with_archive(tmp_path, suffix="")
 
 
 def refused(store: Path, archive: Path, *extra) -> str:
@@ -83,22 +63,7 @@ def test_an_archive_cut_right_after_the_header_is_refused(cleaned):
 
 def test_a_gzip_archive_cut_at_a_member_boundary_is_refused(tmp_path):
     """The header and the body are two gzip members: the header alone is a valid gzip file."""
-    store = tmp_path / "store.v1.json"
-    store.write_bytes(service_bytes(edge_state()))
-    archive = tmp_path / "archive.jsonl.gz"
-    run(
-        [
-            "clean",
-            "--store-file",
-            store,
-            "--now",
-            NOW_ISO,
-            "--jobs-ttl-seconds",
-            "1d",
-            "--archive-file",
-            archive,
-        ]
-    )
+    store, archive = cleaned_with_archive(tmp_path)
     data = archive.read_bytes()
     header = zlib.decompressobj(31)
     header.decompress(data)
@@ -124,22 +89,7 @@ def test_two_events_of_one_job_swapped_are_refused(tmp_path):
     state["events"]["bad_finish"] = [
         {"occurred_at": "2026-01-01T00:00:00+00:00", "n": n} for n in range(3)
     ]
-    store = tmp_path / "store.v1.json"
-    store.write_bytes(service_bytes(state))
-    archive = tmp_path / "archive.jsonl"
-    run(
-        [
-            "clean",
-            "--store-file",
-            store,
-            "--now",
-            NOW_ISO,
-            "--jobs-ttl-seconds",
-            "1d",
-            "--archive-file",
-            archive,
-        ]
-    )
+    store, archive = cleaned_with_archive(tmp_path, state, suffix="")
     lines = archive.read_bytes().splitlines(keepends=True)
     events = [i for i, line in enumerate(lines) if b'"position"' in line]
     assert len(events) >= 2
@@ -186,22 +136,7 @@ def test_the_headers_types_are_checked_strictly(cleaned, change, problem):
 
 
 def test_a_damaged_gzip_trailer_is_reported_after_the_last_line(tmp_path):
-    store = tmp_path / "store.v1.json"
-    store.write_bytes(service_bytes(edge_state()))
-    archive = tmp_path / "archive.jsonl.gz"
-    run(
-        [
-            "clean",
-            "--store-file",
-            store,
-            "--now",
-            NOW_ISO,
-            "--jobs-ttl-seconds",
-            "1d",
-            "--archive-file",
-            archive,
-        ]
-    )
+    store, archive = cleaned_with_archive(tmp_path)
     data = bytearray(archive.read_bytes())
     data[-8] ^= 0xFF  # the CRC of the last member
     archive.write_bytes(bytes(data))

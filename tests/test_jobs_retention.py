@@ -50,6 +50,28 @@ def run(args, env=None, code=0):
     return json.loads(result.stdout) if code == 0 and result.stdout else result
 
 
+def cleaned_with_archive(folder: Path, state=None, suffix=".gz") -> tuple[Path, Path]:
+    """A store of `state` (the edge cases) cleaned with job retention into an archive beside
+    it (gzip-compressed, or plain with `suffix=""`): the store and the archive."""
+    store = folder / "store.v1.json"
+    store.write_bytes(service_bytes(state or edge_state()))
+    archive = folder / f"archive.jsonl{suffix}"
+    run(
+        [
+            "clean",
+            "--store-file",
+            store,
+            "--now",
+            NOW_ISO,
+            "--jobs-ttl-seconds",
+            "1d",
+            "--archive-file",
+            archive,
+        ]
+    )
+    return store, archive
+
+
 def scenario_args(path, sc: Scenario, *extra):
     args = cli_args(path, sc.results, sc.events, sc.now.isoformat())
     return [*args, "--jobs-ttl-seconds", sc.jobs.arg, *extra]

@@ -27,17 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import processes
 from conftest import NOW_ISO, service_bytes, small_state
 from strategies import job_scenarios, scenarios
-from test_jobs_retention import edge_state, run, scenario_args
-from test_oracle_agreement import PROPERTY, SERIALISERS, cli_args
+from test_jobs_retention import cleaned_with_archive, edge_state, run, scenario_args
+from test_oracle_agreement import PROPERTY, SERIALISERS, cli_args, fingerprint
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
 )
-
-
-def fingerprint(path: Path):
-    st_ = os.stat(path)
-    return st_.st_ino, st_.st_mtime_ns, path.read_bytes()
 
 
 def archive_lines(path: Path) -> list[dict]:
@@ -261,30 +256,10 @@ def test_a_run_that_gives_way_removes_its_archive(tmp_path, monkeypatch):
 # -- restore refuses -------------------------------------------------------------------------
 
 
-def _cleaned_with_archive(folder: Path, state=None, suffix=".gz"):
-    store = folder / "store.v1.json"
-    store.write_bytes(service_bytes(state or edge_state()))
-    archive = folder / f"archive.jsonl{suffix}"
-    run(
-        [
-            "clean",
-            "--store-file",
-            store,
-            "--now",
-            NOW_ISO,
-            "--jobs-ttl-seconds",
-            "1d",
-            "--archive-file",
-            archive,
-        ]
-    )
-    return store, archive
-
-
 def test_another_stores_archive_is_refused(tmp_path):
     """The header names the store file: another one is refused with both paths named, unless
     --any-store-path says the store was moved (then what is missing goes back)."""
-    store, archive = _cleaned_with_archive(tmp_path)
+    store, archive = cleaned_with_archive(tmp_path)
     other = tmp_path / "other" / "store.v1.json"
     other.parent.mkdir()
     other.write_bytes(store.read_bytes())
@@ -325,7 +300,7 @@ def test_another_stores_archive_is_refused(tmp_path):
     ],
 )
 def test_an_invalid_archive_line_is_refused_with_its_number(tmp_path, line, problem):
-    store, archive = _cleaned_with_archive(tmp_path, suffix="")
+    store, archive = cleaned_with_archive(tmp_path, suffix="")
     lines = archive.read_bytes().splitlines(keepends=True)
     lines.insert(3, line)
     archive.write_bytes(b"".join(lines))
@@ -353,7 +328,7 @@ def test_not_an_archive_is_refused(tmp_path):
 
 
 def test_restore_dry_run_reports_and_writes_nothing(tmp_path):
-    store, archive = _cleaned_with_archive(tmp_path)
+    store, archive = cleaned_with_archive(tmp_path)
     before, listing = fingerprint(store), sorted(os.listdir(tmp_path))
     dry = run(restore_args(store, archive, "--dry-run"))
     assert dry["dry_run"] and dry["restored"]["total"] == 10 and dry["rewritten"] is False
@@ -364,7 +339,7 @@ def test_restore_dry_run_reports_and_writes_nothing(tmp_path):
 def test_restore_refuses_when_the_restored_store_cannot_fit(tmp_path, monkeypatch):
     import types
 
-    store, archive = _cleaned_with_archive(tmp_path)
+    store, archive = cleaned_with_archive(tmp_path)
     before = fingerprint(store)
     real = os.statvfs
     monkeypatch.setattr(
@@ -386,7 +361,7 @@ def test_restore_refuses_when_the_restored_store_cannot_fit(tmp_path, monkeypatc
 def test_restore_takes_the_lock(tmp_path):
     from streamclean.lock import StoreLock
 
-    store, archive = _cleaned_with_archive(tmp_path)
+    store, archive = cleaned_with_archive(tmp_path)
     before = fingerprint(store)
     with StoreLock(Path(f"{store}.lock")):
         result = run(restore_args(store, archive), code=75)
@@ -396,7 +371,7 @@ def test_restore_takes_the_lock(tmp_path):
 def test_a_restore_onto_a_partly_restored_store_counts_what_is_there(tmp_path):
     """The service wrote one record back meanwhile: it is left as the store has it and
     counted, the other nine go back, and the result is the store as the service writes it."""
-    store, archive = _cleaned_with_archive(tmp_path)
+    store, archive = cleaned_with_archive(tmp_path)
     state = json.loads(store.read_bytes())
     state["results"]["r1"] = dict(edge_state()["results"]["r1"], changed=True)
     store.write_bytes(service_bytes(state))
@@ -462,7 +437,7 @@ def test_the_hand_written_stores_round_trip(tmp_path, reader, name, blob, jobs_t
 
 
 def test_restore_writes_its_report_with_output_json(tmp_path):
-    store, archive = _cleaned_with_archive(tmp_path)
+    store, archive = cleaned_with_archive(tmp_path)
     out = tmp_path / "reports" / "restore.json"
     printed = run(restore_args(store, archive, "--output-json", out))
     assert json.loads(out.read_text()) == printed and printed["command"] == "restore"
@@ -471,7 +446,7 @@ def test_restore_writes_its_report_with_output_json(tmp_path):
 def test_a_restore_that_meets_a_write_gives_way(tmp_path, monkeypatch):
     from streamclean import swap
 
-    store, archive = _cleaned_with_archive(tmp_path)
+    store, archive = cleaned_with_archive(tmp_path)
     cleaned = store.read_bytes()
     real = swap.AtomicReplace.commit
 
