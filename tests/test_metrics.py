@@ -425,8 +425,7 @@ def test_a_run_with_an_archive_folder_that_fails_still_writes_the_file(
     store, invoke, clocks, textfile, tmp_path, monkeypatch
 ):
     folder = tmp_path / "archives"
-    store.write_bytes(b"{not json")
-    result = invoke(
+    argv = (
         "clean",
         "--store-file",
         store,
@@ -439,6 +438,8 @@ def test_a_run_with_an_archive_folder_that_fails_still_writes_the_file(
         "--metrics-textfile",
         textfile,
     )
+    store.write_bytes(b"{not json")
+    result = invoke(*argv)
     assert result.exit_code == 1
     values = _parsed(textfile.read_text())
     assert (
@@ -457,19 +458,7 @@ def test_a_run_with_an_archive_folder_that_fails_still_writes_the_file(
         return real_call(op, func, *args)
 
     monkeypatch.setattr(fs, "call", call)
-    result = invoke(
-        "clean",
-        "--store-file",
-        store,
-        "--now",
-        NOW_ISO,
-        "--archive-dir",
-        folder,
-        "--archive-keep",
-        "1d",
-        "--metrics-textfile",
-        textfile,
-    )
+    result = invoke(*argv)
     assert result.exit_code == 74, result.stderr
     values = _parsed(textfile.read_text())
     assert (
