@@ -32,12 +32,6 @@ class FlagsOf(Protocol):
     def __contains__(self, job_id: object) -> bool: ...
 
 
-class FlagsMany(Protocol):
-    """What the judge asks of an index a block at a time (`JobIndex`)."""
-
-    def flags_many(self, job_ids: list[str]) -> list[int]: ...
-
-
 class JobIndex:
     """Every job id and whether it is terminal; a key seen twice counts once, its last word wins.
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Any
 
-from .index import NO_FINISHED_AT, REMOVED, TERMINAL, FlagsMany, FlagsOf
+from .index import NO_FINISHED_AT, REMOVED, TERMINAL, FlagsOf
 from .policy import (
     TERMINAL_STATUSES,
     KindRule,
@@ -97,15 +97,13 @@ class Judge:
 
     # -- pass 2: results -----------------------------------------------------------------------
 
-    def results_block(
-        self, job_ids: Sequence[str | None], created: Sequence[str | None], index: FlagsMany
-    ) -> list[int]:
+    def results_block(self, flags: Sequence[int], created: Sequence[str | None]) -> list[int]:
         """`result` (or `result_of_jobs`, with job retention on) over a block of results, each
-        an object whose `job_id` and `created_at` are strings or missing: the same counts, and
-        the positions of the results deleted, in order. `index` answers `flags_many`."""
+        an object whose `created_at` is a string or missing and whose job has the index `flags`
+        (`JobIndex.flags_many` of the job ids, a missing one as ""): the same counts, and the
+        positions of the results deleted, in order."""
         tally = self.results
-        tally.total += len(job_ids)
-        flags = index.flags_many([job_id or "" for job_id in job_ids])
+        tally.total += len(flags)
         eligible = [position for position, flag in enumerate(flags) if flag & TERMINAL]
         tally.eligible_terminal += len(eligible)
         removed: list[int] = []
@@ -126,10 +124,10 @@ class Judge:
         tally.delete_count += len(expired)
         return sorted(removed + expired) if removed else expired
 
-    def notifications_block(self, job_ids: Sequence[str | None], index: FlagsMany) -> list[int]:
-        """`notification` over a block of notifications, each an object: the positions deleted."""
-        self.with_jobs.notifications_total += len(job_ids)
-        flags = index.flags_many([job_id or "" for job_id in job_ids])
+    def notifications_block(self, flags: Sequence[int]) -> list[int]:
+        """`notification` over a block of notifications, each an object whose job has the index
+        `flags` (as `results_block`): the positions deleted."""
+        self.with_jobs.notifications_total += len(flags)
         removed = [position for position, flag in enumerate(flags) if flag & REMOVED]
         self.with_jobs.notifications += len(removed)
         return removed

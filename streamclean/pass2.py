@@ -254,20 +254,21 @@ def _filter_results(run: Pass, open_at: int, section: str = "results") -> tuple[
     observe = (
         None if survey is None else survey.result if section == "results" else survey.notification
     )
+    # a block's jobs' flags, looked up once for the judge and the survey (without job retention
+    # and without a survey, the notifications need none)
+    looked_up = section == "results" or jobs_on or survey is not None
     count = 0
     for record in records:
         if isinstance(record, Block):
             values = record.values
             count += len(values)
-            job_ids = [value.job_id for value in values]
+            flags = plain.flags_many([value.job_id or "" for value in values]) if looked_up else []
             if survey is not None:
-                survey.block(section, record, plain.flags_many([job or "" for job in job_ids]))
+                survey.block(section, record, flags)
             if section == "notifications":
-                dropped = judge.notifications_block(job_ids, plain) if jobs_on else []
+                dropped = judge.notifications_block(flags) if jobs_on else []
             else:
-                dropped = judge.results_block(
-                    job_ids, [value.created_at for value in values], plain
-                )
+                dropped = judge.results_block(flags, [value.created_at for value in values])
             splice.block(record, dropped)
             continue
         count += 1

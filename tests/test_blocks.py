@@ -314,7 +314,8 @@ def test_results_block_is_result_record_by_record(results, policy):
         for position, (job_id, stamp) in enumerate(results)
         if judged({"job_id": job_id, "created_at": stamp}, index)
     ]
-    assert batch.results_block([j for j, _ in results], [s for _, s in results], index) == expected
+    flags = index.flags_many([j for j, _ in results])
+    assert batch.results_block(flags, [s for _, s in results]) == expected
     assert (batch.results, batch.with_jobs) == (plain.results, plain.with_jobs)
     plain, batch = Judge(policy), Judge(policy)
     expected = [
@@ -322,7 +323,7 @@ def test_results_block_is_result_record_by_record(results, policy):
         for position, (job_id, _) in enumerate(results)
         if plain.notification({"job_id": job_id}, index)
     ]
-    assert batch.notifications_block([j for j, _ in results], index) == expected
+    assert batch.notifications_block(flags) == expected
     assert batch.with_jobs == plain.with_jobs
 
 
